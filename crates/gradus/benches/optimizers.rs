@@ -1,0 +1,2 @@
+//! Criterion benchmarks of optimizer steps (filled in with the optimizer core).
+fn main() {}

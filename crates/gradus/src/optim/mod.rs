@@ -1,0 +1,153 @@
+//! Gradient-descent update rules.
+//!
+//! Each optimizer is a small update rule with explicit state, in the style of optax and
+//! `torch.optim`: its hyperparameters (a `*Config` with PyTorch's option names and defaults) are
+//! validated once by `new`, after which [`Optimizer::step`] cannot fail. State (moment buffers,
+//! step count) is kept apart from the configuration and can be saved with [`Optimizer::state`]
+//! and restored with [`Optimizer::load_state`]; save → load → continue equals an uninterrupted
+//! run bit for bit.
+//!
+//! All first-order optimizers work on a flat `f32` parameter buffer and a gradient buffer of the
+//! same length (see [`crate::params`]), split into [`ParamGroups`] runs that may carry their own
+//! learning-rate factor and weight decay. Scalar factors (bias corrections, step sizes) are
+//! computed in `f64`, as PyTorch computes them in Python floats, and element-wise arithmetic is
+//! `f32`. Long buffers are split across rayon's threads at fixed boundaries; since every update
+//! is element-wise, the result is the same bit for bit whatever the thread count.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigError, StateError};
+use crate::params::{GroupRun, ParamGroups};
+
+pub mod adadelta;
+pub mod adagrad;
+pub mod adam;
+pub mod adamax;
+pub mod adamw;
+pub mod lbfgs;
+pub mod lion;
+pub mod nadam;
+pub mod radam;
+pub mod rmsprop;
+pub mod sgd;
+
+pub use sgd::{Sgd, SgdConfig};
+
+/// A first-order update rule over a flat parameter buffer.
+pub trait Optimizer: Send {
+    /// The optimizer's short name, as the command line spells it (`adam`, `sgd`, ...).
+    fn name(&self) -> &'static str;
+
+    /// The current base learning rate (a schedule sets it; groups scale it).
+    fn lr(&self) -> f64;
+
+    /// Sets the base learning rate, as a schedule does between steps.
+    fn set_lr(&mut self, lr: f64);
+
+    /// Gives segments their own learning-rate factor and weight decay. Call before the first step.
+    fn set_groups(&mut self, groups: ParamGroups);
+
+    /// Applies one update to `params` given `grads`.
+    ///
+    /// # Panics
+    /// If `grads` and `params` differ in length, or differ from the length of earlier steps:
+    /// both are programming errors, not data errors.
+    fn step(&mut self, params: &mut [f32], grads: &[f32]);
+
+    /// How many steps have been taken.
+    fn steps(&self) -> u64;
+
+    /// A snapshot of the state (step count, learning rate and buffers).
+    fn state(&self) -> OptimizerState;
+
+    /// Restores a snapshot taken by [`Optimizer::state`] of an optimizer of the same kind.
+    fn load_state(&mut self, state: &OptimizerState) -> Result<(), StateError>;
+}
+
+/// A serializable snapshot of an optimizer's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerState {
+    /// The optimizer's name ([`Optimizer::name`]).
+    pub optimizer: String,
+    /// Steps taken.
+    pub step: u64,
+    /// The base learning rate when the snapshot was taken.
+    pub lr: f64,
+    /// Per-parameter buffers by name (`exp_avg`, `momentum_buffer`, ...).
+    pub buffers: BTreeMap<String, Vec<f32>>,
+    /// Scalar state by name (e.g. NAdam's running `mu_product`).
+    pub scalars: BTreeMap<String, f64>,
+}
+
+impl OptimizerState {
+    /// An empty snapshot for `optimizer`.
+    pub fn new(optimizer: &str, step: u64, lr: f64) -> Self {
+        Self { optimizer: optimizer.to_string(), step, lr, buffers: BTreeMap::new(), scalars: BTreeMap::new() }
+    }
+
+    /// Fails unless the snapshot was taken from an optimizer named `name`.
+    pub fn expect_kind(&self, name: &str) -> Result<(), StateError> {
+        if self.optimizer == name {
+            Ok(())
+        } else {
+            Err(StateError::WrongKind { expected: name.to_string(), found: self.optimizer.clone() })
+        }
+    }
+
+    /// The buffer `name`, which must exist and be empty (not yet allocated) or `len` long when
+    /// `len` is given.
+    pub fn buffer(&self, name: &str) -> Result<Vec<f32>, StateError> {
+        self.buffers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StateError::BadBuffer { name: name.to_string(), problem: "is missing".to_string() })
+    }
+
+    /// The scalar `name`, which must exist.
+    pub fn scalar(&self, name: &str) -> Result<f64, StateError> {
+        self.scalars
+            .get(name)
+            .copied()
+            .ok_or_else(|| StateError::BadBuffer { name: name.to_string(), problem: "is missing".to_string() })
+    }
+}
+
+/// Calls `f` for each run of `groups`, or once for the whole buffer of `len` when there are none.
+pub(crate) fn for_each_run(groups: Option<&ParamGroups>, len: usize, mut f: impl FnMut(&GroupRun)) {
+    match groups {
+        Some(groups) => {
+            assert_eq!(groups.len(), len, "parameter groups cover {} parameters, the buffer holds {len}", groups.len());
+            groups.runs().iter().for_each(&mut f);
+        }
+        None => f(&GroupRun { range: 0..len, lr_scale: 1.0, weight_decay: None }),
+    }
+}
+
+/// Makes sure a state buffer is allocated for `len` parameters (filled with `fill` on first use).
+pub(crate) fn ensure_buffer(buffer: &mut Vec<f32>, len: usize, fill: f32) {
+    if buffer.is_empty() && len > 0 {
+        *buffer = vec![fill; len];
+    }
+    assert_eq!(buffer.len(), len, "optimizer state holds {} parameters, the step passed {len}", buffer.len());
+}
+
+/// Checks that `params` and `grads` agree in length.
+pub(crate) fn check_lengths(params: &[f32], grads: &[f32]) {
+    assert_eq!(params.len(), grads.len(), "parameter and gradient buffers differ in length");
+}
+
+/// Builds an optimizer from its name and PyTorch-style options (a JSON object; absent options
+/// take PyTorch's defaults). This is how reference cases, configuration files and the command
+/// line name optimizers.
+pub fn from_options(name: &str, options: &serde_json::Value) -> Result<Box<dyn Optimizer>, ConfigError> {
+    fn parse<T: serde::de::DeserializeOwned>(name: &str, options: &serde_json::Value) -> Result<T, ConfigError> {
+        serde_json::from_value(options.clone())
+            .map_err(|e| ConfigError::new(format!("{name} options"), e, "options named as in torch.optim"))
+    }
+    Ok(match name {
+        "sgd" => Box::new(Sgd::new(parse(name, options)?)?),
+        _ => return Err(ConfigError::new("optimizer", name, "one of the optimizers gradus knows")),
+    })
+}
