@@ -1,0 +1,314 @@
+//! Command-line arguments, parsed by clap. Parsing only: turning them into a validated
+//! configuration happens in `config.rs`, so the same checks apply to `--config FILE.toml`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// gradus: gradient descent in all its forms.
+#[derive(Debug, Parser)]
+#[command(name = "gradus", version, about, long_about = None, arg_required_else_help = true)]
+pub struct Cli {
+    /// Print nothing but errors and requested output.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model (default: an MLP on the built-in `digits` data set) and print what it did.
+    Train(TrainArgs),
+    /// Metrics of a saved model on new data.
+    Evaluate(EvaluateArgs),
+    /// Predictions of a saved model (class and probabilities, or values).
+    Predict(PredictArgs),
+    /// Train the same task with several optimizers, learning rates, batch sizes or schedules.
+    Compare(CompareArgs),
+    /// Run optimizers on a test surface and draw their paths on its contour map.
+    Surface(SurfaceArgs),
+    /// Learning-rate range test: raise the learning rate per mini-batch and suggest a value.
+    LrFind(LrFindArgs),
+    /// List the built-in data sets.
+    Datasets,
+}
+
+/// Where the data comes from.
+#[derive(Debug, Clone, Args, Default)]
+pub struct DataArgs {
+    /// A CSV (header row; `.gz` read transparently), LIBSVM (`.svm`, `.libsvm`) or ratings file.
+    #[arg(long, value_name = "FILE", conflicts_with = "dataset")]
+    pub data: Option<PathBuf>,
+    /// A built-in data set (see `gradus datasets`) [default: digits].
+    #[arg(long, value_name = "NAME")]
+    pub dataset: Option<String>,
+    /// The target column of a CSV file [default: the last column].
+    #[arg(long, value_name = "COLUMN")]
+    pub target: Option<String>,
+    /// The task; inferred from the target when absent (and said so).
+    #[arg(long, value_parser = ["regression", "binary", "multiclass", "ratings"])]
+    pub task: Option<String>,
+}
+
+/// Model, optimizer and training options shared by `train`, `compare` and `lr-find`.
+#[derive(Debug, Clone, Args, Default)]
+pub struct TrainOptions {
+    /// Model [default: mlp for classification, linear for regression, mf for ratings].
+    #[arg(long, value_parser = ["linear", "logistic", "softmax", "mlp", "mf"])]
+    pub model: Option<String>,
+    /// Hidden layer sizes of an MLP [default: 128].
+    #[arg(long, value_name = "SIZES", value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Hidden activation of an MLP [default: relu].
+    #[arg(long, value_parser = ["relu", "tanh", "sigmoid", "leaky_relu", "identity"])]
+    pub activation: Option<String>,
+    /// Latent factors of matrix factorization [default: 100].
+    #[arg(long, value_name = "N")]
+    pub factors: Option<usize>,
+    /// L2 penalty of linear models and matrix factorization [default: 0; mf: 0.02].
+    #[arg(long, value_name = "X")]
+    pub l2: Option<f64>,
+    /// L1 penalty of linear models [default: 0].
+    #[arg(long, value_name = "X")]
+    pub l1: Option<f64>,
+    /// Optimizer [default: adam].
+    #[arg(long, value_parser = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta", "lion", "lbfgs"])]
+    pub optimizer: Option<String>,
+    /// Learning rate [default: the optimizer's PyTorch default; sgd 0.01, momentum/nesterov 0.01].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub lr: Option<f64>,
+    /// Momentum (sgd, momentum, nesterov, rmsprop) [default: 0.9 for momentum/nesterov, else 0].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub momentum: Option<f64>,
+    /// Dampening of SGD momentum [default: 0].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub dampening: Option<f64>,
+    /// First moment decay β1 of Adam-like optimizers and Lion [default: 0.9].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub beta1: Option<f64>,
+    /// Second moment decay β2 of Adam-like optimizers [default: 0.999; lion 0.99].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub beta2: Option<f64>,
+    /// Term added to denominators for stability [default: the optimizer's PyTorch default].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub eps: Option<f64>,
+    /// Weight decay [default: 0; adamw 0.01].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub weight_decay: Option<f64>,
+    /// Smoothing constant of RMSprop [default: 0.99].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub alpha: Option<f64>,
+    /// Decay of Adadelta's running averages [default: 0.9].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub rho: Option<f64>,
+    /// Use the AMSGrad variant of Adam/AdamW [default: false].
+    #[arg(long)]
+    pub amsgrad: bool,
+    /// Centered RMSprop [default: false].
+    #[arg(long)]
+    pub centered: bool,
+    /// Learning-rate decay of Adagrad [default: 0].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub lr_decay: Option<f64>,
+    /// Rows per update: a number (mini-batch), `full` (batch gradient descent) or `1` (stochastic) [default: 32].
+    #[arg(long, value_name = "N|full|1")]
+    pub batch_size: Option<String>,
+    /// Epochs [default: 20].
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+    /// Learning-rate schedule [default: constant].
+    #[arg(long, value_name = "NAME", value_parser = ["constant", "step", "multi_step", "exponential", "inverse_time", "polynomial", "cosine", "cosine_warm_restarts", "one_cycle", "cyclic", "plateau"])]
+    pub schedule: Option<String>,
+    /// Decay factor of step, multi_step, exponential and plateau schedules [default: 0.1; exponential 0.95; plateau 0.1].
+    #[arg(long, value_name = "X")]
+    pub gamma: Option<f64>,
+    /// Period of the step schedule, in epochs [default: 10].
+    #[arg(long, value_name = "N")]
+    pub step_size: Option<u64>,
+    /// Milestones of the multi_step schedule, in epochs [default: 10,15].
+    #[arg(long, value_name = "E1,E2", value_delimiter = ',')]
+    pub milestones: Option<Vec<u64>>,
+    /// Peak learning rate of one_cycle and cyclic [default: 10 × --lr].
+    #[arg(long, value_name = "X")]
+    pub max_lr: Option<f64>,
+    /// Lowest learning rate of cosine schedules [default: 0].
+    #[arg(long, value_name = "X")]
+    pub eta_min: Option<f64>,
+    /// Patience of the plateau schedule, in epochs [default: 10].
+    #[arg(long, value_name = "N")]
+    pub plateau_patience: Option<usize>,
+    /// Linear warmup over this many steps before the schedule [default: 0].
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<u64>,
+    /// Clip the global gradient norm [default: off].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub clip_norm: Option<f64>,
+    /// Clip each gradient element to [-X, X] [default: off].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub clip_value: Option<f64>,
+    /// Stop when the validation metric has not improved for this many epochs [default: off].
+    #[arg(long, value_name = "PATIENCE")]
+    pub early_stop: Option<usize>,
+    /// Stop when the training loss changes by less than this between epochs [default: off].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub tol: Option<f64>,
+    /// Fraction of rows held out for validation [default: 0.2; 0 with --folds].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub val_fraction: Option<f64>,
+    /// Seed of initialization, splits and shuffles [default: 0].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// `gradus train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Data.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Model and training options.
+    #[command(flatten)]
+    pub options: TrainOptions,
+    /// K-fold cross-validation instead of one split [default: off].
+    #[arg(long, value_name = "K")]
+    pub folds: Option<usize>,
+    /// Save the trained model (with its standardization and label map) to this file.
+    #[arg(long, value_name = "MODEL")]
+    pub save: Option<PathBuf>,
+    /// Write a checkpoint every N epochs (to --checkpoint, default `<save>.ckpt` or `gradus.ckpt`).
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+    /// Checkpoint file written by --checkpoint-every [default: gradus.ckpt].
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Resume from a checkpoint of the same run.
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub resume: Option<PathBuf>,
+    /// Plot the loss and metric curves to a PNG or SVG file.
+    #[arg(long, value_name = "FILE.png|FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Write the metrics as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_json: Option<PathBuf>,
+    /// Print one JSON object per epoch on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Read options from a TOML file (the same names as the flags; flags override it).
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+}
+
+/// `gradus evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// A model saved by `gradus train --save`.
+    pub model: PathBuf,
+    /// Data with the model's feature columns (and its target column).
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `gradus predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A model saved by `gradus train --save`.
+    pub model: PathBuf,
+    /// Data with the model's feature columns (a target column, if present, is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Write predictions to this CSV file instead of stdout.
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: Option<PathBuf>,
+}
+
+/// `gradus compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Data.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Options shared by every run.
+    #[command(flatten)]
+    pub options: TrainOptions,
+    /// Optimizers to compare, comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub optimizers: Option<Vec<String>>,
+    /// Learning rates to compare, comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub lrs: Option<Vec<f64>>,
+    /// Batch sizes to compare (numbers, `full`, `1`), comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub batch_sizes: Option<Vec<String>>,
+    /// Schedules to compare, comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub schedules: Option<Vec<String>>,
+    /// Count epochs until the validation metric reaches this value [default: off].
+    #[arg(long, value_name = "X")]
+    pub target_metric: Option<f64>,
+    /// Draw every run's curves on one plot (PNG or SVG).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Write the comparison as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_json: Option<PathBuf>,
+}
+
+/// `gradus surface`.
+#[derive(Debug, Args)]
+pub struct SurfaceArgs {
+    /// The test function: sphere, quadratic, rosenbrock, beale, booth, himmelblau, rastrigin, ackley, saddle, styblinski_tang.
+    pub function: String,
+    /// Optimizers to run, comma-separated, each optionally with its learning rate (`adam:0.05`) [default: sgd,momentum,adam].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub optimizers: Option<Vec<String>>,
+    /// Learning rate for optimizers given without one [default: each optimizer's surface default].
+    #[arg(long, value_name = "X")]
+    pub lr: Option<f64>,
+    /// Start point `x,y` [default: the function's usual start].
+    #[arg(long, value_name = "X,Y", value_delimiter = ',', allow_negative_numbers = true)]
+    pub start: Option<Vec<f64>>,
+    /// Steps per optimizer [default: 500].
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Draw the contour map and paths to a PNG or SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `gradus lr-find`.
+#[derive(Debug, Args)]
+pub struct LrFindArgs {
+    /// Data.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Model and optimizer options.
+    #[command(flatten)]
+    pub options: TrainOptions,
+    /// Lowest learning rate tried [default: 1e-7].
+    #[arg(long, value_name = "X")]
+    pub start_lr: Option<f64>,
+    /// Highest learning rate tried [default: 10].
+    #[arg(long, value_name = "X")]
+    pub end_lr: Option<f64>,
+    /// Mini-batches in the test [default: 100].
+    #[arg(long, value_name = "N")]
+    pub num_steps: Option<usize>,
+    /// Plot loss against learning rate (PNG or SVG).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

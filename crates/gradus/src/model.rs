@@ -1,0 +1,118 @@
+//! The interface between models and the training engine.
+//!
+//! A model owns the *shape* of its parameters (a [`ParamLayout`] of named segments of one flat
+//! buffer) and computes the mean loss of a batch of rows and its gradient. The parameter values
+//! themselves live in a plain `Vec<f32>` that the engine and the optimizer update, so any model
+//! trains with any optimizer, schedule and gradient transform.
+
+use std::ops::Range;
+
+use crate::params::ParamLayout;
+use crate::train::metrics::{accuracy, argmax_rows, regression_metrics, Metrics, Task};
+
+/// A borrowed view of dense rows: features `x` (`rows × cols`, row-major) and one target per row
+/// (a value for regression, 0/1 for binary, a class index for multiclass).
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    /// Features, row-major.
+    pub x: &'a [f32],
+    /// Targets, one per row.
+    pub y: &'a [f32],
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of feature columns.
+    pub cols: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// A view of `x` (`y.len()` rows of `cols` features) and `y`.
+    ///
+    /// # Panics
+    /// If `x.len() != y.len() * cols`.
+    pub fn new(x: &'a [f32], y: &'a [f32], cols: usize) -> Self {
+        assert_eq!(x.len(), y.len() * cols, "feature matrix does not hold {} rows of {cols} columns", y.len());
+        Self { x, y, rows: y.len(), cols }
+    }
+
+    /// Copies the rows at `indices` into `x_out`/`y_out` (cleared first), making a contiguous batch.
+    pub fn gather(&self, indices: &[usize], x_out: &mut Vec<f32>, y_out: &mut Vec<f32>) {
+        x_out.clear();
+        y_out.clear();
+        for &i in indices {
+            x_out.extend_from_slice(&self.x[i * self.cols..(i + 1) * self.cols]);
+            y_out.push(self.y[i]);
+        }
+    }
+}
+
+/// A differentiable model over dense rows.
+pub trait Model: Send + Sync {
+    /// What the model predicts.
+    fn task(&self) -> Task;
+
+    /// The layout of the model's flat parameter buffer.
+    fn layout(&self) -> &ParamLayout;
+
+    /// Number of input features.
+    fn inputs(&self) -> usize;
+
+    /// Number of raw outputs per row (1 for regression and binary, `k` for `k` classes).
+    fn outputs(&self) -> usize;
+
+    /// Initial parameters, reproducible from `seed`.
+    fn init_params(&self, seed: u64) -> Vec<f32>;
+
+    /// The mean loss over the `rows` rows of `x` (row-major) against `y`, including any penalty, and
+    /// its gradient with respect to `params`, written into `grad` (overwritten).
+    fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64;
+
+    /// Raw outputs for the `rows` rows of `x`: values for regression, logits for classification
+    /// (`rows × outputs()`), written into `out`.
+    fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]);
+
+    /// The mean loss alone (by default via [`Model::loss_and_gradient`]).
+    fn loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize) -> f64 {
+        let mut grad = vec![0.0; params.len()];
+        self.loss_and_gradient(params, x, y, rows, &mut grad)
+    }
+
+    /// The parameter segments whose gradient norms are tracked to detect vanishing or exploding
+    /// gradients, with a human name each (by default every segment whose name ends in `weight`).
+    fn diagnostic_segments(&self) -> Vec<(String, Range<usize>)> {
+        self.layout()
+            .segments()
+            .iter()
+            .filter(|s| s.name.ends_with("weight") && s.len > 0)
+            .map(|s| (s.name.clone(), s.range()))
+            .collect()
+    }
+}
+
+/// Loss and task metrics of `model` with `params` on `data`: `loss` plus `accuracy` for
+/// classification, or `rmse`, `mae` and `r2` for regression.
+pub fn evaluate(model: &dyn Model, params: &[f32], data: Rows<'_>) -> Metrics {
+    let mut metrics = Metrics::new();
+    if data.rows == 0 {
+        return metrics;
+    }
+    // Evaluate in blocks so memory stays bounded on large sets.
+    const BLOCK: usize = 4096;
+    let outputs = model.outputs();
+    let mut out = vec![0.0f32; data.rows * outputs];
+    let mut loss_sum = 0.0;
+    for start in (0..data.rows).step_by(BLOCK) {
+        let end = (start + BLOCK).min(data.rows);
+        let x = &data.x[start * data.cols..end * data.cols];
+        let y = &data.y[start..end];
+        model.forward(params, x, end - start, &mut out[start * outputs..end * outputs]);
+        loss_sum += model.loss(params, x, y, end - start) * (end - start) as f64;
+    }
+    metrics.insert("loss".into(), loss_sum / data.rows as f64);
+    match model.task() {
+        Task::Regression | Task::Ratings => metrics.extend(regression_metrics(&out, data.y)),
+        Task::Binary | Task::Multiclass => {
+            metrics.insert("accuracy".into(), accuracy(&argmax_rows(&out, outputs), data.y));
+        }
+    }
+    metrics
+}

@@ -1,0 +1,787 @@
+//! The training engine: batch, stochastic and mini-batch gradient descent over a [`Model`].
+//!
+//! Following argmin, the loop lives apart from the problem: a [`Trainer`] owns the optimizer, an
+//! optional learning-rate schedule and the [`TrainConfig`]; [`Trainer::fit`] drives any [`Model`]
+//! over [`Rows`] and returns a [`TrainReport`] whose [`History`] records, per epoch, the training
+//! and validation metrics, the learning rate, the mean gradient norm and the time. Observers see
+//! every step and epoch (the command line hangs its progress bars there).
+//!
+//! Training stops at `epochs`, on convergence (the change of the training loss between epochs
+//! falls below `tol`), on early stopping (the validation metric has not improved for `patience`
+//! epochs; the best parameters are restored) or on divergence: a non-finite loss or one far above
+//! its starting value stops training with [`TrainError::Diverged`], which says when, what and what
+//! to try, and leaves the parameters as they were before the step that went wrong.
+//!
+//! Each epoch's order of rows comes from `(seed, epoch)` alone, so a run resumed from a checkpoint
+//! gives the same parameters, bit for bit, as an uninterrupted one.
+
+pub mod metrics;
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::error::ConfigError;
+use crate::model::{evaluate, Model, Rows};
+use crate::optim::{Optimizer, OptimizerState};
+use crate::schedule::{ReduceOnPlateau, Schedule};
+use crate::transform::{clip_grad_norm, clip_grad_value};
+pub use metrics::{Metrics, Task};
+
+/// How many rows each update sees, named as in the textbooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchMode {
+    /// Batch gradient descent: every update uses the whole training set.
+    Full,
+    /// Stochastic gradient descent: one example per update.
+    Stochastic,
+    /// Mini-batch gradient descent with batches of this many rows (the last may be smaller).
+    MiniBatch(usize),
+}
+
+impl BatchMode {
+    /// The batch size for `rows` training rows.
+    pub fn size(self, rows: usize) -> usize {
+        match self {
+            BatchMode::Full => rows.max(1),
+            BatchMode::Stochastic => 1,
+            BatchMode::MiniBatch(n) => n,
+        }
+    }
+}
+
+/// When a step-indexed schedule advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleUnit {
+    /// Once per epoch (PyTorch's usual `scheduler.step()` after each epoch).
+    Epoch,
+    /// After every update (one-cycle, cyclic and warmup schedules are usually stepped so).
+    Step,
+}
+
+/// Early stopping on a validation metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    /// Epochs without improvement before stopping.
+    pub patience: usize,
+    /// The metric watched (`loss`, `accuracy`, `rmse`, ...); `None` takes the task's primary metric.
+    pub metric: Option<String>,
+    /// Smallest change that counts as an improvement.
+    pub min_delta: f64,
+}
+
+/// Checkpoints written during training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointConfig {
+    /// Write one every this many epochs.
+    pub every: usize,
+    /// Where (replaced atomically each time).
+    pub path: PathBuf,
+}
+
+/// Everything about a training run except the model, the data and the optimizer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Maximum number of epochs (default 20).
+    pub epochs: usize,
+    /// Batch mode (default mini-batches of 32).
+    pub batch: BatchMode,
+    /// Seed of the per-epoch shuffles (default 0).
+    pub seed: u64,
+    /// Reshuffle the rows every epoch (default true).
+    pub shuffle: bool,
+    /// Stop when the training loss changes by less than `tol` between epochs (default none).
+    pub tol: Option<f64>,
+    /// Early stopping on the validation metric (default none).
+    pub early_stopping: Option<EarlyStopping>,
+    /// Clip the global gradient norm to this value (default none).
+    pub clip_norm: Option<f64>,
+    /// Clip every gradient element to `[-v, v]` (default none).
+    pub clip_value: Option<f64>,
+    /// Sum gradients over this many micro-batches before each update (default 1).
+    pub accumulate: usize,
+    /// Skip (and count) updates whose gradient holds NaN or infinity instead of failing (default false).
+    pub skip_nonfinite: bool,
+    /// A batch loss above `divergence_factor ×` the starting loss counts as divergence (default 1e4).
+    pub divergence_factor: f64,
+    /// When a step-indexed schedule advances (default per epoch).
+    pub schedule_unit: ScheduleUnit,
+    /// Epochs a layer's gradient must look vanishing or exploding before a warning (default 3).
+    pub diagnostic_patience: usize,
+    /// Checkpoints (default none).
+    pub checkpoint: Option<CheckpointConfig>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch: BatchMode::MiniBatch(32),
+            seed: 0,
+            shuffle: true,
+            tol: None,
+            early_stopping: None,
+            clip_norm: None,
+            clip_value: None,
+            accumulate: 1,
+            skip_nonfinite: false,
+            divergence_factor: 1e4,
+            schedule_unit: ScheduleUnit::Epoch,
+            diagnostic_patience: 3,
+            checkpoint: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every option, naming the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.epochs == 0 {
+            return Err(ConfigError::new("epochs", 0, "at least 1"));
+        }
+        if self.batch == BatchMode::MiniBatch(0) {
+            return Err(ConfigError::new("batch_size", 0, "at least 1, `full` or `1`"));
+        }
+        if let Some(tol) = self.tol {
+            crate::error::non_negative("tol", tol)?;
+        }
+        if let Some(c) = self.clip_norm {
+            crate::error::positive("clip_norm", c)?;
+        }
+        if let Some(c) = self.clip_value {
+            crate::error::positive("clip_value", c)?;
+        }
+        if self.accumulate == 0 {
+            return Err(ConfigError::new("accumulate", 0, "at least 1"));
+        }
+        if !(self.divergence_factor > 1.0) {
+            return Err(ConfigError::new("divergence_factor", self.divergence_factor, "a number > 1"));
+        }
+        if let Some(es) = &self.early_stopping {
+            if es.patience == 0 {
+                return Err(ConfigError::new("early_stopping.patience", 0, "at least 1"));
+            }
+        }
+        if let Some(cp) = &self.checkpoint {
+            if cp.every == 0 {
+                return Err(ConfigError::new("checkpoint_every", 0, "at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A learning-rate controller: a schedule of the step, or reduce-on-plateau fed the validation (or
+/// training) loss after each epoch.
+pub enum LrControl {
+    /// A function of the step (see [`ScheduleUnit`] for what a step is).
+    Schedule(Box<dyn Schedule>),
+    /// Reduce-on-plateau, observing the epoch's validation loss (training loss without validation).
+    Plateau(ReduceOnPlateau),
+}
+
+/// One epoch of the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Metrics on the training rows at the end of the epoch.
+    pub train: Metrics,
+    /// Metrics on the validation rows at the end of the epoch (empty without validation).
+    pub validation: Metrics,
+    /// Learning rate used during the epoch (at its last step).
+    pub lr: f64,
+    /// Mean global gradient norm over the epoch's updates (before clipping).
+    pub grad_norm: f64,
+    /// Wall-clock seconds since training started.
+    pub seconds: f64,
+}
+
+/// Why training ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Termination {
+    /// All epochs ran.
+    MaxEpochs,
+    /// The training loss changed by less than `tol`.
+    Converged,
+    /// The validation metric stopped improving; the best parameters were restored.
+    EarlyStopped,
+    /// An observer asked to stop.
+    Interrupted,
+}
+
+/// A diagnostic raised while training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Epoch at which it was raised.
+    pub epoch: usize,
+    /// What was seen, naming the layer.
+    pub message: String,
+}
+
+/// The outcome of [`Trainer::fit`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// One record per epoch run.
+    pub history: Vec<EpochRecord>,
+    /// Why training ended.
+    pub termination: Termination,
+    /// Updates skipped because their gradient was not finite.
+    pub skipped_updates: u64,
+    /// Vanishing or exploding gradient warnings.
+    pub warnings: Vec<Warning>,
+    /// Epoch whose parameters were kept (the best one under early stopping, else the last).
+    pub best_epoch: usize,
+}
+
+/// Why training failed.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum TrainError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The loss became non-finite or exploded.
+    #[error(
+        "training diverged at epoch {epoch}, step {step}: the loss went from {loss_before} to {loss_after}. {hint} \
+         The parameters are those from before the step that diverged."
+    )]
+    Diverged {
+        /// Epoch (from 1).
+        epoch: usize,
+        /// Update within the run (from 1).
+        step: u64,
+        /// The last good batch loss (the starting loss when the first step diverged).
+        loss_before: f64,
+        /// The offending loss.
+        loss_after: f64,
+        /// What to try.
+        hint: String,
+    },
+    /// The data cannot be trained on.
+    #[error("{0}")]
+    Data(String),
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// What an observer sees after each update.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInfo {
+    /// Epoch (from 1).
+    pub epoch: usize,
+    /// Update count in the run (from 1).
+    pub step: u64,
+    /// Updates per epoch.
+    pub steps_per_epoch: u64,
+    /// The batch loss before the update.
+    pub loss: f64,
+    /// Learning rate of the update.
+    pub lr: f64,
+}
+
+/// Called during training; return `false` from a method to stop after the current step or epoch.
+pub trait Observer {
+    /// After every update.
+    fn on_step(&mut self, _info: &StepInfo) -> bool {
+        true
+    }
+    /// After every epoch.
+    fn on_epoch(&mut self, _record: &EpochRecord) -> bool {
+        true
+    }
+    /// When a diagnostic warning is raised.
+    fn on_warning(&mut self, _warning: &Warning) {}
+}
+
+/// Everything needed to resume training exactly where a checkpoint was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Format marker.
+    pub format: String,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Updates completed.
+    pub step: u64,
+    /// Parameters after `epoch` epochs.
+    pub params: Vec<f32>,
+    /// Optimizer state.
+    pub optimizer: OptimizerState,
+    /// Reduce-on-plateau state, when used.
+    pub plateau: Option<ReduceOnPlateau>,
+    /// The history so far.
+    pub history: Vec<EpochRecord>,
+    /// Best parameters and their score for early stopping.
+    pub best: Option<(usize, f64, Vec<f32>)>,
+    /// Epochs without improvement.
+    pub bad_epochs: usize,
+    /// Skipped updates so far.
+    pub skipped_updates: u64,
+    /// Starting loss (the divergence reference).
+    pub initial_loss: f64,
+}
+
+const CHECKPOINT_FORMAT: &str = "gradus-checkpoint-1";
+
+impl Checkpoint {
+    /// Reads a checkpoint written by [`Trainer::fit`].
+    pub fn load(path: &std::path::Path) -> Result<Self, TrainError> {
+        let err = |message: String| TrainError::Checkpoint { path: path.display().to_string(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let cp: Checkpoint = serde_json::from_str(&text).map_err(|e| err(format!("not a gradus checkpoint ({e})")))?;
+        if cp.format != CHECKPOINT_FORMAT {
+            return Err(err(format!("format `{}`, expected `{CHECKPOINT_FORMAT}`", cp.format)));
+        }
+        Ok(cp)
+    }
+
+    fn save(&self, path: &std::path::Path) -> Result<(), TrainError> {
+        let bytes = serde_json::to_vec(self).expect("checkpoints serialize");
+        crate::io::write_atomic(path, &bytes)
+            .map_err(|e| TrainError::Checkpoint { path: path.display().to_string(), message: e.to_string() })
+    }
+}
+
+/// Owns the optimizer, learning-rate control and configuration, and runs the training loop.
+pub struct Trainer {
+    config: TrainConfig,
+    optimizer: Box<dyn Optimizer>,
+    lr_control: Option<LrControl>,
+    base_lr: f64,
+}
+
+/// The order of the training rows in `epoch` (from 1): a permutation drawn from `(seed, epoch)`.
+pub fn epoch_order(rows: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows).collect();
+    if shuffle {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(epoch as u64);
+        order.shuffle(&mut rng);
+    }
+    order
+}
+
+impl Trainer {
+    /// A trainer with a validated configuration.
+    pub fn new(config: TrainConfig, optimizer: Box<dyn Optimizer>) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let base_lr = optimizer.lr();
+        Ok(Self { config, optimizer, lr_control: None, base_lr })
+    }
+
+    /// Adds a learning-rate schedule or reduce-on-plateau controller.
+    pub fn with_lr_control(mut self, control: LrControl) -> Self {
+        self.lr_control = Some(control);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The optimizer (its state after training).
+    pub fn optimizer(&self) -> &dyn Optimizer {
+        self.optimizer.as_ref()
+    }
+
+    /// Trains `model` from `params` on `train`, watching `validation` when given.
+    pub fn fit(
+        &mut self,
+        model: &dyn Model,
+        params: &mut [f32],
+        train: Rows<'_>,
+        validation: Option<Rows<'_>>,
+        observers: &mut [&mut dyn Observer],
+    ) -> Result<TrainReport, TrainError> {
+        self.fit_from(model, params, train, validation, observers, None)
+    }
+
+    /// Like [`Trainer::fit`], continuing from `resume` when given (a checkpoint of the same run: same
+    /// model, data, optimizer and configuration), giving the same result bit for bit as a run that
+    /// was never interrupted.
+    pub fn fit_from(
+        &mut self,
+        model: &dyn Model,
+        params: &mut [f32],
+        train: Rows<'_>,
+        validation: Option<Rows<'_>>,
+        observers: &mut [&mut dyn Observer],
+        resume: Option<Checkpoint>,
+    ) -> Result<TrainReport, TrainError> {
+        if train.rows == 0 {
+            return Err(TrainError::Data("there are no training rows".into()));
+        }
+        let config = self.config.clone();
+        let start = Instant::now();
+        let batch_size = config.batch.size(train.rows).min(train.rows);
+        let steps_per_epoch = train.rows.div_ceil(batch_size) as u64;
+        let (watch_metric, higher_is_better) = match config.early_stopping.as_ref().and_then(|e| e.metric.clone()) {
+            Some(m) => {
+                let higher = m == "accuracy" || m == "r2";
+                (m, higher)
+            }
+            None => {
+                let (m, h) = model.task().primary_metric();
+                (m.to_string(), h)
+            }
+        };
+        let diagnostics = model.diagnostic_segments();
+
+        let mut history = Vec::new();
+        let mut best: Option<(usize, f64, Vec<f32>)> = None;
+        let mut bad_epochs = 0usize;
+        let mut skipped = 0u64;
+        let mut step: u64 = 0;
+        let mut first_epoch = 1;
+        let initial_loss;
+        if let Some(cp) = resume {
+            if cp.params.len() != params.len() {
+                return Err(TrainError::Checkpoint {
+                    path: "(resume)".into(),
+                    message: format!("holds {} parameters, the model has {}", cp.params.len(), params.len()),
+                });
+            }
+            params.copy_from_slice(&cp.params);
+            self.optimizer.load_state(&cp.optimizer).map_err(|e| TrainError::Checkpoint {
+                path: "(resume)".into(),
+                message: e.to_string(),
+            })?;
+            if let (Some(LrControl::Plateau(p)), Some(saved)) = (self.lr_control.as_mut(), cp.plateau) {
+                *p = saved;
+            }
+            history = cp.history;
+            best = cp.best;
+            bad_epochs = cp.bad_epochs;
+            skipped = cp.skipped_updates;
+            step = cp.step;
+            first_epoch = cp.epoch + 1;
+            initial_loss = cp.initial_loss;
+        } else {
+            initial_loss = evaluate(model, params, train).get("loss").copied().unwrap_or(f64::NAN);
+            if !initial_loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch: 0,
+                    step: 0,
+                    loss_before: initial_loss,
+                    loss_after: initial_loss,
+                    hint: "The starting parameters already give a non-finite loss; check the data for extreme \
+                           values and standardize the features."
+                        .into(),
+                });
+            }
+        }
+
+        let mut grad = vec![0.0f32; params.len()];
+        let mut accumulated = vec![0.0f32; if config.accumulate > 1 { params.len() } else { 0 }];
+        let mut last_good = params.to_vec();
+        let mut last_good_loss = initial_loss;
+        let mut batch_x = Vec::with_capacity(batch_size * train.cols);
+        let mut batch_y = Vec::with_capacity(batch_size);
+        let mut warnings = Vec::new();
+        let mut vanishing_epochs = vec![0usize; diagnostics.len()];
+        let mut exploding_epochs = vec![0usize; diagnostics.len()];
+        let mut termination = Termination::MaxEpochs;
+
+        'epochs: for epoch in first_epoch..=config.epochs {
+            self.apply_schedule(epoch, step);
+            let order = epoch_order(train.rows, config.seed, epoch, config.shuffle);
+            let mut norm_sum = 0.0;
+            let mut norm_count = 0u64;
+            let mut layer_ratio_sum = vec![0.0f64; diagnostics.len()];
+            let mut micro = 0usize;
+            for batch in order.chunks(batch_size) {
+                let loss = if batch.len() == train.rows && !config.shuffle {
+                    model.loss_and_gradient(params, train.x, train.y, train.rows, &mut grad)
+                } else {
+                    train.gather(batch, &mut batch_x, &mut batch_y);
+                    model.loss_and_gradient(params, &batch_x, &batch_y, batch.len(), &mut grad)
+                };
+                let exploded = loss > config.divergence_factor * initial_loss.abs().max(1e-12);
+                if !loss.is_finite() || exploded {
+                    params.copy_from_slice(&last_good);
+                    return Err(self.diverged(epoch, step + 1, last_good_loss, loss));
+                }
+                if config.accumulate > 1 {
+                    for (a, g) in accumulated.iter_mut().zip(&grad) {
+                        *a += g;
+                    }
+                    micro += 1;
+                    if micro < config.accumulate {
+                        continue;
+                    }
+                    let scale = 1.0 / micro as f32;
+                    for (g, a) in grad.iter_mut().zip(accumulated.iter_mut()) {
+                        *g = *a * scale;
+                        *a = 0.0;
+                    }
+                    micro = 0;
+                }
+                if grad.iter().any(|g| !g.is_finite()) {
+                    if config.skip_nonfinite {
+                        skipped += 1;
+                        continue;
+                    }
+                    params.copy_from_slice(&last_good);
+                    return Err(self.diverged(epoch, step + 1, last_good_loss, f64::NAN));
+                }
+                for (k, (_, range)) in diagnostics.iter().enumerate() {
+                    layer_ratio_sum[k] += gradient_ratio(&grad, params, range.clone());
+                }
+                let norm = match config.clip_norm {
+                    Some(max) => clip_grad_norm(&mut grad, max),
+                    None => global_norm(&grad),
+                };
+                if let Some(v) = config.clip_value {
+                    clip_grad_value(&mut grad, v);
+                }
+                norm_sum += norm;
+                norm_count += 1;
+                last_good.copy_from_slice(params);
+                last_good_loss = loss;
+                self.optimizer.step(params, &grad);
+                step += 1;
+                if config.schedule_unit == ScheduleUnit::Step {
+                    self.apply_schedule(epoch, step);
+                }
+                let info =
+                    StepInfo { epoch, step, steps_per_epoch, loss, lr: self.optimizer.lr() };
+                let mut keep_going = true;
+                for o in observers.iter_mut() {
+                    keep_going &= o.on_step(&info);
+                }
+                if !keep_going {
+                    termination = Termination::Interrupted;
+                    break 'epochs;
+                }
+            }
+            if params.iter().any(|p| !p.is_finite()) {
+                params.copy_from_slice(&last_good);
+                return Err(self.diverged(epoch, step, last_good_loss, f64::NAN));
+            }
+
+            let train_metrics = evaluate(model, params, train);
+            let val_metrics = validation.map(|v| evaluate(model, params, v)).unwrap_or_default();
+            let train_loss = train_metrics.get("loss").copied().unwrap_or(f64::NAN);
+            if !train_loss.is_finite() || train_loss > config.divergence_factor * initial_loss.abs().max(1e-12) {
+                params.copy_from_slice(&last_good);
+                return Err(self.diverged(epoch, step, last_good_loss, train_loss));
+            }
+            let record = EpochRecord {
+                epoch,
+                lr: self.optimizer.lr(),
+                grad_norm: if norm_count > 0 { norm_sum / norm_count as f64 } else { 0.0 },
+                seconds: start.elapsed().as_secs_f64(),
+                train: train_metrics,
+                validation: val_metrics,
+            };
+
+            // Vanishing / exploding gradient diagnostics, per tracked layer.
+            for (k, (name, _)) in diagnostics.iter().enumerate() {
+                let ratio = if norm_count > 0 { layer_ratio_sum[k] / norm_count as f64 } else { continue };
+                vanishing_epochs[k] = if ratio < 1e-5 { vanishing_epochs[k] + 1 } else { 0 };
+                exploding_epochs[k] = if ratio > 1e2 { exploding_epochs[k] + 1 } else { 0 };
+                let message = if vanishing_epochs[k] == config.diagnostic_patience {
+                    Some(format!(
+                        "vanishing gradients in `{name}`: its gradient norm has been below 1e-5 of its weight norm \
+                         for {} epochs (now {ratio:.1e}); try relu activations, He initialization or fewer layers",
+                        config.diagnostic_patience
+                    ))
+                } else if exploding_epochs[k] == config.diagnostic_patience {
+                    Some(format!(
+                        "exploding gradients in `{name}`: its gradient norm has been above 100x its weight norm \
+                         for {} epochs (now {ratio:.1e}); try --clip-norm or a lower learning rate",
+                        config.diagnostic_patience
+                    ))
+                } else {
+                    None
+                };
+                if let Some(message) = message {
+                    let warning = Warning { epoch, message };
+                    for o in observers.iter_mut() {
+                        o.on_warning(&warning);
+                    }
+                    warnings.push(warning);
+                }
+            }
+
+            let mut keep_going = true;
+            for o in observers.iter_mut() {
+                keep_going &= o.on_epoch(&record);
+            }
+            let previous_loss = history.last().map(|r: &EpochRecord| r.train.get("loss").copied().unwrap_or(f64::NAN));
+            let plateau_metric = record.validation.get("loss").or(record.train.get("loss")).copied();
+            history.push(record);
+
+            if let (Some(LrControl::Plateau(p)), Some(metric)) = (self.lr_control.as_mut(), plateau_metric) {
+                let lr = p.observe(metric);
+                self.optimizer.set_lr(lr);
+            }
+
+            // Early stopping on the validation metric.
+            if let (Some(es), Some(v)) = (&config.early_stopping, validation) {
+                let _ = v;
+                let score = history.last().unwrap().validation.get(&watch_metric).copied().unwrap_or(f64::NAN);
+                let improved = match &best {
+                    None => true,
+                    Some((_, b, _)) => {
+                        if higher_is_better {
+                            score > b + es.min_delta
+                        } else {
+                            score < b - es.min_delta
+                        }
+                    }
+                };
+                if improved {
+                    best = Some((epoch, score, params.to_vec()));
+                    bad_epochs = 0;
+                } else {
+                    bad_epochs += 1;
+                }
+            }
+
+            if let Some(cp) = &config.checkpoint {
+                if epoch % cp.every == 0 {
+                    Checkpoint {
+                        format: CHECKPOINT_FORMAT.into(),
+                        epoch,
+                        step,
+                        params: params.to_vec(),
+                        optimizer: self.optimizer.state(),
+                        plateau: match &self.lr_control {
+                            Some(LrControl::Plateau(p)) => Some(p.clone()),
+                            _ => None,
+                        },
+                        history: history.clone(),
+                        best: best.clone(),
+                        bad_epochs,
+                        skipped_updates: skipped,
+                        initial_loss,
+                    }
+                    .save(&cp.path)?;
+                }
+            }
+
+            if !keep_going {
+                termination = Termination::Interrupted;
+                break;
+            }
+            if let Some(es) = &config.early_stopping {
+                if validation.is_some() && bad_epochs >= es.patience {
+                    termination = Termination::EarlyStopped;
+                    break;
+                }
+            }
+            if let (Some(tol), Some(prev)) = (config.tol, previous_loss) {
+                if (prev - train_loss).abs() < tol {
+                    termination = Termination::Converged;
+                    break;
+                }
+            }
+        }
+
+        let mut best_epoch = history.last().map_or(0, |r| r.epoch);
+        if let Some((epoch, _, best_params)) = &best {
+            if termination == Termination::EarlyStopped || config.early_stopping.is_some() {
+                params.copy_from_slice(best_params);
+                best_epoch = *epoch;
+            }
+        }
+        Ok(TrainReport { history, termination, skipped_updates: skipped, warnings, best_epoch })
+    }
+
+    /// Sets the optimizer's learning rate from the schedule for `step` (or `epoch − 1` per epoch).
+    fn apply_schedule(&mut self, epoch: usize, step: u64) {
+        if let Some(LrControl::Schedule(s)) = &self.lr_control {
+            let t = match self.config.schedule_unit {
+                ScheduleUnit::Epoch => (epoch - 1) as u64,
+                ScheduleUnit::Step => step,
+            };
+            self.optimizer.set_lr(s.lr(t));
+        }
+    }
+
+    fn diverged(&self, epoch: usize, step: u64, loss_before: f64, loss_after: f64) -> TrainError {
+        let lr = self.optimizer.lr().max(self.base_lr.min(self.optimizer.lr()));
+        TrainError::Diverged {
+            epoch,
+            step,
+            loss_before,
+            loss_after,
+            hint: format!(
+                "The learning rate {lr} is probably too high for this problem: try {} (ten times lower), \
+                 gradient clipping (clip_norm), or standardized features.",
+                lr / 10.0
+            ),
+        }
+    }
+}
+
+/// The Euclidean norm of `grad`, summed in `f64` in a fixed order.
+fn global_norm(grad: &[f32]) -> f64 {
+    grad.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>().sqrt()
+}
+
+/// ‖grad[range]‖ / (‖params[range]‖ + 1e-12): how large a layer's gradient is relative to its weights.
+fn gradient_ratio(grad: &[f32], params: &[f32], range: Range<usize>) -> f64 {
+    let g = global_norm(&grad[range.clone()]);
+    let p = global_norm(&params[range]);
+    g / (p + 1e-12)
+}
+
+/// Per-fold and mean metrics of a k-fold cross-validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossValidation {
+    /// Held-out metrics of each fold.
+    pub folds: Vec<Metrics>,
+    /// Mean of each metric over the folds.
+    pub mean: Metrics,
+}
+
+impl CrossValidation {
+    /// Collects per-fold metrics and averages them.
+    pub fn from_folds(folds: Vec<Metrics>) -> Self {
+        let mut mean = Metrics::new();
+        for fold in &folds {
+            for (k, v) in fold {
+                *mean.entry(k.clone()).or_insert(0.0) += v / folds.len() as f64;
+            }
+        }
+        Self { folds, mean }
+    }
+}
+
+/// Runs `k`-fold cross-validation: rows are shuffled from `seed` and dealt into `k` folds; for each,
+/// `fit_and_score(train_indices, test_indices)` trains on the others and returns the held-out
+/// metrics (it standardizes on the training rows only, if it standardizes).
+pub fn cross_validate<F>(rows: usize, k: usize, seed: u64, mut fit_and_score: F) -> Result<CrossValidation, TrainError>
+where
+    F: FnMut(&[usize], &[usize]) -> Result<Metrics, TrainError>,
+{
+    if k < 2 || k > rows {
+        return Err(TrainError::Config(ConfigError::new("folds", k, "between 2 and the number of rows")));
+    }
+    let order = epoch_order(rows, seed, 0, true);
+    let mut folds = Vec::with_capacity(k);
+    for fold in 0..k {
+        let test: Vec<usize> = order.iter().copied().skip(fold).step_by(k).collect();
+        let mut train: Vec<usize> = order.iter().enumerate().filter(|(i, _)| i % k != fold).map(|(_, &r)| r).collect();
+        train.sort_unstable();
+        folds.push(fit_and_score(&train, &test)?);
+    }
+    Ok(CrossValidation::from_folds(folds))
+}
