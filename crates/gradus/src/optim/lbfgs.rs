@@ -371,16 +371,17 @@ impl Lbfgs {
                     state.old_stps.push(s);
                     state.ro.push(1.0 / ys);
                 }
-                let pairs = state.ro.len();
+                // Two-loop recursion: d = −H g with H the inverse-Hessian estimate.
+                let pairs = || state.old_dirs.iter().zip(&state.old_stps).zip(&state.ro);
                 let mut q: Vec<f64> = grad.iter().map(|g| -g).collect();
-                for i in (0..pairs).rev() {
-                    alpha[i] = dot(&state.old_stps[i], &q) * state.ro[i];
-                    axpy(-alpha[i], &state.old_dirs[i], &mut q);
+                for (((y, s), &rho), alpha) in pairs().zip(alpha.iter_mut()).rev() {
+                    *alpha = dot(s, &q) * rho;
+                    axpy(-*alpha, y, &mut q);
                 }
                 q.iter_mut().for_each(|v| *v *= state.h_diag);
-                for i in 0..pairs {
-                    let beta = dot(&state.old_dirs[i], &q) * state.ro[i];
-                    axpy(alpha[i] - beta, &state.old_stps[i], &mut q);
+                for (((y, s), &rho), &alpha) in pairs().zip(&alpha) {
+                    let beta = dot(y, &q) * rho;
+                    axpy(alpha - beta, s, &mut q);
                 }
                 state.direction = q;
             }
@@ -445,7 +446,8 @@ impl Lbfgs {
             if opt_cond {
                 break Termination::GradientTolerance;
             }
-            if state.direction.iter().map(|d| (d * t).abs()).fold(0.0, f64::max) <= config.tolerance_change {
+            let step: Vec<f64> = state.direction.iter().map(|d| d * t).collect();
+            if max_abs(&step) <= config.tolerance_change {
                 break Termination::StepTolerance;
             }
             if (loss - prev_loss).abs() < config.tolerance_change {
@@ -633,8 +635,10 @@ fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
     }
 }
 
+/// The largest magnitude in `v` (0 when empty), NaN when any entry is NaN — as PyTorch's
+/// `abs().max()`, so that a NaN gradient or step never passes for a converged one.
 fn max_abs(v: &[f64]) -> f64 {
-    v.iter().fold(0.0, |m, x| m.max(x.abs()))
+    v.iter().map(|x| x.abs()).fold(0.0, |m, a| if a.is_nan() || m.is_nan() { f64::NAN } else { m.max(a) })
 }
 
 #[cfg(test)]
@@ -677,5 +681,20 @@ mod tests {
         assert_eq!(step.evaluations, 3);
         assert_eq!(step.termination, Termination::MaxIterations);
         assert_eq!(step.final_loss, None);
+    }
+
+    #[test]
+    fn nan_is_never_small() {
+        assert_eq!(max_abs(&[1.0, -3.0, 2.0]), 3.0);
+        assert!(max_abs(&[f64::NAN, 1.0]).is_nan());
+        assert!(max_abs(&[1.0, f64::NAN]).is_nan());
+        // A NaN gradient does not end the step as converged.
+        let mut lbfgs = Lbfgs::new(LbfgsConfig::default()).unwrap();
+        let mut problem = FnProblem(|_: &[f64], g: &mut [f64]| {
+            g.fill(f64::NAN);
+            f64::NAN
+        });
+        let step = lbfgs.step(&mut [1.0, 2.0], &mut problem);
+        assert_ne!(step.termination, Termination::GradientTolerance);
     }
 }
