@@ -1,12 +1,5 @@
 //! A small CSV reader written for numeric tables: a header row, then one record per line.
 //!
-//! Fields are separated by one delimiter byte (`,`, `;` or tab, detected from the header unless
-//! given). A field may be quoted with `"`; inside quotes the delimiter and line breaks are
-//! ordinary characters and `""` stands for one `"`. Spaces before an opening quote are ignored,
-//! numeric cells may carry surrounding whitespace, blank lines are skipped, and CRLF line
-//! endings and a UTF-8 byte-order mark are accepted. Files starting with the gzip magic bytes
-//! are decompressed on the fly.
-//!
 //! No `csv` crate: the subset needed here is small, and owning the parser lets every error
 //! carry the line, the column number and the column's header name.
 
@@ -274,7 +267,7 @@ impl TableLayout {
             return Err(DataError::RaggedRow {
                 path: path.to_path_buf(),
                 line: record.line,
-                expected: format!("{} (as in the header)", self.names.len()),
+                expected: format!("{} fields (as in the header)", self.names.len()),
                 found: record.len(),
             });
         }
@@ -342,6 +335,13 @@ pub(crate) fn cell_error(
 ///
 /// Every column but the target is a feature, in file order. Errors name the file, line and
 /// column; see [`DataError`].
+///
+/// Fields are separated by one delimiter byte (`,`, `;` or tab, detected from the header unless
+/// given). A field may be quoted with `"`; inside quotes the delimiter and line breaks are
+/// ordinary characters and `""` stands for one `"`. Spaces before an opening quote are ignored,
+/// numeric cells may carry surrounding whitespace, blank lines are skipped, and CRLF line
+/// endings and a UTF-8 byte-order mark are accepted. Files starting with the gzip magic bytes
+/// are decompressed on the fly.
 ///
 /// ```no_run
 /// use gradus::data::{read_csv, CsvOptions};

@@ -69,13 +69,13 @@ pub enum DataError {
         delimiter: u8,
     },
     /// A row whose number of fields differs from the header's.
-    #[error("`{}`, line {line}: expected {expected} fields, found {found}", path.display())]
+    #[error("`{}`, line {line}: expected {expected}, found {found}", path.display())]
     RaggedRow {
         /// The file.
         path: PathBuf,
         /// The row's line.
         line: usize,
-        /// What was expected, e.g. `5 (as in the header)` or `at least 3`.
+        /// What was expected, e.g. `5 fields (as in the header)` or `at least 3 fields`.
         expected: String,
         /// Fields found.
         found: usize,
@@ -217,6 +217,14 @@ pub enum DataError {
         expected: usize,
         /// Columns given.
         found: usize,
+    },
+    /// A row-major matrix whose length is not a whole number of rows.
+    #[error("a matrix of {values} values is not a whole number of rows of {cols} columns")]
+    PartialRow {
+        /// Values given.
+        values: usize,
+        /// Columns per row expected.
+        cols: usize,
     },
     /// A built-in data set name that does not exist.
     #[error("no built-in data set named `{name}`: the data sets are {}", list(available))]

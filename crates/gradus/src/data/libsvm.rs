@@ -1,13 +1,4 @@
-//! The LIBSVM / svmlight sparse text format: one example per line,
-//!
-//! ```text
-//! <label> <index>:<value> <index>:<value> ... [# comment]
-//! ```
-//!
-//! with 1-based feature indices in strictly ascending order and absent features zero. Tokens are
-//! separated by spaces or tabs; `qid:<n>` tokens (ranking groups) are skipped; blank lines and
-//! `#` comments are ignored. Errors count columns as whitespace-separated tokens from 1 (the
-//! label is column 1).
+//! The LIBSVM / svmlight sparse text format.
 
 use std::path::Path;
 
@@ -135,6 +126,17 @@ pub(crate) fn scan_width(path: &Path) -> Result<usize, DataError> {
 /// The matrix is `width` columns wide when given (an index beyond it is an error), otherwise as
 /// wide as the largest index in the file. Features are named `x1`, `x2`, ... after their
 /// 1-based indices; the target is named `label`. A gzip file is decompressed on the fly.
+///
+/// The format (LIBSVM / svmlight): one example per line,
+///
+/// ```text
+/// <label> <index>:<value> <index>:<value> ... [# comment]
+/// ```
+///
+/// with 1-based feature indices in strictly ascending order and absent features zero. Tokens are
+/// separated by spaces or tabs; `qid:<n>` tokens (ranking groups) are skipped; blank lines and
+/// `#` comments are ignored. Errors count columns as whitespace-separated tokens from 1 (the
+/// label is column 1).
 pub fn read_libsvm(path: impl AsRef<Path>, width: Option<usize>) -> Result<Dataset, DataError> {
     let path = path.as_ref();
     let mut lines = LineReader::open(path)?;

@@ -33,7 +33,7 @@ pub use error::DataError;
 pub use libsvm::read_libsvm;
 pub use preprocess::{LabelMap, Standardizer};
 pub use ratings::{read_ratings, Ratings, RatingsOptions};
-pub use split::{kfold, stratified_kfold, stratified_train_test_split, train_test_split};
+pub use split::{kfold, stratified_kfold, stratified_train_test_split, train_test_split, Split};
 pub use stream::{Batch, Epoch, StreamFormat, StreamingReader};
 
 /// A feature table: `rows` rows of `cols` `f32` features, stored row-major, and one `f32` target

@@ -88,11 +88,13 @@ impl Standardizer {
     /// Standardizes a row-major matrix of `self.cols()` columns in place (a mini-batch, say).
     pub fn transform_rows(&self, features: &mut [f32]) -> Result<(), DataError> {
         let cols = self.cols();
+        if cols == 0 && features.is_empty() {
+            return Ok(());
+        }
         if cols == 0 || features.len() % cols != 0 {
-            return Err(DataError::WidthMismatch {
-                what: format!("standardizing a matrix of {} values", features.len()),
-                expected: cols,
-                found: features.len(),
+            return Err(DataError::PartialRow {
+                values: features.len(),
+                cols,
             });
         }
         for row in features.chunks_exact_mut(cols) {

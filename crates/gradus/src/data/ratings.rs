@@ -131,7 +131,7 @@ pub fn read_ratings(path: impl AsRef<Path>, options: &RatingsOptions) -> Result<
             return Err(DataError::RaggedRow {
                 path: path.to_path_buf(),
                 line: record.line,
-                expected: "at least 3 (user, item, rating)".to_string(),
+                expected: "at least 3 fields (user, item, rating)".to_string(),
                 found: record.len(),
             });
         }

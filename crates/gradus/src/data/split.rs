@@ -9,6 +9,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::ConfigError;
 
+/// `(train, test)`: the row indices of the two parts of a split, each sorted ascending.
+pub type Split = (Vec<usize>, Vec<usize>);
+
 /// `0..n` in an order shuffled from `seed`.
 fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -38,7 +41,7 @@ fn test_count(n: usize, test_fraction: f64) -> Result<usize, ConfigError> {
     if count == 0 || count >= n {
         return Err(ConfigError::new(
             "test_fraction",
-            format!("{test_fraction} of {n} rows"),
+            test_fraction,
             "a fraction leaving at least one row in each of the train and test parts",
         ));
     }
@@ -54,7 +57,7 @@ fn sorted(mut indices: Vec<usize>) -> Vec<usize> {
 /// random from `seed`.
 ///
 /// Fails when `test_fraction` is not in (0, 1) or would leave one part empty.
-pub fn train_test_split(n: usize, test_fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>), ConfigError> {
+pub fn train_test_split(n: usize, test_fraction: f64, seed: u64) -> Result<Split, ConfigError> {
     let test = test_count(n, test_fraction)?;
     let mut order = shuffled(n, seed);
     let train = order.split_off(test);
@@ -63,11 +66,7 @@ pub fn train_test_split(n: usize, test_fraction: f64, seed: u64) -> Result<(Vec<
 
 /// Like [`train_test_split`], but each class (given as class indices, one per row, see
 /// [`LabelMap`](super::LabelMap)) keeps its share in both parts, to within one row.
-pub fn stratified_train_test_split(
-    labels: &[usize],
-    test_fraction: f64,
-    seed: u64,
-) -> Result<(Vec<usize>, Vec<usize>), ConfigError> {
+pub fn stratified_train_test_split(labels: &[usize], test_fraction: f64, seed: u64) -> Result<Split, ConfigError> {
     let n = labels.len();
     let test = test_count(n, test_fraction)?;
     let (mut train_rows, mut test_rows) = (Vec::with_capacity(n - test), Vec::with_capacity(test));
@@ -95,7 +94,7 @@ fn check_folds(n: usize, k: usize) -> Result<(), ConfigError> {
 }
 
 /// Assigns `order[position]` to fold `assign(position)` and returns each fold's `(train, test)`.
-fn folds(order: &[usize], k: usize, assign: impl Fn(usize) -> usize) -> Vec<(Vec<usize>, Vec<usize>)> {
+fn folds(order: &[usize], k: usize, assign: impl Fn(usize) -> usize) -> Vec<Split> {
     let mut fold_of = vec![0; order.len()];
     for (position, &row) in order.iter().enumerate() {
         fold_of[row] = assign(position);
@@ -113,7 +112,7 @@ fn folds(order: &[usize], k: usize, assign: impl Fn(usize) -> usize) -> Vec<(Vec
 /// scikit-learn, the first `n % k` folds have one test row more than the others.
 ///
 /// Fails when `k < 2` or `k > n`.
-pub fn kfold(n: usize, k: usize, seed: u64) -> Result<Vec<(Vec<usize>, Vec<usize>)>, ConfigError> {
+pub fn kfold(n: usize, k: usize, seed: u64) -> Result<Vec<Split>, ConfigError> {
     check_folds(n, k)?;
     let (small, extra) = (n / k, n % k);
     // The first `extra` folds hold `small + 1` positions each, the rest `small`.
@@ -131,7 +130,7 @@ pub fn kfold(n: usize, k: usize, seed: u64) -> Result<Vec<(Vec<usize>, Vec<usize
 /// K-fold cross-validation where each class (class indices, one per row) is spread over the
 /// folds as evenly as possible: every fold's test part holds `⌊n_c / k⌋` or `⌈n_c / k⌉` rows of
 /// class `c`, and fold sizes differ by at most one.
-pub fn stratified_kfold(labels: &[usize], k: usize, seed: u64) -> Result<Vec<(Vec<usize>, Vec<usize>)>, ConfigError> {
+pub fn stratified_kfold(labels: &[usize], k: usize, seed: u64) -> Result<Vec<Split>, ConfigError> {
     check_folds(labels.len(), k)?;
     Ok(folds(&shuffled_by_class(labels, seed), k, |position| position % k))
 }

@@ -1,32 +1,4 @@
 //! Mini-batches from files larger than memory.
-//!
-//! A [`StreamingReader`] knows a file (CSV with a header, or LIBSVM) and how to cut it into
-//! batches; each call to [`StreamingReader::epoch`] re-opens the file and returns an [`Epoch`],
-//! an iterator of [`Batch`]es that reads the file once from start to end. Memory is bounded: at
-//! any time an epoch holds at most `batch_size` rows in the batch being built plus
-//! `shuffle_buffer` rows in the shuffle buffer, whatever the file's size.
-//!
-//! Without a shuffle buffer batches follow file order. With one (see
-//! [`StreamingReader::with_shuffle`]) rows pass through a buffer of that many rows: the buffer
-//! is filled from the file, and each row put into a batch is drawn uniformly from the buffer
-//! and replaced by the file's next row. This only mixes rows that are at most about
-//! `shuffle_buffer` lines apart, so a buffer comparable to the file (or a file written in random
-//! order) is needed for a full shuffle. The draws come from `ChaCha8Rng` seeded from the seed,
-//! on stream number = the epoch's number, so every epoch has its own order and a run is
-//! reproducible.
-//!
-//! ```no_run
-//! use gradus::data::{CsvOptions, StreamFormat, StreamingReader};
-//! let mut reader = StreamingReader::open("big.csv.gz", StreamFormat::Csv(CsvOptions::default()), 256)?
-//!     .with_shuffle(10_000, 42);
-//! for _epoch in 0..3 {
-//!     for batch in reader.epoch()? {
-//!         let batch = batch?;
-//!         // batch.features: batch.rows × batch.cols, row-major; batch.target: batch.rows
-//!     }
-//! }
-//! # Ok::<(), gradus::data::DataError>(())
-//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -83,8 +55,35 @@ enum Layout {
     Libsvm { width: usize },
 }
 
-/// Reads a CSV or LIBSVM file in mini-batches, epoch after epoch, with bounded memory. See the
-/// [module documentation](self).
+/// Reads a CSV or LIBSVM file in mini-batches, epoch after epoch, with bounded memory.
+///
+/// A [`StreamingReader`] knows a file (CSV with a header, or LIBSVM) and how to cut it into
+/// batches; each call to [`StreamingReader::epoch`] re-opens the file and returns an [`Epoch`],
+/// an iterator of [`Batch`]es that reads the file once from start to end. Memory is bounded: at
+/// any time an epoch holds at most `batch_size` rows in the batch being built plus
+/// `shuffle_buffer` rows in the shuffle buffer, whatever the file's size.
+///
+/// Without a shuffle buffer batches follow file order. With one (see
+/// [`StreamingReader::with_shuffle`]) rows pass through a buffer of that many rows: the buffer
+/// is filled from the file, and each row put into a batch is drawn uniformly from the buffer
+/// and replaced by the file's next row. This only mixes rows that are at most about
+/// `shuffle_buffer` lines apart, so a buffer comparable to the file (or a file written in random
+/// order) is needed for a full shuffle. The draws come from `ChaCha8Rng` seeded from the seed,
+/// on stream number = the epoch's number, so every epoch has its own order and a run is
+/// reproducible.
+///
+/// ```no_run
+/// use gradus::data::{CsvOptions, StreamFormat, StreamingReader};
+/// let mut reader = StreamingReader::open("big.csv.gz", StreamFormat::Csv(CsvOptions::default()), 256)?
+///     .with_shuffle(10_000, 42);
+/// for _epoch in 0..3 {
+///     for batch in reader.epoch()? {
+///         let batch = batch?;
+///         // batch.features: batch.rows × batch.cols, row-major; batch.target: batch.rows
+///     }
+/// }
+/// # Ok::<(), gradus::data::DataError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct StreamingReader {
     path: PathBuf,
