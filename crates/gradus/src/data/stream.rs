@@ -11,6 +11,9 @@ use super::source::LineReader;
 use super::DataError;
 use crate::error::ConfigError;
 
+/// Rows reserved up front for each batch.
+const PREALLOCATED_ROWS: usize = 4096;
+
 /// The format of a streamed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamFormat {
@@ -168,7 +171,7 @@ impl StreamingReader {
 
     /// The most rows an epoch holds at once: `batch_size + shuffle_buffer`.
     pub fn max_buffered_rows(&self) -> usize {
-        self.batch_size + self.shuffle_buffer
+        self.batch_size.saturating_add(self.shuffle_buffer)
     }
 
     /// Epochs started so far.
@@ -207,8 +210,10 @@ impl StreamingReader {
             cols: self.cols(),
             batch_size: self.batch_size,
             buffer_capacity: self.shuffle_buffer,
-            buffer_features: Vec::with_capacity(self.shuffle_buffer * self.cols()),
-            buffer_target: Vec::with_capacity(self.shuffle_buffer),
+            // Grown as rows arrive rather than reserved: a buffer larger than the file costs
+            // only the file's size.
+            buffer_features: Vec::new(),
+            buffer_target: Vec::new(),
             rng,
             file_done: false,
             finished: false,
@@ -339,9 +344,12 @@ impl Iterator for Epoch {
         if self.finished {
             return None;
         }
+        // Reserve for a typical batch only; an oversized `batch_size` then costs no more than the
+        // rows actually read.
+        let reserve_rows = self.batch_size.min(PREALLOCATED_ROWS);
         let mut batch = Batch {
-            features: Vec::with_capacity(self.batch_size * self.cols),
-            target: Vec::with_capacity(self.batch_size),
+            features: Vec::with_capacity(reserve_rows.saturating_mul(self.cols)),
+            target: Vec::with_capacity(reserve_rows),
             rows: 0,
             cols: self.cols,
         };
