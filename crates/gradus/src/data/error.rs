@@ -1,0 +1,281 @@
+//! [`DataError`]: everything that can go wrong while reading or preparing data.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::error::ConfigError;
+
+/// Reading or preparing data failed.
+///
+/// Every message names the file (or the data set) and, for a bad cell, the 1-based line and
+/// column, the column's header name, the cell as written and what was expected, so that the
+/// command line can print it as it is:
+///
+/// ```text
+/// `iris.csv`, line 7, column 2 (`sepal_width`): expected a number, found "3,4x"
+/// ```
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The file does not exist.
+    #[error("`{}`: file not found", path.display())]
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The file exists but could not be read (permissions, corrupt gzip stream, ...).
+    #[error("`{}`{}: cannot read the file: {source}", path.display(), at_line(*line))]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line being read when it failed, if known.
+        line: Option<usize>,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file holds nothing but blank lines.
+    #[error("`{}`: the file is empty: expected {expected}", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+        /// What the file should have held.
+        expected: &'static str,
+    },
+    /// A CSV file holds a header row and nothing else.
+    #[error("`{}`: the file has a header (line {header_line}) but no data rows: expected at least one row after it", path.display())]
+    NoRows {
+        /// The file.
+        path: PathBuf,
+        /// The header's line.
+        header_line: usize,
+    },
+    /// A CSV header with fewer columns than the reader needs, usually a sign of a wrong delimiter.
+    #[error(
+        "`{}`, line {line}: the header has {found} column(s) when split at {}: expected at least {expected} \
+         (give the delimiter explicitly if it is not `,`, `;` or tab)",
+        path.display(), show_delimiter(*delimiter)
+    )]
+    TooFewColumns {
+        /// The file.
+        path: PathBuf,
+        /// The header's line.
+        line: usize,
+        /// Columns found.
+        found: usize,
+        /// Columns needed.
+        expected: usize,
+        /// The delimiter used to split the header.
+        delimiter: u8,
+    },
+    /// A row whose number of fields differs from the header's.
+    #[error("`{}`, line {line}: expected {expected}, found {found}", path.display())]
+    RaggedRow {
+        /// The file.
+        path: PathBuf,
+        /// The row's line.
+        line: usize,
+        /// What was expected, e.g. `5 fields (as in the header)` or `at least 3 fields`.
+        expected: String,
+        /// Fields found.
+        found: usize,
+    },
+    /// An empty cell.
+    #[error("`{}`, line {line}, column {column} (`{name}`): empty cell, expected a number", path.display())]
+    MissingValue {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The column's name in the header.
+        name: String,
+    },
+    /// A cell that is not a number.
+    #[error("`{}`, line {line}, column {column} (`{name}`): expected a number, found \"{cell}\"", path.display())]
+    NotNumeric {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The column's name in the header.
+        name: String,
+        /// The cell as written.
+        cell: String,
+    },
+    /// A cell holding NaN or an infinity (or a number too large for `f32`).
+    #[error(
+        "`{}`, line {line}, column {column} (`{name}`): expected a finite number, found \"{cell}\"",
+        path.display()
+    )]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The column's name in the header.
+        name: String,
+        /// The cell as written.
+        cell: String,
+    },
+    /// A quoted field whose closing quote never comes.
+    #[error("`{}`, line {line}: a quoted field is never closed: expected a closing `\"`", path.display())]
+    UnterminatedQuote {
+        /// The file.
+        path: PathBuf,
+        /// The line where the field starts.
+        line: usize,
+    },
+    /// The target column named in the options is not in the header.
+    #[error("`{}`: no column named `{name}` to use as the target: the columns are {}", path.display(), list(available))]
+    UnknownTarget {
+        /// The file.
+        path: PathBuf,
+        /// The name asked for.
+        name: String,
+        /// The header's column names.
+        available: Vec<String>,
+    },
+    /// A malformed token in a LIBSVM file. `column` counts whitespace-separated tokens from 1
+    /// (the label is column 1).
+    #[error("`{}`, line {line}, column {column}: expected {expected}, found \"{found}\"", path.display())]
+    Libsvm {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based token number.
+        column: usize,
+        /// What the token should have been.
+        expected: String,
+        /// The token as written.
+        found: String,
+    },
+    /// The dense matrix would not fit in memory.
+    #[error("`{}`: a dense {rows} × {cols} matrix does not fit in memory", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
+    /// Classification needs at least two distinct target values.
+    #[error("`{origin}`: classification needs at least two classes, but every target is {class}")]
+    SingleClass {
+        /// The file or data set the targets came from.
+        origin: String,
+        /// The only value found.
+        class: f32,
+    },
+    /// Classification of an empty target list.
+    #[error("`{origin}`: no targets to find classes in")]
+    NoTargets {
+        /// The file or data set.
+        origin: String,
+    },
+    /// A target value not among the classes a [`LabelMap`](super::LabelMap) was fitted on.
+    #[error("`{origin}`, row {row}: target {value} is not one of the classes {}", list(classes))]
+    UnknownClass {
+        /// The file or data set.
+        origin: String,
+        /// 1-based row.
+        row: usize,
+        /// The value.
+        value: f32,
+        /// The known classes.
+        classes: Vec<f32>,
+    },
+    /// A row index past the end of the data.
+    #[error("`{origin}`: row index {index} is out of range: expected an index < {rows}")]
+    RowOutOfRange {
+        /// The file or data set.
+        origin: String,
+        /// The index given.
+        index: usize,
+        /// Rows in the data.
+        rows: usize,
+    },
+    /// Fitting a statistic on no rows at all.
+    #[error("`{origin}`: no rows to fit on: expected at least one training row")]
+    NoTrainingRows {
+        /// The file or data set.
+        origin: String,
+    },
+    /// Data whose width differs from what a fitted transform expects.
+    #[error("{what}: expected {expected} columns, found {found}")]
+    WidthMismatch {
+        /// What was being transformed.
+        what: String,
+        /// Columns the transform was fitted on.
+        expected: usize,
+        /// Columns given.
+        found: usize,
+    },
+    /// A row-major matrix whose length is not a whole number of rows.
+    #[error("a matrix of {values} values is not a whole number of rows of {cols} columns")]
+    PartialRow {
+        /// Values given.
+        values: usize,
+        /// Columns per row expected.
+        cols: usize,
+    },
+    /// A built-in data set name that does not exist.
+    #[error("no built-in data set named `{name}`: the data sets are {}", list(available))]
+    UnknownBuiltin {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        available: Vec<&'static str>,
+    },
+    /// A built-in data set whose file is not in the data folder.
+    #[error(
+        "built-in data set `{name}`: `{}` not found: set GRADUS_DATA_DIR to the folder holding gradus's `data/` files",
+        path.display()
+    )]
+    BuiltinMissing {
+        /// The data set.
+        name: String,
+        /// Where its file was looked for.
+        path: PathBuf,
+    },
+    /// A built-in data set of the other kind (a ratings set asked for as a feature table, or
+    /// the reverse).
+    #[error("built-in data set `{name}` holds {holds}, expected {expected}")]
+    WrongBuiltinKind {
+        /// The data set.
+        name: String,
+        /// What it holds.
+        holds: &'static str,
+        /// What was asked for.
+        expected: &'static str,
+    },
+    /// An invalid option (split fraction, number of folds, batch size, ...).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|line| format!(", line {line}")).unwrap_or_default()
+}
+
+fn show_delimiter(delimiter: u8) -> String {
+    match delimiter {
+        b'\t' => "tab".to_string(),
+        other => format!("`{}`", char::from(other)),
+    }
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
