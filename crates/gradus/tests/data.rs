@@ -77,10 +77,7 @@ fn csv_target_by_name_and_delimiters() {
 
     let tabs = TempFile::new("tabs.tsv", b"a\tb\ty\n1\t2\t3\n");
     let data = read_csv(tabs.path(), &CsvOptions::default()).unwrap();
-    assert_eq!(
-        (data.features.as_slice(), data.target.as_slice()),
-        (&[1.0, 2.0][..], &[3.0][..])
-    );
+    assert_eq!((data.features.as_slice(), data.target.as_slice()), (&[1.0, 2.0][..], &[3.0][..]));
 
     // Given explicitly: `|` would never be detected.
     let pipes = TempFile::new("pipes.csv", b"a|b|y\n1|2|3\n");
@@ -103,10 +100,7 @@ fn csv_quoted_fields() {
     assert_contains(&message, &[&file.shown(), "line 3, column 2 (`y`)", "\"x\""]);
 
     let (file, message) = csv_error("a,y\n1,\"2\n", &CsvOptions::default());
-    assert_contains(
-        &message,
-        &[&file.shown(), "line 2", "never closed", "expected a closing"],
-    );
+    assert_contains(&message, &[&file.shown(), "line 2", "never closed", "expected a closing"]);
 }
 
 #[test]
@@ -130,10 +124,7 @@ fn error_missing_file() {
     let path = std::env::temp_dir().join(format!("gradus-data-test-{}-does-not-exist.csv", std::process::id()));
     let error = read_csv(&path, &CsvOptions::default()).unwrap_err();
     assert!(matches!(error, DataError::NotFound { .. }));
-    assert_contains(
-        &error.to_string(),
-        &[&format!("`{}`", path.display()), "file not found"],
-    );
+    assert_contains(&error.to_string(), &[&format!("`{}`", path.display()), "file not found"]);
 }
 
 #[test]
@@ -147,10 +138,7 @@ fn error_empty_file() {
 #[test]
 fn error_header_only() {
     let (file, message) = csv_error("a,b,y\n\n", &CsvOptions::default());
-    assert_contains(
-        &message,
-        &[&file.shown(), "no data rows", "line 1", "expected at least one row"],
-    );
+    assert_contains(&message, &[&file.shown(), "no data rows", "line 1", "expected at least one row"]);
 }
 
 #[test]
@@ -164,15 +152,7 @@ fn error_ragged_row() {
 #[test]
 fn error_missing_value() {
     let (file, message) = csv_error("a,b,y\n1,2,3\n1, ,3\n", &CsvOptions::default());
-    assert_contains(
-        &message,
-        &[
-            &file.shown(),
-            "line 3, column 2 (`b`)",
-            "empty cell",
-            "expected a number",
-        ],
-    );
+    assert_contains(&message, &[&file.shown(), "line 3, column 2 (`b`)", "empty cell", "expected a number"]);
     // A missing target names the target column.
     let (_, message) = csv_error("a,b,y\n1,2,\n", &CsvOptions::default());
     assert_contains(&message, &["line 2, column 3 (`y`)", "empty cell"]);
@@ -181,15 +161,7 @@ fn error_missing_value() {
 #[test]
 fn error_non_numeric_cell() {
     let (file, message) = csv_error("a,b,y\n1,2,3\n1,\"two, really\",3\n", &CsvOptions::default());
-    assert_contains(
-        &message,
-        &[
-            &file.shown(),
-            "line 3, column 2 (`b`)",
-            "expected a number",
-            "found \"two, really\"",
-        ],
-    );
+    assert_contains(&message, &[&file.shown(), "line 3, column 2 (`b`)", "expected a number", "found \"two, really\""]);
 }
 
 #[test]
@@ -198,12 +170,7 @@ fn error_non_finite_cell() {
         let (file, message) = csv_error(&format!("a,b,y\n1,2,3\n{cell},2,3\n"), &CsvOptions::default());
         assert_contains(
             &message,
-            &[
-                &file.shown(),
-                "line 3, column 1 (`a`)",
-                "expected a finite number",
-                &format!("found \"{cell}\""),
-            ],
+            &[&file.shown(), "line 3, column 1 (`a`)", "expected a finite number", &format!("found \"{cell}\"")],
         );
     }
 }
@@ -217,10 +184,7 @@ fn error_unknown_target_lists_columns() {
 #[test]
 fn error_single_column_suggests_delimiter() {
     let (file, message) = csv_error("a b y\n1 2 3\n", &CsvOptions::default());
-    assert_contains(
-        &message,
-        &[&file.shown(), "line 1", "1 column", "expected at least 2", "delimiter"],
-    );
+    assert_contains(&message, &[&file.shown(), "line 1", "1 column", "expected at least 2", "delimiter"]);
 }
 
 // ---------------------------------------------------------------- LIBSVM
@@ -248,32 +212,12 @@ fn libsvm_parses_and_densifies() {
 #[test]
 fn libsvm_errors_name_line_and_column() {
     let cases: [(&str, Option<usize>, &[&str]); 6] = [
-        (
-            "1 1:2\nabc 1:2\n",
-            None,
-            &["line 2, column 1", "a finite numeric label", "found \"abc\""],
-        ),
+        ("1 1:2\nabc 1:2\n", None, &["line 2, column 1", "a finite numeric label", "found \"abc\""]),
         ("1 1:2 3\n", None, &["line 1, column 3", "`index:value`", "found \"3\""]),
-        (
-            "1 0:2\n",
-            None,
-            &["line 1, column 2", "a feature index >= 1", "found \"0:2\""],
-        ),
-        (
-            "1 1:2\n0 2:1 9:1\n",
-            Some(8),
-            &["line 2, column 3", "<= 8", "found \"9:1\""],
-        ),
-        (
-            "1 3:2 2:1\n",
-            None,
-            &["line 1, column 3", "ascending order", "found \"2:1\""],
-        ),
-        (
-            "1 1:2\n\n1 2:NaN\n",
-            None,
-            &["line 3, column 2", "a finite number", "found \"2:NaN\""],
-        ),
+        ("1 0:2\n", None, &["line 1, column 2", "a feature index >= 1", "found \"0:2\""]),
+        ("1 1:2\n0 2:1 9:1\n", Some(8), &["line 2, column 3", "<= 8", "found \"9:1\""]),
+        ("1 3:2 2:1\n", None, &["line 1, column 3", "ascending order", "found \"2:1\""]),
+        ("1 1:2\n\n1 2:NaN\n", None, &["line 3, column 2", "a finite number", "found \"2:NaN\""]),
     ];
     for (text, width, parts) in cases {
         let file = TempFile::new("bad.svm", text.as_bytes());
@@ -282,10 +226,7 @@ fn libsvm_errors_name_line_and_column() {
         assert_contains(&message, parts);
     }
     let empty = TempFile::new("empty.svm", b"# nothing\n");
-    assert_contains(
-        &read_libsvm(empty.path(), None).unwrap_err().to_string(),
-        &[&empty.shown(), "empty"],
-    );
+    assert_contains(&read_libsvm(empty.path(), None).unwrap_err().to_string(), &[&empty.shown(), "empty"]);
 }
 
 // ---------------------------------------------------------------- ratings
@@ -305,10 +246,7 @@ fn ratings_with_header_and_extra_columns() {
     assert_eq!(ratings.raw_item_ids, ["200", "300"]);
 
     let part = ratings.select(&[2]).unwrap();
-    assert_eq!(
-        (part.users.as_slice(), part.items.as_slice(), part.n_items()),
-        (&[0][..], &[1][..], 2)
-    );
+    assert_eq!((part.users.as_slice(), part.items.as_slice(), part.n_items()), (&[0][..], &[1][..], 2));
 }
 
 #[test]
@@ -319,23 +257,11 @@ fn ratings_without_header_and_errors() {
     assert_eq!(ratings.raw_user_ids, ["alice", "bob"]);
 
     let bad = TempFile::new("bad_ratings.csv", b"user,item,stars\n1,2,3\n1,3,good\n");
-    let message = read_ratings(bad.path(), &RatingsOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert_contains(
-        &message,
-        &[
-            &bad.shown(),
-            "line 3, column 3 (`stars`)",
-            "expected a number",
-            "\"good\"",
-        ],
-    );
+    let message = read_ratings(bad.path(), &RatingsOptions::default()).unwrap_err().to_string();
+    assert_contains(&message, &[&bad.shown(), "line 3, column 3 (`stars`)", "expected a number", "\"good\""]);
 
     let short = TempFile::new("short_ratings.csv", b"1,2,3\n1,2\n");
-    let message = read_ratings(short.path(), &RatingsOptions::default())
-        .unwrap_err()
-        .to_string();
+    let message = read_ratings(short.path(), &RatingsOptions::default()).unwrap_err().to_string();
     assert_contains(&message, &[&short.shown(), "line 2", "at least 3", "found 2"]);
 }
 
@@ -371,30 +297,14 @@ fn standardizer_is_fitted_on_training_rows_only() {
     let saved = serde_json::to_string(&scaler).unwrap();
     assert_eq!(serde_json::from_str::<Standardizer>(&saved).unwrap(), scaler);
 
-    assert!(matches!(
-        Standardizer::fit(&data, &[]),
-        Err(DataError::NoTrainingRows { .. })
-    ));
-    assert!(matches!(
-        Standardizer::fit(&data, &[3]),
-        Err(DataError::RowOutOfRange { index: 3, rows: 3, .. })
-    ));
+    assert!(matches!(Standardizer::fit(&data, &[]), Err(DataError::NoTrainingRows { .. })));
+    assert!(matches!(Standardizer::fit(&data, &[3]), Err(DataError::RowOutOfRange { index: 3, rows: 3, .. })));
     let mut batch = [4.0, 5.0, 25.0, 2.0, 5.0, 15.0];
     scaler.transform_rows(&mut batch).unwrap();
     assert_eq!(batch, [2.0, 0.0, 2.0, 0.0, 0.0, 0.0]);
-    assert!(matches!(
-        scaler.transform_rows(&mut [1.0; 4]),
-        Err(DataError::PartialRow { values: 4, cols: 3 })
-    ));
+    assert!(matches!(scaler.transform_rows(&mut [1.0; 4]), Err(DataError::PartialRow { values: 4, cols: 3 })));
     let mut narrow = table(vec![1.0, 2.0], 2, vec![0.0]);
-    assert!(matches!(
-        scaler.transform(&mut narrow),
-        Err(DataError::WidthMismatch {
-            expected: 3,
-            found: 2,
-            ..
-        })
-    ));
+    assert!(matches!(scaler.transform(&mut narrow), Err(DataError::WidthMismatch { expected: 3, found: 2, .. })));
 }
 
 #[test]
@@ -448,10 +358,7 @@ fn stratified_split_keeps_class_shares() {
     let (train, test) = stratified_train_test_split(&labels, 0.25, 9).unwrap();
     assert_eq!((train.len(), test.len()), (75, 25));
     let minority_in_test = test.iter().filter(|&&row| labels[row] == 1).count();
-    assert!(
-        (4..=6).contains(&minority_in_test),
-        "{minority_in_test} of 20 minority rows in test"
-    );
+    assert!((4..=6).contains(&minority_in_test), "{minority_in_test} of 20 minority rows in test");
 }
 
 #[test]
@@ -505,10 +412,7 @@ fn every_builtin_loads_with_its_shape() {
     for (name, rows, cols, classes) in expected {
         let data = builtin::load(name).unwrap().into_table().unwrap();
         assert_eq!((data.rows, data.cols), (rows, cols), "{name}");
-        assert_eq!(
-            (data.features.len(), data.target.len(), data.feature_names.len()),
-            (rows * cols, rows, cols)
-        );
+        assert_eq!((data.features.len(), data.target.len(), data.feature_names.len()), (rows * cols, rows, cols));
         let info = builtin::info(name).unwrap();
         assert_eq!((info.rows, info.features), (rows, cols), "{name}'s listing");
         if classes > 0 {
@@ -516,33 +420,16 @@ fn every_builtin_loads_with_its_shape() {
         }
     }
     let ratings = builtin::load("movielens_small").unwrap().into_ratings().unwrap();
-    assert_eq!(
-        (ratings.len(), ratings.n_users(), ratings.n_items()),
-        (100_836, 610, 9724)
-    );
+    assert_eq!((ratings.len(), ratings.n_users(), ratings.n_items()), (100_836, 610, 9724));
     assert!(ratings.ratings.iter().all(|rating| (0.5..=5.0).contains(rating)));
 }
 
 #[test]
 fn builtin_listing_and_errors() {
     let names: Vec<&str> = builtin::list().iter().map(|info| info.name).collect();
-    assert_eq!(
-        names,
-        [
-            "digits",
-            "mnist_5k",
-            "breast_cancer",
-            "diabetes",
-            "wine",
-            "iris",
-            "movielens_small"
-        ]
-    );
+    assert_eq!(names, ["digits", "mnist_5k", "breast_cancer", "diabetes", "wine", "iris", "movielens_small"]);
     assert!(builtin::list().iter().all(|info| !info.licence.is_empty()));
-    assert_eq!(
-        builtin::info("iris").unwrap().task.to_string(),
-        "multiclass (3 classes)"
-    );
+    assert_eq!(builtin::info("iris").unwrap().task.to_string(), "multiclass (3 classes)");
     assert_eq!(builtin::info("movielens_small").unwrap().task.to_string(), "ratings");
 
     let message = builtin::load("cifar").unwrap_err().to_string();
@@ -574,11 +461,7 @@ fn epoch_ids(reader: &mut StreamingReader, batch_size: usize) -> (Vec<usize>, us
         for row in 0..batch.rows {
             let id = batch.row(row)[0];
             assert_eq!(batch.row(row)[1], 2.0 * id, "features stay with their row");
-            assert_eq!(
-                batch.target[row],
-                (id as usize % 3) as f32,
-                "targets stay with their row"
-            );
+            assert_eq!(batch.target[row], (id as usize % 3) as f32, "targets stay with their row");
             ids.push(id as usize);
         }
     }
@@ -590,10 +473,7 @@ fn epoch_ids(reader: &mut StreamingReader, batch_size: usize) -> (Vec<usize>, us
 fn streaming_yields_every_row_each_epoch_with_bounded_memory() {
     let file = numbered_csv(103);
     let mut in_order = StreamingReader::open(file.path(), StreamFormat::Csv(CsvOptions::default()), 10).unwrap();
-    assert_eq!(
-        (in_order.cols(), in_order.feature_names()),
-        (2, vec!["id".to_string(), "twice".to_string()])
-    );
+    assert_eq!((in_order.cols(), in_order.feature_names()), (2, vec!["id".to_string(), "twice".to_string()]));
     for _ in 0..2 {
         let (ids, batches) = epoch_ids(&mut in_order, 10);
         assert_eq!(ids, (0..103).collect::<Vec<_>>());
@@ -601,18 +481,13 @@ fn streaming_yields_every_row_each_epoch_with_bounded_memory() {
     }
     assert_eq!(in_order.epochs_started(), 2);
 
-    let mut shuffled = StreamingReader::open(file.path(), StreamFormat::Csv(CsvOptions::default()), 10)
-        .unwrap()
-        .with_shuffle(16, 7);
+    let mut shuffled =
+        StreamingReader::open(file.path(), StreamFormat::Csv(CsvOptions::default()), 10).unwrap().with_shuffle(16, 7);
     let mut epoch = shuffled.epoch().unwrap();
     let rows: usize = epoch.by_ref().map(|batch| batch.unwrap().rows).sum();
     assert_eq!(rows, 103);
     // The whole file never sits in memory: at most a batch plus the shuffle buffer.
-    assert!(
-        epoch.peak_buffered_rows() > 10 && epoch.peak_buffered_rows() <= 26,
-        "{}",
-        epoch.peak_buffered_rows()
-    );
+    assert!(epoch.peak_buffered_rows() > 10 && epoch.peak_buffered_rows() <= 26, "{}", epoch.peak_buffered_rows());
 
     let (first, _) = epoch_ids(&mut shuffled, 10);
     let (second, _) = epoch_ids(&mut shuffled, 10);
@@ -624,9 +499,8 @@ fn streaming_yields_every_row_each_epoch_with_bounded_memory() {
         assert_eq!(sorted, (0..103).collect::<Vec<_>>(), "every row exactly once");
     }
     // Reproducible: a new reader with the same seed replays the same epochs.
-    let mut again = StreamingReader::open(file.path(), StreamFormat::Csv(CsvOptions::default()), 10)
-        .unwrap()
-        .with_shuffle(16, 7);
+    let mut again =
+        StreamingReader::open(file.path(), StreamFormat::Csv(CsvOptions::default()), 10).unwrap().with_shuffle(16, 7);
     again.epoch().unwrap().for_each(drop);
     assert_eq!(epoch_ids(&mut again, 10).0, first);
 }
@@ -650,9 +524,8 @@ fn streaming_libsvm_and_errors() {
     assert!(epoch.next().is_none(), "nothing after an error");
 
     let header_only = TempFile::new("stream_header.csv", b"a,y\n");
-    let message = StreamingReader::open(header_only.path(), StreamFormat::Csv(CsvOptions::default()), 2)
-        .unwrap_err()
-        .to_string();
+    let message =
+        StreamingReader::open(header_only.path(), StreamFormat::Csv(CsvOptions::default()), 2).unwrap_err().to_string();
     assert_contains(&message, &["no data rows"]);
     assert!(StreamingReader::open(file.path(), StreamFormat::Libsvm { width: None }, 0).is_err());
 }

@@ -151,13 +151,10 @@ pub fn list() -> &'static [BuiltinInfo] {
 
 /// The description of data set `name`.
 pub fn info(name: &str) -> Result<&'static BuiltinInfo, DataError> {
-    BUILTINS
-        .iter()
-        .find(|info| info.name == name)
-        .ok_or_else(|| DataError::UnknownBuiltin {
-            name: name.to_string(),
-            available: BUILTINS.iter().map(|info| info.name).collect(),
-        })
+    BUILTINS.iter().find(|info| info.name == name).ok_or_else(|| DataError::UnknownBuiltin {
+        name: name.to_string(),
+        available: BUILTINS.iter().map(|info| info.name).collect(),
+    })
 }
 
 /// The data folder: `$GRADUS_DATA_DIR` when set (and not empty), otherwise the source tree's
@@ -183,11 +180,9 @@ impl Builtin {
     pub fn into_table(self) -> Result<Dataset, DataError> {
         match self {
             Builtin::Table(table) => Ok(table),
-            Builtin::Ratings(ratings) => Err(DataError::WrongBuiltinKind {
-                name: ratings.source,
-                holds: "ratings",
-                expected: "a feature table",
-            }),
+            Builtin::Ratings(ratings) => {
+                Err(DataError::WrongBuiltinKind { name: ratings.source, holds: "ratings", expected: "a feature table" })
+            }
         }
     }
 
@@ -195,11 +190,9 @@ impl Builtin {
     pub fn into_ratings(self) -> Result<Ratings, DataError> {
         match self {
             Builtin::Ratings(ratings) => Ok(ratings),
-            Builtin::Table(table) => Err(DataError::WrongBuiltinKind {
-                name: table.source,
-                holds: "a feature table",
-                expected: "ratings",
-            }),
+            Builtin::Table(table) => {
+                Err(DataError::WrongBuiltinKind { name: table.source, holds: "a feature table", expected: "ratings" })
+            }
         }
     }
 }
@@ -210,18 +203,11 @@ pub fn load(name: &str) -> Result<Builtin, DataError> {
     let info = info(name)?;
     let path = data_dir().join(info.file);
     let missing = |error: DataError| match error {
-        DataError::NotFound { path } => DataError::BuiltinMissing {
-            name: name.to_string(),
-            path,
-        },
+        DataError::NotFound { path } => DataError::BuiltinMissing { name: name.to_string(), path },
         other => other,
     };
     match info.task {
-        Task::Ratings => read_ratings(&path, &RatingsOptions::default())
-            .map(Builtin::Ratings)
-            .map_err(missing),
-        _ => read_csv(&path, &CsvOptions::default().target(info.target))
-            .map(Builtin::Table)
-            .map_err(missing),
+        Task::Ratings => read_ratings(&path, &RatingsOptions::default()).map(Builtin::Ratings).map_err(missing),
+        _ => read_csv(&path, &CsvOptions::default().target(info.target)).map(Builtin::Table).map_err(missing),
     }
 }

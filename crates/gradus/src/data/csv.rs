@@ -71,10 +71,7 @@ pub(crate) struct RecordReader {
 impl RecordReader {
     /// Opens `path`; `delimiter: None` detects it from the first non-blank line.
     pub(crate) fn open(path: &Path, delimiter: Option<u8>) -> Result<Self, DataError> {
-        Ok(Self {
-            lines: LineReader::open(path)?,
-            delimiter,
-        })
+        Ok(Self { lines: LineReader::open(path)?, delimiter })
     }
 
     /// The file being read.
@@ -114,10 +111,7 @@ impl RecordReader {
                     chunk = next;
                 }
                 None => {
-                    return Err(DataError::UnterminatedQuote {
-                        path: self.path().to_path_buf(),
-                        line: line_number,
-                    })
+                    return Err(DataError::UnterminatedQuote { path: self.path().to_path_buf(), line: line_number })
                 }
             }
         }
@@ -209,10 +203,7 @@ impl TableLayout {
     ) -> Result<Self, DataError> {
         let path = reader.path().to_path_buf();
         if !reader.read(record)? {
-            return Err(DataError::Empty {
-                path,
-                expected: "a header row followed by data rows",
-            });
+            return Err(DataError::Empty { path, expected: "a header row followed by data rows" });
         }
         let names: Vec<String> = record.fields().map(|name| show(name.trim_ascii())).collect();
         if names.len() < 2 {
@@ -224,22 +215,14 @@ impl TableLayout {
                 delimiter: reader.delimiter().unwrap_or(b','),
             });
         }
-        let target_column = match target {
-            None => names.len() - 1,
-            Some(wanted) => names
-                .iter()
-                .position(|name| name == wanted)
-                .ok_or_else(|| DataError::UnknownTarget {
-                    path,
-                    name: wanted.to_string(),
-                    available: names.clone(),
+        let target_column =
+            match target {
+                None => names.len() - 1,
+                Some(wanted) => names.iter().position(|name| name == wanted).ok_or_else(|| {
+                    DataError::UnknownTarget { path, name: wanted.to_string(), available: names.clone() }
                 })?,
-        };
-        Ok(Self {
-            names,
-            target_column,
-            header_line: record.line,
-        })
+            };
+        Ok(Self { names, target_column, header_line: record.line })
     }
 
     /// Number of feature columns.
@@ -277,14 +260,7 @@ impl TableLayout {
                 Ok(value) => value,
                 Err(problem) => {
                     features.truncate(start);
-                    return Err(cell_error(
-                        path,
-                        record.line,
-                        column,
-                        &self.names[column],
-                        cell,
-                        problem,
-                    ));
+                    return Err(cell_error(path, record.line, column, &self.names[column], cell, problem));
                 }
             };
             if column == self.target_column {
@@ -308,26 +284,9 @@ pub(crate) fn cell_error(
 ) -> DataError {
     let (path, column, name) = (path.to_path_buf(), column + 1, name.to_string());
     match problem {
-        CellProblem::Missing => DataError::MissingValue {
-            path,
-            line,
-            column,
-            name,
-        },
-        CellProblem::NotNumeric => DataError::NotNumeric {
-            path,
-            line,
-            column,
-            name,
-            cell: show(cell),
-        },
-        CellProblem::NonFinite => DataError::NonFinite {
-            path,
-            line,
-            column,
-            name,
-            cell: show(cell.trim_ascii()),
-        },
+        CellProblem::Missing => DataError::MissingValue { path, line, column, name },
+        CellProblem::NotNumeric => DataError::NotNumeric { path, line, column, name, cell: show(cell) },
+        CellProblem::NonFinite => DataError::NonFinite { path, line, column, name, cell: show(cell.trim_ascii()) },
     }
 }
 
@@ -366,10 +325,7 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Dataset,
         layout.parse_row(path, &record, &mut features, &mut target)?;
     }
     if target.is_empty() {
-        return Err(DataError::NoRows {
-            path: path.to_path_buf(),
-            header_line: layout.header_line,
-        });
+        return Err(DataError::NoRows { path: path.to_path_buf(), header_line: layout.header_line });
     }
     features.shrink_to_fit();
     Ok(Dataset {

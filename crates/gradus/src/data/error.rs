@@ -273,9 +273,5 @@ fn show_delimiter(delimiter: u8) -> String {
 }
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(|item| format!("`{item}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
 }

@@ -13,10 +13,7 @@ pub(crate) struct SparseRow {
 
 impl SparseRow {
     pub(crate) fn new() -> Self {
-        Self {
-            label: 0.0,
-            entries: Vec::new(),
-        }
+        Self { label: 0.0, entries: Vec::new() }
     }
 
     /// Appends the row, densified to `width` columns, to `features`.
@@ -50,10 +47,8 @@ pub(crate) fn parse_line(
         expected,
         found: show(found),
     };
-    let mut tokens = content
-        .split(|byte| *byte == b' ' || *byte == b'\t')
-        .filter(|token| !token.is_empty())
-        .enumerate();
+    let mut tokens =
+        content.split(|byte| *byte == b' ' || *byte == b'\t').filter(|token| !token.is_empty()).enumerate();
     let Some((_, label)) = tokens.next() else {
         return Ok(false);
     };
@@ -92,11 +87,7 @@ pub(crate) fn parse_line(
 }
 
 fn parse_finite(text: &[u8]) -> Option<f32> {
-    std::str::from_utf8(text)
-        .ok()?
-        .parse::<f32>()
-        .ok()
-        .filter(|value| value.is_finite())
+    std::str::from_utf8(text).ok()?.parse::<f32>().ok().filter(|value| value.is_finite())
 }
 
 /// The largest feature index in a LIBSVM file (0 when no example has a feature): one pass over
@@ -113,10 +104,7 @@ pub(crate) fn scan_width(path: &Path) -> Result<usize, DataError> {
         }
     }
     if examples == 0 {
-        return Err(DataError::Empty {
-            path: path.to_path_buf(),
-            expected: "lines of `label index:value ...`",
-        });
+        return Err(DataError::Empty { path: path.to_path_buf(), expected: "lines of `label index:value ...`" });
     }
     Ok(width)
 }
@@ -155,17 +143,10 @@ pub fn read_libsvm(path: impl AsRef<Path>, width: Option<usize>) -> Result<Datas
         }
     }
     if labels.is_empty() {
-        return Err(DataError::Empty {
-            path: path.to_path_buf(),
-            expected: "lines of `label index:value ...`",
-        });
+        return Err(DataError::Empty { path: path.to_path_buf(), expected: "lines of `label index:value ...`" });
     }
     let (rows, cols) = (labels.len(), width.unwrap_or(widest));
-    let cells = rows.checked_mul(cols).ok_or_else(|| DataError::TooLarge {
-        path: path.to_path_buf(),
-        rows,
-        cols,
-    })?;
+    let cells = rows.checked_mul(cols).ok_or_else(|| DataError::TooLarge { path: path.to_path_buf(), rows, cols })?;
     let mut features = Vec::new();
     try_reserve(&mut features, cells, path, rows, cols)?;
     features.resize(cells, 0.0);

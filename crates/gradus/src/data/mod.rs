@@ -77,11 +77,7 @@ impl Dataset {
         let mut target = Vec::with_capacity(indices.len());
         for &index in indices {
             if index >= self.rows {
-                return Err(DataError::RowOutOfRange {
-                    origin: self.source.clone(),
-                    index,
-                    rows: self.rows,
-                });
+                return Err(DataError::RowOutOfRange { origin: self.source.clone(), index, rows: self.rows });
             }
             features.extend_from_slice(self.row(index));
             target.push(self.target[index]);

@@ -24,18 +24,12 @@ impl Standardizer {
     /// nothing about the test rows leaks into the model.
     pub fn fit(data: &Dataset, train_rows: &[usize]) -> Result<Self, DataError> {
         if train_rows.is_empty() {
-            return Err(DataError::NoTrainingRows {
-                origin: data.source.clone(),
-            });
+            return Err(DataError::NoTrainingRows { origin: data.source.clone() });
         }
         let mut sums = vec![0.0f64; data.cols];
         for &index in train_rows {
             if index >= data.rows {
-                return Err(DataError::RowOutOfRange {
-                    origin: data.source.clone(),
-                    index,
-                    rows: data.rows,
-                });
+                return Err(DataError::RowOutOfRange { origin: data.source.clone(), index, rows: data.rows });
             }
             for (sum, &value) in sums.iter_mut().zip(data.row(index)) {
                 *sum += f64::from(value);
@@ -62,10 +56,7 @@ impl Standardizer {
                 }
             })
             .collect();
-        Ok(Self {
-            means: means.iter().map(|&mean| mean as f32).collect(),
-            stds,
-        })
+        Ok(Self { means: means.iter().map(|&mean| mean as f32).collect(), stds })
     }
 
     /// Number of columns it was fitted on.
@@ -92,10 +83,7 @@ impl Standardizer {
             return Ok(());
         }
         if cols == 0 || features.len() % cols != 0 {
-            return Err(DataError::PartialRow {
-                values: features.len(),
-                cols,
-            });
+            return Err(DataError::PartialRow { values: features.len(), cols });
         }
         for row in features.chunks_exact_mut(cols) {
             for ((value, mean), std) in row.iter_mut().zip(&self.means).zip(&self.stds) {
@@ -124,13 +112,8 @@ impl LabelMap {
         classes.sort_by(f32::total_cmp);
         classes.dedup();
         match classes.as_slice() {
-            [] => Err(DataError::NoTargets {
-                origin: origin.to_string(),
-            }),
-            [only] => Err(DataError::SingleClass {
-                origin: origin.to_string(),
-                class: *only,
-            }),
+            [] => Err(DataError::NoTargets { origin: origin.to_string() }),
+            [only] => Err(DataError::SingleClass { origin: origin.to_string(), class: *only }),
             _ => Ok(Self { classes }),
         }
     }
@@ -147,9 +130,7 @@ impl LabelMap {
 
     /// The class index of raw value `value`, if it is one of the classes.
     pub fn encode(&self, value: f32) -> Option<usize> {
-        self.classes
-            .binary_search_by(|class| class.total_cmp(&normalize(value)))
-            .ok()
+        self.classes.binary_search_by(|class| class.total_cmp(&normalize(value))).ok()
     }
 
     /// The class indices of all `targets`; a value that is not a class is an error naming

@@ -69,11 +69,7 @@ impl Ratings {
         };
         for &index in indices {
             if index >= self.len() {
-                return Err(DataError::RowOutOfRange {
-                    origin: self.source.clone(),
-                    index,
-                    rows: self.len(),
-                });
+                return Err(DataError::RowOutOfRange { origin: self.source.clone(), index, rows: self.len() });
             }
             part.users.push(self.users[index]);
             part.items.push(self.items[index]);
@@ -156,14 +152,10 @@ pub fn read_ratings(path: impl AsRef<Path>, options: &RatingsOptions) -> Result<
         ratings.ratings.push(rating);
     }
     match (first, header_line) {
-        (true, _) => Err(DataError::Empty {
-            path: path.to_path_buf(),
-            expected: "rows of user, item, rating",
-        }),
-        (false, Some(header_line)) if ratings.is_empty() => Err(DataError::NoRows {
-            path: path.to_path_buf(),
-            header_line,
-        }),
+        (true, _) => Err(DataError::Empty { path: path.to_path_buf(), expected: "rows of user, item, rating" }),
+        (false, Some(header_line)) if ratings.is_empty() => {
+            Err(DataError::NoRows { path: path.to_path_buf(), header_line })
+        }
         _ => Ok(ratings),
     }
 }

@@ -19,29 +19,16 @@ const BUFFER_BYTES: usize = 1 << 16;
 /// its name).
 pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, DataError> {
     let file = File::open(path).map_err(|source| match source.kind() {
-        ErrorKind::NotFound => DataError::NotFound {
-            path: path.to_path_buf(),
-        },
-        _ => DataError::Io {
-            path: path.to_path_buf(),
-            line: None,
-            source,
-        },
+        ErrorKind::NotFound => DataError::NotFound { path: path.to_path_buf() },
+        _ => DataError::Io { path: path.to_path_buf(), line: None, source },
     })?;
     let mut reader = BufReader::with_capacity(BUFFER_BYTES, file);
     let is_gzip = reader
         .fill_buf()
-        .map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            line: None,
-            source,
-        })?
+        .map_err(|source| DataError::Io { path: path.to_path_buf(), line: None, source })?
         .starts_with(&GZIP_MAGIC);
     if is_gzip {
-        Ok(Box::new(BufReader::with_capacity(
-            BUFFER_BYTES,
-            MultiGzDecoder::new(reader),
-        )))
+        Ok(Box::new(BufReader::with_capacity(BUFFER_BYTES, MultiGzDecoder::new(reader))))
     } else {
         Ok(Box::new(reader))
     }
@@ -59,12 +46,7 @@ pub(crate) struct LineReader {
 impl LineReader {
     /// Opens `path` (see [`open`]).
     pub(crate) fn open(path: &Path) -> Result<Self, DataError> {
-        Ok(Self {
-            path: path.to_path_buf(),
-            reader: open(path)?,
-            line_number: 0,
-            line: Vec::new(),
-        })
+        Ok(Self { path: path.to_path_buf(), reader: open(path)?, line_number: 0, line: Vec::new() })
     }
 
     /// The file being read.
@@ -76,14 +58,11 @@ impl LineReader {
     /// first line). Returns `None` at the end of the file.
     pub(crate) fn next_line(&mut self) -> Result<Option<(usize, &[u8])>, DataError> {
         self.line.clear();
-        let read = self
-            .reader
-            .read_until(b'\n', &mut self.line)
-            .map_err(|source| DataError::Io {
-                path: self.path.clone(),
-                line: Some(self.line_number + 1),
-                source,
-            })?;
+        let read = self.reader.read_until(b'\n', &mut self.line).map_err(|source| DataError::Io {
+            path: self.path.clone(),
+            line: Some(self.line_number + 1),
+            source,
+        })?;
         if read == 0 {
             return Ok(None);
         }
@@ -119,10 +98,8 @@ pub(crate) fn parse_number(cell: &[u8]) -> Result<f32, CellProblem> {
     if cell.is_empty() {
         return Err(CellProblem::Missing);
     }
-    let value: f32 = std::str::from_utf8(cell)
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or(CellProblem::NotNumeric)?;
+    let value: f32 =
+        std::str::from_utf8(cell).ok().and_then(|text| text.parse().ok()).ok_or(CellProblem::NotNumeric)?;
     if value.is_finite() {
         Ok(value)
     } else {
@@ -144,9 +121,5 @@ pub(crate) fn try_reserve(
     rows: usize,
     cols: usize,
 ) -> Result<(), DataError> {
-    values.try_reserve_exact(additional).map_err(|_| DataError::TooLarge {
-        path: path.to_path_buf(),
-        rows,
-        cols,
-    })
+    values.try_reserve_exact(additional).map_err(|_| DataError::TooLarge { path: path.to_path_buf(), rows, cols })
 }

@@ -111,28 +111,13 @@ impl StreamingReader {
                 let mut record = Record::default();
                 let table = TableLayout::read_header(&mut reader, &mut record, options.target.as_deref())?;
                 if !reader.read(&mut record)? {
-                    return Err(DataError::NoRows {
-                        path,
-                        header_line: table.header_line,
-                    });
+                    return Err(DataError::NoRows { path, header_line: table.header_line });
                 }
-                Layout::Csv {
-                    delimiter: reader.delimiter(),
-                    table,
-                }
+                Layout::Csv { delimiter: reader.delimiter(), table }
             }
-            StreamFormat::Libsvm { width } => Layout::Libsvm {
-                width: width.map_or_else(|| scan_width(&path), Ok)?,
-            },
+            StreamFormat::Libsvm { width } => Layout::Libsvm { width: width.map_or_else(|| scan_width(&path), Ok)? },
         };
-        Ok(Self {
-            path,
-            layout,
-            batch_size,
-            shuffle_buffer: 0,
-            seed: 0,
-            epochs_started: 0,
-        })
+        Ok(Self { path, layout, batch_size, shuffle_buffer: 0, seed: 0, epochs_started: 0 })
     }
 
     /// Shuffles rows through a buffer of `buffer_rows` rows, drawing from `seed` (0 rows: file
@@ -188,17 +173,11 @@ impl StreamingReader {
                 let mut record = Record::default();
                 // Skip the header, read when the reader was opened.
                 reader.read(&mut record)?;
-                RowSource::Csv {
-                    reader,
-                    record,
-                    table: table.clone(),
-                }
+                RowSource::Csv { reader, record, table: table.clone() }
             }
-            Layout::Libsvm { width } => RowSource::Libsvm {
-                lines: LineReader::open(&self.path)?,
-                row: SparseRow::new(),
-                width: *width,
-            },
+            Layout::Libsvm { width } => {
+                RowSource::Libsvm { lines: LineReader::open(&self.path)?, row: SparseRow::new(), width: *width }
+            }
         };
         self.epochs_started += 1;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
@@ -224,16 +203,8 @@ impl StreamingReader {
 
 /// Where an epoch's rows come from.
 enum RowSource {
-    Csv {
-        reader: RecordReader,
-        record: Record,
-        table: TableLayout,
-    },
-    Libsvm {
-        lines: LineReader,
-        row: SparseRow,
-        width: usize,
-    },
+    Csv { reader: RecordReader, record: Record, table: TableLayout },
+    Libsvm { lines: LineReader, row: SparseRow, width: usize },
 }
 
 impl RowSource {
@@ -308,10 +279,7 @@ impl Epoch {
                 continue;
             }
             while !self.file_done && self.buffer_target.len() < self.buffer_capacity {
-                if self
-                    .rows
-                    .read_row(&self.path, &mut self.buffer_features, &mut self.buffer_target)?
-                {
+                if self.rows.read_row(&self.path, &mut self.buffer_features, &mut self.buffer_target)? {
                     self.note_rows(batch.rows);
                 } else {
                     self.file_done = true;
@@ -324,12 +292,9 @@ impl Epoch {
             // Move a random buffered row into the batch; the buffer's last row fills its slot.
             let pick = self.rng.random_range(0..held as u64) as usize;
             let cols = self.cols;
-            batch
-                .features
-                .extend_from_slice(&self.buffer_features[pick * cols..(pick + 1) * cols]);
+            batch.features.extend_from_slice(&self.buffer_features[pick * cols..(pick + 1) * cols]);
             batch.target.push(self.buffer_target.swap_remove(pick));
-            self.buffer_features
-                .copy_within((held - 1) * cols..held * cols, pick * cols);
+            self.buffer_features.copy_within((held - 1) * cols..held * cols, pick * cols);
             self.buffer_features.truncate((held - 1) * cols);
             batch.rows += 1;
         }
