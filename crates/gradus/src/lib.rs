@@ -12,6 +12,8 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod loss;
+pub mod mlp;
 pub mod optim;
 pub mod parallel;
 pub mod params;
