@@ -27,7 +27,11 @@ use crate::loss::{Loss, Real};
 use crate::params::ParamLayout;
 
 /// Rows per block of a batch: the unit of parallel work and of the fixed-order gradient sum.
-pub const BLOCK_ROWS: usize = 32;
+///
+/// Fixed, so that the gradient's bits never depend on the thread count. 64 rows keep the matrix
+/// products efficient (smaller blocks cost ~15% more CPU time per row on a 784-128-10 network)
+/// while batches above 64 rows spread over the threads.
+pub const BLOCK_ROWS: usize = 64;
 
 /// The negative slope of [`Activation::LeakyRelu`] (PyTorch's default).
 pub const LEAKY_RELU_SLOPE: f64 = 0.01;
