@@ -13,6 +13,8 @@
 
 pub mod data;
 pub mod error;
+pub mod loss;
+pub mod mlp;
 pub mod optim;
 pub mod parallel;
 pub mod params;

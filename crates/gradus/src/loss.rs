@@ -1,0 +1,536 @@
+//! Loss functions with their gradients, as PyTorch defines them with `reduction="mean"`.
+//!
+//! Every loss is written out together with its gradient with respect to the model's outputs, in
+//! forms that stay finite for extreme logits (±80 and far beyond): cross-entropy subtracts the
+//! row maximum before exponentiating (log-sum-exp), binary cross-entropy uses the softplus form
+//! `max(x, 0) − x·y + ln(1 + e^{−|x|})`.
+//!
+//! The same code runs in `f32` (what models train in) and `f64` (what reference checks and
+//! finite-difference tests use): see [`Real`]. Loss values are always accumulated in `f64`.
+//!
+//! Batches are row-major `rows × cols` matrices. For every loss except cross-entropy the targets
+//! have the outputs' shape; for [`Loss::CrossEntropy`] they hold one class index per row, stored
+//! as a float (`2.0` is class 2), and the outputs are that row's unnormalized logits.
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::error::{closed_unit_interval, positive, ConfigError};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A floating-point type the losses and models compute in: `f32` or `f64` (sealed).
+///
+/// Models train in `f32`; `f64` runs the very same code for checks against PyTorch's float64
+/// reference values and for finite differences.
+pub trait Real:
+    sealed::Sealed
+    + Copy
+    + Default
+    + Debug
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+{
+    /// Zero.
+    const ZERO: Self;
+    /// One.
+    const ONE: Self;
+    /// Converts from `f64`, rounding to nearest.
+    fn from_f64(value: f64) -> Self;
+    /// Converts to `f64` (exact).
+    fn to_f64(self) -> f64;
+    /// `e^self`.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// `ln(1 + self)`, accurate near zero.
+    fn ln_1p(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// The larger of the two (the other one when either is NaN).
+    fn max(self, other: Self) -> Self;
+    /// Whether the value is neither infinite nor NaN.
+    fn is_finite(self) -> bool;
+
+    /// `C ← α A B + β C` for row-major or transposed operands given by their strides (see
+    /// `matrixmultiply::sgemm`). When `β` is zero, `C` is only written.
+    ///
+    /// # Safety
+    /// Every element addressed through the dimensions and strides must lie in the slices.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+
+    /// Runs `f` with this thread's reusable scratch buffer of this type, or with a fresh one when
+    /// the thread's buffer is already in use (a nested call on the same thread).
+    #[doc(hidden)]
+    fn with_scratch<R>(slot: usize, f: impl FnOnce(&mut Vec<Self>) -> R) -> R;
+}
+
+macro_rules! impl_real {
+    ($t:ty, $gemm:path, $scratch:ident) => {
+        thread_local! {
+            static $scratch: [std::cell::RefCell<Vec<$t>>; 2] = const {
+                [std::cell::RefCell::new(Vec::new()), std::cell::RefCell::new(Vec::new())]
+            };
+        }
+
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline(always)]
+            fn from_f64(value: f64) -> Self {
+                value as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            #[inline(always)]
+            fn ln_1p(self) -> Self {
+                <$t>::ln_1p(self)
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                <$t>::max(self, other)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            #[inline]
+            unsafe fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: *const Self,
+                rsa: isize,
+                csa: isize,
+                b: *const Self,
+                rsb: isize,
+                csb: isize,
+                beta: Self,
+                c: *mut Self,
+                rsc: isize,
+                csc: isize,
+            ) {
+                // SAFETY: forwarded from the caller's contract.
+                unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+            }
+            fn with_scratch<R>(slot: usize, f: impl FnOnce(&mut Vec<Self>) -> R) -> R {
+                let mut f = Some(f);
+                let done = $scratch.with(|slots| match slots[slot].try_borrow_mut() {
+                    Ok(mut buffer) => Some((f.take().expect("called once"))(&mut buffer)),
+                    Err(_) => None,
+                });
+                match done {
+                    Some(result) => result,
+                    None => (f.take().expect("called once"))(&mut Vec::new()),
+                }
+            }
+        }
+    };
+}
+
+impl_real!(f32, matrixmultiply::sgemm, SCRATCH_F32);
+impl_real!(f64, matrixmultiply::dgemm, SCRATCH_F64);
+
+/// A loss function, with PyTorch's mean reduction.
+///
+/// With outputs `x`, targets `y`, `n` elements (or `N` rows of `C` logits for cross-entropy):
+///
+/// ```text
+/// mse              (1/n) Σ (x − y)²                                   ∂/∂x = 2 (x − y) / n
+/// l1               (1/n) Σ |x − y|                                    ∂/∂x = sign(x − y) / n, 0 at x = y
+/// huber(δ)         (1/n) Σ ½ d² if |d| ≤ δ else δ (|d| − ½ δ), d = x − y   ∂/∂x = clamp(d, −δ, δ) / n
+/// bce_with_logits  (1/n) Σ max(x, 0) − x y + ln(1 + e^{−|x|})         ∂/∂x = (σ(x) − y) / n
+/// cross_entropy(ε) (1/N) Σ_rows [ lse(x) − (1 − ε) x_t − (ε/C) Σ_c x_c ]
+///                                            ∂/∂x_c = (softmax(x)_c − (1 − ε) [c = t] − ε/C) / N
+/// hinge            (1/n) Σ max(0, 1 − y x)  (y = ±1)                  ∂/∂x = −y / n where y x < 1, else 0
+/// ```
+///
+/// Identical to `torch.nn.functional.mse_loss`, `l1_loss`, `huber_loss(delta=δ)`,
+/// `binary_cross_entropy_with_logits` and `cross_entropy(label_smoothing=ε)` with class-index
+/// targets, subgradients included: l1 takes `sign(0) = 0`. PyTorch has no binary hinge loss of
+/// this form; the kink `y x = 1` takes the gradient 0, as `relu(1 − y x)` does in PyTorch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "loss", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Loss {
+    /// Mean squared error.
+    Mse,
+    /// Mean absolute error.
+    L1,
+    /// Huber loss: quadratic within `delta` of the target, linear outside.
+    Huber {
+        /// Where the loss turns from quadratic to linear (PyTorch's default 1.0); must be > 0.
+        delta: f64,
+    },
+    /// Binary cross-entropy on logits (targets in `[0, 1]`, usually 0 or 1).
+    BceWithLogits,
+    /// Softmax cross-entropy over integer class targets (stored as floats), one row per sample.
+    CrossEntropy {
+        /// Weight ε moved from the target class to a uniform distribution over all classes
+        /// (PyTorch's default 0.0); must lie in `[0, 1]`.
+        label_smoothing: f64,
+    },
+    /// Hinge loss for targets −1/+1: `max(0, 1 − y·x)`.
+    Hinge,
+}
+
+/// Targets that do not fit a loss: found by [`Loss::check_targets`].
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum TargetError {
+    /// The number of targets does not match the outputs.
+    #[error("expected {expected} targets for {rows} rows of {cols} outputs, got {found}")]
+    Length {
+        /// Rows in the batch.
+        rows: usize,
+        /// Outputs per row.
+        cols: usize,
+        /// Targets needed.
+        expected: usize,
+        /// Targets given.
+        found: usize,
+    },
+    /// A cross-entropy target that is not the index of one of the classes.
+    #[error("target {value} of row {row} is not a class index in 0..{classes}")]
+    BadClass {
+        /// The row.
+        row: usize,
+        /// Its target.
+        value: f64,
+        /// The number of classes (outputs per row).
+        classes: usize,
+    },
+}
+
+impl Loss {
+    /// Huber loss with `delta` (must be finite and > 0).
+    pub fn huber(delta: f64) -> Result<Self, ConfigError> {
+        let loss = Loss::Huber { delta };
+        loss.validate()?;
+        Ok(loss)
+    }
+
+    /// Cross-entropy with `label_smoothing` (must lie in `[0, 1]`).
+    pub fn cross_entropy(label_smoothing: f64) -> Result<Self, ConfigError> {
+        let loss = Loss::CrossEntropy { label_smoothing };
+        loss.validate()?;
+        Ok(loss)
+    }
+
+    /// Checks the loss's options, naming the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match *self {
+            Loss::Huber { delta } => positive("delta", delta),
+            Loss::CrossEntropy { label_smoothing } => closed_unit_interval("label_smoothing", label_smoothing),
+            _ => Ok(()),
+        }
+    }
+
+    /// PyTorch's name for the loss (`mse`, `l1`, `huber`, `bce_with_logits`, `cross_entropy`,
+    /// `hinge`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Loss::Mse => "mse",
+            Loss::L1 => "l1",
+            Loss::Huber { .. } => "huber",
+            Loss::BceWithLogits => "bce_with_logits",
+            Loss::CrossEntropy { .. } => "cross_entropy",
+            Loss::Hinge => "hinge",
+        }
+    }
+
+    /// How many targets a batch of `rows` rows of `cols` outputs takes: one per row for
+    /// cross-entropy, one per output otherwise.
+    pub fn target_len(&self, rows: usize, cols: usize) -> usize {
+        match self {
+            Loss::CrossEntropy { .. } => rows,
+            _ => rows * cols,
+        }
+    }
+
+    /// The number the summed loss is divided by for the mean: rows for cross-entropy, every
+    /// element otherwise.
+    pub fn mean_denominator(&self, rows: usize, cols: usize) -> usize {
+        self.target_len(rows, cols)
+    }
+
+    /// Checks that `targets` fit a batch of `rows × cols` outputs: the length, and for
+    /// cross-entropy that every target is a class index in `0..cols`. Run it once on a data set
+    /// so that the per-batch [`Loss::value_grad`] need not.
+    pub fn check_targets<T: Real>(&self, targets: &[T], rows: usize, cols: usize) -> Result<(), TargetError> {
+        let expected = self.target_len(rows, cols);
+        if targets.len() != expected {
+            return Err(TargetError::Length {
+                rows,
+                cols,
+                expected,
+                found: targets.len(),
+            });
+        }
+        if let Loss::CrossEntropy { .. } = self {
+            for (row, &target) in targets.iter().enumerate() {
+                if class_index(target, cols).is_none() {
+                    return Err(TargetError::BadClass {
+                        row,
+                        value: target.to_f64(),
+                        classes: cols,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The mean loss of `outputs` (`rows × cols`, row-major) against `targets`, writing its
+    /// gradient with respect to `outputs` into `grad_out` (same shape as `outputs`).
+    ///
+    /// A cross-entropy target that is not a class index makes its row's loss and gradient NaN
+    /// (see [`Loss::check_targets`]).
+    ///
+    /// # Panics
+    /// If `cols` is zero or does not divide `outputs.len()`, or if `targets` or `grad_out` have
+    /// the wrong length: shapes are fixed by model code.
+    pub fn value_grad<T: Real>(&self, outputs: &[T], targets: &[T], cols: usize, grad_out: &mut [T]) -> f64 {
+        assert!(cols > 0 && outputs.len() % cols == 0, "outputs are not rows of {cols}");
+        let rows = outputs.len() / cols;
+        let denominator = self.mean_denominator(rows, cols);
+        if denominator == 0 {
+            return f64::NAN; // the mean of nothing, as PyTorch
+        }
+        let scale = 1.0 / denominator as f64;
+        self.sum_grad(outputs, targets, cols, T::from_f64(scale), grad_out) * scale
+    }
+
+    /// The loss of `outputs` against `targets` summed over every term of the mean (not divided),
+    /// writing `grad_scale ×` its gradient into `grad_out`.
+    ///
+    /// This is the building block for batches split into parts: each part passes the whole
+    /// batch's `1 / mean_denominator` as `grad_scale` and the parts' sums are added.
+    ///
+    /// # Panics
+    /// As [`Loss::value_grad`].
+    pub fn sum_grad<T: Real>(
+        &self,
+        outputs: &[T],
+        targets: &[T],
+        cols: usize,
+        grad_scale: T,
+        grad_out: &mut [T],
+    ) -> f64 {
+        assert!(cols > 0 && outputs.len() % cols == 0, "outputs are not rows of {cols}");
+        assert_eq!(
+            grad_out.len(),
+            outputs.len(),
+            "gradient length differs from the outputs'"
+        );
+        let rows = outputs.len() / cols;
+        assert_eq!(targets.len(), self.target_len(rows, cols), "wrong number of targets");
+        let elements = outputs.iter().zip(targets).zip(grad_out.iter_mut());
+        let two = T::from_f64(2.0);
+        let mut sum = 0.0f64;
+        match *self {
+            Loss::Mse => {
+                for ((&x, &y), g) in elements {
+                    let d = x - y;
+                    *g = two * d * grad_scale;
+                    sum += (d * d).to_f64();
+                }
+            }
+            Loss::L1 => {
+                for ((&x, &y), g) in elements {
+                    let d = x - y;
+                    *g = sign(d) * grad_scale;
+                    sum += d.abs().to_f64();
+                }
+            }
+            Loss::Huber { delta } => {
+                let delta_t = T::from_f64(delta);
+                for ((&x, &y), g) in elements {
+                    let d = x - y;
+                    let (value, slope) = if d.abs() <= delta_t {
+                        (0.5 * d.to_f64() * d.to_f64(), d)
+                    } else {
+                        (delta * (d.abs().to_f64() - 0.5 * delta), sign(d) * delta_t)
+                    };
+                    *g = slope * grad_scale;
+                    sum += value;
+                }
+            }
+            Loss::BceWithLogits => {
+                for ((&x, &y), g) in elements {
+                    // softplus form: never exponentiates a positive number.
+                    let e = (-x.abs()).exp();
+                    let value = x.max(T::ZERO) - x * y + e.ln_1p();
+                    let sigmoid = if x >= T::ZERO {
+                        T::ONE / (T::ONE + e)
+                    } else {
+                        e / (T::ONE + e)
+                    };
+                    *g = (sigmoid - y) * grad_scale;
+                    sum += value.to_f64();
+                }
+            }
+            Loss::Hinge => {
+                for ((&x, &y), g) in elements {
+                    let margin = T::ONE - y * x;
+                    if margin > T::ZERO {
+                        *g = -y * grad_scale;
+                        sum += margin.to_f64();
+                    } else {
+                        *g = T::ZERO;
+                    }
+                }
+            }
+            Loss::CrossEntropy { label_smoothing } => {
+                let smooth = label_smoothing / cols as f64;
+                let keep = 1.0 - label_smoothing;
+                let smooth_t = T::from_f64(smooth);
+                let keep_t = T::from_f64(keep);
+                let rows_iter = outputs
+                    .chunks_exact(cols)
+                    .zip(grad_out.chunks_exact_mut(cols))
+                    .zip(targets);
+                for ((logits, grad_row), &target) in rows_iter {
+                    let Some(class) = class_index(target, cols) else {
+                        grad_row.fill(T::from_f64(f64::NAN));
+                        sum += f64::NAN;
+                        continue;
+                    };
+                    let max = logits.iter().fold(logits[0], |m, &v| m.max(v));
+                    let mut total = T::ZERO;
+                    for (g, &v) in grad_row.iter_mut().zip(logits) {
+                        let e = (v - max).exp();
+                        *g = e;
+                        total += e;
+                    }
+                    let log_sum_exp = max.to_f64() + total.ln().to_f64();
+                    let inv_total = T::ONE / total;
+                    let mut logit_sum = 0.0f64;
+                    for (g, &v) in grad_row.iter_mut().zip(logits) {
+                        *g = (*g * inv_total - smooth_t) * grad_scale;
+                        logit_sum += v.to_f64();
+                    }
+                    grad_row[class] -= keep_t * grad_scale;
+                    sum += log_sum_exp - keep * logits[class].to_f64() - smooth * logit_sum;
+                }
+            }
+        }
+        sum
+    }
+}
+
+/// `sign(v)`, with `sign(0) = 0` as `torch.sign`.
+#[inline(always)]
+fn sign<T: Real>(v: T) -> T {
+    if v > T::ZERO {
+        T::ONE
+    } else if v < T::ZERO {
+        -T::ONE
+    } else {
+        T::ZERO
+    }
+}
+
+/// The class a cross-entropy target names, if it is an integer in `0..classes`.
+#[inline]
+fn class_index<T: Real>(target: T, classes: usize) -> Option<usize> {
+    let value = target.to_f64();
+    if value >= 0.0 && value < classes as f64 && value.fract() == 0.0 {
+        Some(value as usize)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_validated() {
+        assert_eq!(Loss::huber(0.0).unwrap_err().option, "delta");
+        assert_eq!(Loss::cross_entropy(1.5).unwrap_err().option, "label_smoothing");
+        assert!(Loss::cross_entropy(0.1).is_ok());
+    }
+
+    #[test]
+    fn bad_class_targets_are_reported_not_panicked_on() {
+        let loss = Loss::cross_entropy(0.0).unwrap();
+        assert!(matches!(
+            loss.check_targets(&[0.0f32, 3.0], 2, 3),
+            Err(TargetError::BadClass { row: 1, .. })
+        ));
+        assert!(matches!(
+            loss.check_targets(&[0.5f32, 1.0], 2, 3),
+            Err(TargetError::BadClass { row: 0, .. })
+        ));
+        assert!(matches!(
+            loss.check_targets(&[0.0f32], 2, 3),
+            Err(TargetError::Length { .. })
+        ));
+        let mut grad = [0.0f32; 3];
+        assert!(loss.value_grad(&[1.0f32, 2.0, 3.0], &[-1.0], 3, &mut grad).is_nan());
+        assert!(grad.iter().all(|g| g.is_nan()));
+    }
+
+    #[test]
+    fn serde_uses_pytorch_names() {
+        let json = serde_json::to_string(&Loss::Huber { delta: 0.5 }).unwrap();
+        assert_eq!(json, r#"{"loss":"huber","delta":0.5}"#);
+        let back: Loss = serde_json::from_str(r#"{"loss":"cross_entropy","label_smoothing":0.1}"#).unwrap();
+        assert_eq!(back, Loss::CrossEntropy { label_smoothing: 0.1 });
+    }
+}
