@@ -313,21 +313,12 @@ impl Loss {
     pub fn check_targets<T: Real>(&self, targets: &[T], rows: usize, cols: usize) -> Result<(), TargetError> {
         let expected = self.target_len(rows, cols);
         if targets.len() != expected {
-            return Err(TargetError::Length {
-                rows,
-                cols,
-                expected,
-                found: targets.len(),
-            });
+            return Err(TargetError::Length { rows, cols, expected, found: targets.len() });
         }
         if let Loss::CrossEntropy { .. } = self {
             for (row, &target) in targets.iter().enumerate() {
                 if class_index(target, cols).is_none() {
-                    return Err(TargetError::BadClass {
-                        row,
-                        value: target.to_f64(),
-                        classes: cols,
-                    });
+                    return Err(TargetError::BadClass { row, value: target.to_f64(), classes: cols });
                 }
             }
         }
@@ -371,11 +362,7 @@ impl Loss {
         grad_out: &mut [T],
     ) -> f64 {
         assert!(cols > 0 && outputs.len() % cols == 0, "outputs are not rows of {cols}");
-        assert_eq!(
-            grad_out.len(),
-            outputs.len(),
-            "gradient length differs from the outputs'"
-        );
+        assert_eq!(grad_out.len(), outputs.len(), "gradient length differs from the outputs'");
         let rows = outputs.len() / cols;
         assert_eq!(targets.len(), self.target_len(rows, cols), "wrong number of targets");
         let elements = outputs.iter().zip(targets).zip(grad_out.iter_mut());
@@ -414,11 +401,7 @@ impl Loss {
                     // softplus form: never exponentiates a positive number.
                     let e = (-x.abs()).exp();
                     let value = x.max(T::ZERO) - x * y + e.ln_1p();
-                    let sigmoid = if x >= T::ZERO {
-                        T::ONE / (T::ONE + e)
-                    } else {
-                        e / (T::ONE + e)
-                    };
+                    let sigmoid = if x >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) };
                     *g = (sigmoid - y) * grad_scale;
                     sum += value.to_f64();
                 }
@@ -439,10 +422,7 @@ impl Loss {
                 let keep = 1.0 - label_smoothing;
                 let smooth_t = T::from_f64(smooth);
                 let keep_t = T::from_f64(keep);
-                let rows_iter = outputs
-                    .chunks_exact(cols)
-                    .zip(grad_out.chunks_exact_mut(cols))
-                    .zip(targets);
+                let rows_iter = outputs.chunks_exact(cols).zip(grad_out.chunks_exact_mut(cols)).zip(targets);
                 for ((logits, grad_row), &target) in rows_iter {
                     let Some(class) = class_index(target, cols) else {
                         grad_row.fill(T::from_f64(f64::NAN));
@@ -509,18 +489,9 @@ mod tests {
     #[test]
     fn bad_class_targets_are_reported_not_panicked_on() {
         let loss = Loss::cross_entropy(0.0).unwrap();
-        assert!(matches!(
-            loss.check_targets(&[0.0f32, 3.0], 2, 3),
-            Err(TargetError::BadClass { row: 1, .. })
-        ));
-        assert!(matches!(
-            loss.check_targets(&[0.5f32, 1.0], 2, 3),
-            Err(TargetError::BadClass { row: 0, .. })
-        ));
-        assert!(matches!(
-            loss.check_targets(&[0.0f32], 2, 3),
-            Err(TargetError::Length { .. })
-        ));
+        assert!(matches!(loss.check_targets(&[0.0f32, 3.0], 2, 3), Err(TargetError::BadClass { row: 1, .. })));
+        assert!(matches!(loss.check_targets(&[0.5f32, 1.0], 2, 3), Err(TargetError::BadClass { row: 0, .. })));
+        assert!(matches!(loss.check_targets(&[0.0f32], 2, 3), Err(TargetError::Length { .. })));
         let mut grad = [0.0f32; 3];
         assert!(loss.value_grad(&[1.0f32, 2.0, 3.0], &[-1.0], 3, &mut grad).is_nan());
         assert!(grad.iter().all(|g| g.is_nan()));

@@ -87,11 +87,7 @@ impl Activation {
             Activation::Sigmoid => values.iter_mut().for_each(|v| {
                 // Written so that the exponential never overflows.
                 let e = (-v.abs()).exp();
-                *v = if *v >= T::ZERO {
-                    T::ONE / (T::ONE + e)
-                } else {
-                    e / (T::ONE + e)
-                };
+                *v = if *v >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) };
             }),
             Activation::Identity => {}
         }
@@ -168,11 +164,7 @@ impl Mlp {
     /// not one per layer, or the loss's options are invalid.
     pub fn new(sizes: &[usize], activations: &[Activation], loss: Loss) -> Result<Self, ConfigError> {
         if sizes.len() < 2 {
-            return Err(ConfigError::new(
-                "sizes",
-                format!("{sizes:?}"),
-                "at least two layer sizes (input and output)",
-            ));
+            return Err(ConfigError::new("sizes", format!("{sizes:?}"), "at least two layer sizes (input and output)"));
         }
         if sizes.contains(&0) {
             return Err(ConfigError::new("sizes", format!("{sizes:?}"), "layer sizes >= 1"));
@@ -195,13 +187,7 @@ impl Mlp {
                 LayerParams { weight, bias }
             })
             .collect();
-        Ok(Self {
-            sizes: sizes.to_vec(),
-            activations: activations.to_vec(),
-            loss,
-            layout,
-            layers,
-        })
+        Ok(Self { sizes: sizes.to_vec(), activations: activations.to_vec(), loss, layout, layers })
     }
 
     /// The layer sizes, input first.
@@ -263,11 +249,7 @@ impl Mlp {
             let weights = &mut params[layer.weight.clone()];
             match self.activations[i] {
                 activation if activation.uses_he_init() => {
-                    let slope = if activation == Activation::LeakyRelu {
-                        LEAKY_RELU_SLOPE
-                    } else {
-                        0.0
-                    };
+                    let slope = if activation == Activation::LeakyRelu { LEAKY_RELU_SLOPE } else { 0.0 };
                     let std = (2.0 / ((1.0 + slope * slope) * fan_in as f64)).sqrt();
                     for w in weights {
                         let z: f64 = rng.sample(StandardNormal);
@@ -340,15 +322,7 @@ impl Mlp {
             let x_block = &x[rows_range.start * inputs..rows_range.end * inputs];
             let targets_block = &targets[rows_range.start * target_width..rows_range.end * target_width];
             T::with_scratch(0, |scratch| {
-                self.block_loss_gradient(
-                    params,
-                    x_block,
-                    block_rows,
-                    targets_block,
-                    grad_scale,
-                    block_grad,
-                    scratch,
-                )
+                self.block_loss_gradient(params, x_block, block_rows, targets_block, grad_scale, block_grad, scratch)
             })
         };
         let blocks = rows.div_ceil(BLOCK_ROWS);
@@ -361,13 +335,7 @@ impl Mlp {
             let others = grow(scratch, (blocks - 1) * n);
             let (first, rest) = rayon::join(
                 || block(0, grad),
-                || {
-                    others
-                        .par_chunks_mut(n)
-                        .enumerate()
-                        .map(|(b, g)| block(b + 1, g))
-                        .collect::<Vec<f64>>()
-                },
+                || others.par_chunks_mut(n).enumerate().map(|(b, g)| block(b + 1, g)).collect::<Vec<f64>>(),
             );
             // Each element is summed over the blocks in block order, however the buffer is split.
             let others: &[T] = others;
@@ -401,11 +369,7 @@ impl Mlp {
 
     fn check_lengths<T: Real>(&self, params: &[T], x: &[T], rows: usize) {
         assert_eq!(params.len(), self.num_params(), "parameter buffer length");
-        assert_eq!(
-            x.len(),
-            rows * self.input_size(),
-            "input length is not rows × input size"
-        );
+        assert_eq!(x.len(), rows * self.input_size(), "input length is not rows × input size");
     }
 
     /// Activations kept per row: every layer's outputs.
@@ -484,9 +448,7 @@ impl Mlp {
         let outputs = self.output_size();
         let out_start = self.activation_offset(last, rows);
         let network_out = &activations[out_start..out_start + rows * outputs];
-        let loss = self
-            .loss
-            .sum_grad(network_out, targets, outputs, grad_scale, &mut delta[..rows * outputs]);
+        let loss = self.loss.sum_grad(network_out, targets, outputs, grad_scale, &mut delta[..rows * outputs]);
         self.activations[last].backprop(network_out, &mut delta[..rows * outputs]);
 
         for (i, layer) in self.layers.iter().enumerate().rev() {
@@ -569,37 +531,18 @@ mod tests {
     #[test]
     fn layout_names_segments_like_torch() {
         let mlp = Mlp::new(&[3, 4, 2], &[Activation::Tanh, Activation::Identity], Loss::Mse).unwrap();
-        let names: Vec<_> = mlp
-            .layout()
-            .segments()
-            .iter()
-            .map(|s| (s.name.as_str(), s.len))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("layer0.weight", 12),
-                ("layer0.bias", 4),
-                ("layer1.weight", 8),
-                ("layer1.bias", 2)
-            ]
-        );
+        let names: Vec<_> = mlp.layout().segments().iter().map(|s| (s.name.as_str(), s.len)).collect();
+        assert_eq!(names, [("layer0.weight", 12), ("layer0.bias", 4), ("layer1.weight", 8), ("layer1.bias", 2)]);
         assert_eq!(mlp.num_params(), 26);
     }
 
     #[test]
     fn config_errors_name_the_option() {
         assert_eq!(Mlp::new(&[3], &[], Loss::Mse).unwrap_err().option, "sizes");
-        assert_eq!(
-            Mlp::new(&[3, 0], &[Activation::Relu], Loss::Mse).unwrap_err().option,
-            "sizes"
-        );
+        assert_eq!(Mlp::new(&[3, 0], &[Activation::Relu], Loss::Mse).unwrap_err().option, "sizes");
         assert_eq!(Mlp::new(&[3, 2], &[], Loss::Mse).unwrap_err().option, "activations");
         let bad_loss = Loss::Huber { delta: -1.0 };
-        assert_eq!(
-            Mlp::new(&[3, 2], &[Activation::Relu], bad_loss).unwrap_err().option,
-            "delta"
-        );
+        assert_eq!(Mlp::new(&[3, 2], &[Activation::Relu], bad_loss).unwrap_err().option, "delta");
     }
 
     #[test]

@@ -40,10 +40,7 @@ fn reference_cases(kind: &str) -> Vec<(PathBuf, Value)> {
 }
 
 fn tolerance(case: &Value) -> (f64, f64) {
-    (
-        case["tolerance"]["rel"].as_f64().unwrap(),
-        case["tolerance"]["abs"].as_f64().unwrap(),
-    )
+    (case["tolerance"]["rel"].as_f64().unwrap(), case["tolerance"]["abs"].as_f64().unwrap())
 }
 
 /// `|got − want| <= abs + rel |want|`, or a message naming what failed.
@@ -51,10 +48,7 @@ fn check_close(what: &str, got: f64, want: f64, rel: f64, abs: f64) -> Result<()
     if (got - want).abs() <= abs + rel * want.abs() {
         Ok(())
     } else {
-        Err(format!(
-            "{what}: got {got:e}, want {want:e} (diff {:e})",
-            (got - want).abs()
-        ))
+        Err(format!("{what}: got {got:e}, want {want:e} (diff {:e})", (got - want).abs()))
     }
 }
 
@@ -94,11 +88,7 @@ fn loss_of_case(case: &Value) -> Loss {
 #[test]
 fn losses_match_pytorch_reference() {
     let cases = reference_cases("loss");
-    assert!(
-        cases.len() >= 9,
-        "expected the bundled loss cases, found {}",
-        cases.len()
-    );
+    assert!(cases.len() >= 9, "expected the bundled loss cases, found {}", cases.len());
     let mut failures = Vec::new();
     for (path, case) in &cases {
         let loss = loss_of_case(case);
@@ -122,13 +112,7 @@ fn losses_match_pytorch_reference() {
         let target32: Vec<f32> = target.iter().map(|&v| v as f32).collect();
         let mut grad32 = vec![0.0f32; input.len()];
         let value32 = loss.value_grad(&input32, &target32, cols, &mut grad32);
-        result = result.and(check_close(
-            &format!("{name} f32 value"),
-            value32,
-            want_value,
-            1e-4,
-            1e-5,
-        ));
+        result = result.and(check_close(&format!("{name} f32 value"), value32, want_value, 1e-4, 1e-5));
         for (i, (&g, &w)) in grad32.iter().zip(&want_grad).enumerate() {
             result = result.and(check_close(&format!("{name} f32 grad[{i}]"), g as f64, w, 1e-3, 1e-6));
         }
@@ -161,18 +145,9 @@ fn activation_named(name: &str) -> Activation {
 }
 
 fn mlp_case(case: &Value) -> MlpCase {
-    let sizes: Vec<usize> = case["sizes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
-        .collect();
-    let activations: Vec<Activation> = case["activations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| activation_named(v.as_str().unwrap()))
-        .collect();
+    let sizes: Vec<usize> = case["sizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let activations: Vec<Activation> =
+        case["activations"].as_array().unwrap().iter().map(|v| activation_named(v.as_str().unwrap())).collect();
     let mlp = Mlp::new(&sizes, &activations, loss_of_case(case)).unwrap();
     // The flat buffer holds layer{i}.weight ([out][in], as the case stores it) then layer{i}.bias.
     let interleave = |weights: &Value, biases: &Value| -> Vec<f64> {
@@ -189,25 +164,13 @@ fn mlp_case(case: &Value) -> MlpCase {
     let (x, _) = flatten(&case["x"]);
     let rows = x.len() / sizes[0];
     let (targets, _) = flatten(&case["y"]);
-    MlpCase {
-        mlp,
-        params,
-        x,
-        rows,
-        targets,
-        value: case["value"].as_f64().unwrap(),
-        grad,
-    }
+    MlpCase { mlp, params, x, rows, targets, value: case["value"].as_f64().unwrap(), grad }
 }
 
 #[test]
 fn mlp_gradients_match_pytorch_reference() {
     let cases = reference_cases("mlp");
-    assert!(
-        cases.len() >= 3,
-        "expected the bundled mlp cases, found {}",
-        cases.len()
-    );
+    assert!(cases.len() >= 3, "expected the bundled mlp cases, found {}", cases.len());
     let mut failures = Vec::new();
     for (path, case) in &cases {
         let name = path.file_name().unwrap().to_string_lossy();
@@ -225,9 +188,7 @@ fn mlp_gradients_match_pytorch_reference() {
         // float32, what training uses, within float32's precision.
         let to32 = |v: &[f64]| v.iter().map(|&e| e as f32).collect::<Vec<f32>>();
         let mut grad32 = vec![0.0f32; c.mlp.num_params()];
-        let value32 = c
-            .mlp
-            .loss_and_gradient(&to32(&c.params), &to32(&c.x), c.rows, &to32(&c.targets), &mut grad32);
+        let value32 = c.mlp.loss_and_gradient(&to32(&c.params), &to32(&c.x), c.rows, &to32(&c.targets), &mut grad32);
         result = result.and(check_close(&format!("{name} f32 value"), value32, c.value, 1e-5, 1e-6));
         for (i, (&g, &w)) in grad32.iter().zip(&c.grad).enumerate() {
             result = result.and(check_close(&format!("{name} f32 grad[{i}]"), g as f64, w, 1e-3, 1e-6));
@@ -257,18 +218,12 @@ fn arb_loss() -> impl Strategy<Value = Loss> {
 /// Outputs and targets fitting `loss`, drawn from `seed`.
 fn loss_batch(loss: Loss, rows: usize, cols: usize, scale: f64, seed: u64) -> (Vec<f64>, Vec<f64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let outputs: Vec<f64> = (0..rows * cols)
-        .map(|_| scale * (2.0 * rng.random::<f64>() - 1.0))
-        .collect();
+    let outputs: Vec<f64> = (0..rows * cols).map(|_| scale * (2.0 * rng.random::<f64>() - 1.0)).collect();
     let targets = match loss {
         Loss::CrossEntropy { .. } => (0..rows).map(|_| rng.random_range(0..cols) as f64).collect(),
         Loss::BceWithLogits => (0..rows * cols).map(|_| rng.random::<f64>()).collect(),
-        Loss::Hinge => (0..rows * cols)
-            .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
-            .collect(),
-        _ => (0..rows * cols)
-            .map(|_| 3.0 * (2.0 * rng.random::<f64>() - 1.0))
-            .collect(),
+        Loss::Hinge => (0..rows * cols).map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 }).collect(),
+        _ => (0..rows * cols).map(|_| 3.0 * (2.0 * rng.random::<f64>() - 1.0)).collect(),
     };
     (outputs, targets)
 }
@@ -430,9 +385,7 @@ fn arb_mlp() -> impl Strategy<Value = Mlp> {
 fn mlp_batch(mlp: &Mlp, rows: usize, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let params: Vec<f64> = (0..mlp.num_params()).map(|_| 2.0 * rng.random::<f64>() - 1.0).collect();
-    let x: Vec<f64> = (0..rows * mlp.input_size())
-        .map(|_| 2.0 * rng.random::<f64>() - 1.0)
-        .collect();
+    let x: Vec<f64> = (0..rows * mlp.input_size()).map(|_| 2.0 * rng.random::<f64>() - 1.0).collect();
     let (_, targets) = loss_batch(mlp.loss(), rows, mlp.output_size(), 1.0, rng.random());
     (params, x, targets)
 }
@@ -504,10 +457,8 @@ fn f32_batch(mlp: &Mlp, rows: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>
 fn gradient_is_bit_identical_across_thread_counts() {
     let rows = 300;
     assert!(rows > 4 * BLOCK_ROWS, "the batch must span several blocks");
-    for mlp in [
-        classifier(),
-        Mlp::new(&[7, 33, 3], &[Activation::LeakyRelu, Activation::Sigmoid], Loss::Mse).unwrap(),
-    ] {
+    for mlp in [classifier(), Mlp::new(&[7, 33, 3], &[Activation::LeakyRelu, Activation::Sigmoid], Loss::Mse).unwrap()]
+    {
         let (params, x, targets) = f32_batch(&mlp, rows, 11);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -554,19 +505,12 @@ fn empty_batch_gives_nan_and_zero_gradient() {
 
 #[test]
 fn init_is_reproducible_from_the_seed() {
-    let mlp = Mlp::new(
-        &[784, 128, 64, 10],
-        &[Activation::Relu, Activation::Tanh, Activation::Identity],
-        Loss::Mse,
-    )
-    .unwrap();
+    let mlp =
+        Mlp::new(&[784, 128, 64, 10], &[Activation::Relu, Activation::Tanh, Activation::Identity], Loss::Mse).unwrap();
     let a = mlp.init(42);
     let b = mlp.init(42);
     let c = mlp.init(43);
-    assert_eq!(
-        a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    );
+    assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
     assert_ne!(a, c);
     let mut into = vec![7.0f32; mlp.num_params()];
     mlp.init_into(42, &mut into);
@@ -598,11 +542,7 @@ fn layer_gradient_norms_are_per_segment_l2_norms() {
     assert_eq!(norms.len(), 3);
     for (i, norm) in norms.iter().enumerate() {
         let manual = |name: String| {
-            grad[mlp.layout().segment(&name).unwrap().range()]
-                .iter()
-                .map(|&g| (g as f64).powi(2))
-                .sum::<f64>()
-                .sqrt()
+            grad[mlp.layout().segment(&name).unwrap().range()].iter().map(|&g| (g as f64).powi(2)).sum::<f64>().sqrt()
         };
         assert_eq!(norm.weight, manual(format!("layer{i}.weight")));
         assert_eq!(norm.bias, manual(format!("layer{i}.bias")));
@@ -612,12 +552,8 @@ fn layer_gradient_norms_are_per_segment_l2_norms() {
 /// Training reduces the loss: a few hundred plain gradient steps on a separable problem.
 #[test]
 fn gradient_descent_learns_a_separable_problem() {
-    let mlp = Mlp::new(
-        &[2, 16, 2],
-        &[Activation::Tanh, Activation::Identity],
-        Loss::cross_entropy(0.0).unwrap(),
-    )
-    .unwrap();
+    let mlp =
+        Mlp::new(&[2, 16, 2], &[Activation::Tanh, Activation::Identity], Loss::cross_entropy(0.0).unwrap()).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let rows = 256;
     let x: Vec<f32> = (0..rows * 2).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
@@ -633,11 +569,7 @@ fn gradient_descent_learns_a_separable_problem() {
     assert!(last < 0.25 * first, "loss went from {first} to {last}");
     let mut logits = vec![0.0f32; rows * 2];
     mlp.predict(&params, &x, rows, &mut logits);
-    let correct = logits
-        .chunks(2)
-        .zip(&targets)
-        .filter(|(l, &t)| (if l[1] > l[0] { 1.0 } else { 0.0 }) == t)
-        .count();
+    let correct = logits.chunks(2).zip(&targets).filter(|(l, &t)| (if l[1] > l[0] { 1.0 } else { 0.0 }) == t).count();
     assert!(correct as f64 / rows as f64 > 0.9, "accuracy {correct}/{rows}");
 }
 
