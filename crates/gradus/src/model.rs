@@ -116,3 +116,42 @@ pub fn evaluate(model: &dyn Model, params: &[f32], data: Rows<'_>) -> Metrics {
     }
     metrics
 }
+
+impl Model for crate::mlp::Mlp {
+    fn task(&self) -> Task {
+        use crate::loss::Loss;
+        match self.loss() {
+            Loss::BceWithLogits | Loss::Hinge => Task::Binary,
+            Loss::CrossEntropy { .. } => Task::Multiclass,
+            Loss::Mse | Loss::L1 | Loss::Huber { .. } => Task::Regression,
+        }
+    }
+
+    fn layout(&self) -> &ParamLayout {
+        crate::mlp::Mlp::layout(self)
+    }
+
+    fn inputs(&self) -> usize {
+        self.input_size()
+    }
+
+    fn outputs(&self) -> usize {
+        self.output_size()
+    }
+
+    fn init_params(&self, seed: u64) -> Vec<f32> {
+        self.init(seed)
+    }
+
+    fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
+        crate::mlp::Mlp::loss_and_gradient(self, params, x, rows, y, grad)
+    }
+
+    fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {
+        self.predict(params, x, rows, out);
+    }
+
+    fn loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize) -> f64 {
+        self.loss_only(params, x, y, rows)
+    }
+}
