@@ -298,7 +298,7 @@ impl Scheduler {
     /// controller is left as it is).
     pub fn advance(&mut self) -> f64 {
         if let LrSchedule::Function(_) = self.schedule {
-            self.step += 1;
+            self.step = self.step.saturating_add(1);
         }
         self.lr()
     }
