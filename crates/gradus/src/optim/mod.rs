@@ -147,6 +147,10 @@ pub fn from_options(name: &str, options: &serde_json::Value) -> Result<Box<dyn O
             .map_err(|e| ConfigError::new(format!("{name} options"), e, "options named as in torch.optim"))
     }
     Ok(match name {
+        "adadelta" => Box::new(adadelta::Adadelta::new(parse(name, options)?)?),
+        "adagrad" => Box::new(adagrad::Adagrad::new(parse(name, options)?)?),
+        "adamax" => Box::new(adamax::Adamax::new(parse(name, options)?)?),
+        "rmsprop" => Box::new(rmsprop::RmsProp::new(parse(name, options)?)?),
         "sgd" => Box::new(Sgd::new(parse(name, options)?)?),
         _ => return Err(ConfigError::new("optimizer", name, "one of the optimizers gradus knows")),
     })
