@@ -13,13 +13,17 @@
 
 pub mod data;
 pub mod error;
+pub mod io;
+pub mod linear;
 pub mod loss;
 pub mod mlp;
+pub mod model;
 pub mod optim;
 pub mod parallel;
 pub mod params;
 pub mod schedule;
 pub mod surfaces;
+pub mod train;
 pub mod transform;
 
 pub use error::{ConfigError, StateError};

@@ -76,7 +76,7 @@ impl Penalty {
 }
 
 /// A linear, logistic or softmax regression model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct LinearModel {
     kind: LinearKind,
     penalty: Penalty,

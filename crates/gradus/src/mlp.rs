@@ -268,6 +268,16 @@ impl Mlp {
         }
     }
 
+    /// The mean loss of the `rows` rows of `x` against `targets`, by a forward pass only (no
+    /// gradient with respect to the parameters is computed).
+    pub fn loss_only<T: Real>(&self, params: &[T], x: &[T], targets: &[T], rows: usize) -> f64 {
+        let mut out = vec![T::ZERO; rows * self.output_size()];
+        self.predict(params, x, rows, &mut out);
+        let mut grad_out = vec![T::ZERO; out.len()];
+        self.loss.value_grad(&out, targets, self.output_size(), &mut grad_out)
+    }
+
+
     /// The network's outputs for `rows` rows of `x`, written into `out` (`rows × output_size`).
     ///
     /// # Panics

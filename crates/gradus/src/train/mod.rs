@@ -30,7 +30,7 @@ use thiserror::Error;
 use crate::error::ConfigError;
 use crate::model::{evaluate, Model, Rows};
 use crate::optim::{Optimizer, OptimizerState};
-use crate::schedule::{ReduceOnPlateau, Schedule};
+use crate::schedule::{LrSchedule, PlateauState};
 use crate::transform::{clip_grad_norm, clip_grad_value};
 pub use metrics::{Metrics, Task};
 
@@ -179,15 +179,6 @@ impl TrainConfig {
     }
 }
 
-/// A learning-rate controller: a schedule of the step, or reduce-on-plateau fed the validation (or
-/// training) loss after each epoch.
-pub enum LrControl {
-    /// A function of the step (see [`ScheduleUnit`] for what a step is).
-    Schedule(Box<dyn Schedule>),
-    /// Reduce-on-plateau, observing the epoch's validation loss (training loss without validation).
-    Plateau(ReduceOnPlateau),
-}
-
 /// One epoch of the history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -322,7 +313,7 @@ pub struct Checkpoint {
     /// Optimizer state.
     pub optimizer: OptimizerState,
     /// Reduce-on-plateau state, when used.
-    pub plateau: Option<ReduceOnPlateau>,
+    pub plateau: Option<PlateauState>,
     /// The history so far.
     pub history: Vec<EpochRecord>,
     /// Best parameters and their score for early stopping.
@@ -360,7 +351,7 @@ impl Checkpoint {
 pub struct Trainer {
     config: TrainConfig,
     optimizer: Box<dyn Optimizer>,
-    lr_control: Option<LrControl>,
+    lr_control: Option<LrSchedule>,
     base_lr: f64,
 }
 
@@ -383,8 +374,10 @@ impl Trainer {
         Ok(Self { config, optimizer, lr_control: None, base_lr })
     }
 
-    /// Adds a learning-rate schedule or reduce-on-plateau controller.
-    pub fn with_lr_control(mut self, control: LrControl) -> Self {
+    /// Adds a learning-rate schedule (a function of the step, advanced per [`ScheduleUnit`]) or a
+    /// reduce-on-plateau controller (fed the validation loss, or the training loss without
+    /// validation, after each epoch).
+    pub fn with_lr_control(mut self, control: LrSchedule) -> Self {
         self.lr_control = Some(control);
         self
     }
@@ -461,8 +454,11 @@ impl Trainer {
                 path: "(resume)".into(),
                 message: e.to_string(),
             })?;
-            if let (Some(LrControl::Plateau(p)), Some(saved)) = (self.lr_control.as_mut(), cp.plateau) {
-                *p = saved;
+            if let (Some(LrSchedule::Plateau(p)), Some(saved)) = (self.lr_control.as_mut(), cp.plateau.as_ref()) {
+                p.load_state(saved).map_err(|e| TrainError::Checkpoint {
+                    path: "(resume)".into(),
+                    message: e.to_string(),
+                })?;
             }
             history = cp.history;
             best = cp.best;
@@ -547,7 +543,7 @@ impl Trainer {
                     None => global_norm(&grad),
                 };
                 if let Some(v) = config.clip_value {
-                    clip_grad_value(&mut grad, v);
+                    clip_grad_value(&mut grad, v as f32);
                 }
                 norm_sum += norm;
                 norm_count += 1;
@@ -627,7 +623,7 @@ impl Trainer {
             let plateau_metric = record.validation.get("loss").or(record.train.get("loss")).copied();
             history.push(record);
 
-            if let (Some(LrControl::Plateau(p)), Some(metric)) = (self.lr_control.as_mut(), plateau_metric) {
+            if let (Some(LrSchedule::Plateau(p)), Some(metric)) = (self.lr_control.as_mut(), plateau_metric) {
                 let lr = p.observe(metric);
                 self.optimizer.set_lr(lr);
             }
@@ -663,7 +659,7 @@ impl Trainer {
                         params: params.to_vec(),
                         optimizer: self.optimizer.state(),
                         plateau: match &self.lr_control {
-                            Some(LrControl::Plateau(p)) => Some(p.clone()),
+                            Some(LrSchedule::Plateau(p)) => Some(p.state()),
                             _ => None,
                         },
                         history: history.clone(),
@@ -706,7 +702,7 @@ impl Trainer {
 
     /// Sets the optimizer's learning rate from the schedule for `step` (or `epoch − 1` per epoch).
     fn apply_schedule(&mut self, epoch: usize, step: u64) {
-        if let Some(LrControl::Schedule(s)) = &self.lr_control {
+        if let Some(LrSchedule::Function(s)) = &self.lr_control {
             let t = match self.config.schedule_unit {
                 ScheduleUnit::Epoch => (epoch - 1) as u64,
                 ScheduleUnit::Step => step,
