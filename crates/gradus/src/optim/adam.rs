@@ -27,14 +27,7 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self {
-            lr: 1e-3,
-            betas: [0.9, 0.999],
-            eps: 1e-8,
-            weight_decay: 0.0,
-            amsgrad: false,
-            maximize: false,
-        }
+        Self { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.0, amsgrad: false, maximize: false }
     }
 }
 
@@ -83,11 +76,7 @@ impl Adam {
     /// Validates `config` and builds the optimizer.
     pub fn new(config: AdamConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self {
-            config,
-            groups: None,
-            moments: AdamMoments::default(),
-        })
+        Ok(Self { config, groups: None, moments: AdamMoments::default() })
     }
 
     /// The configuration.
@@ -186,11 +175,7 @@ impl MomentScalars {
     /// with whether the L2 variant of the kernel must run.
     pub(crate) fn new(lr: f64, betas: [f64; 2], weight_decay: f64, decoupled: bool, maximize: bool) -> (Self, bool) {
         let scalars = Self {
-            decay: if decoupled {
-                (1.0 - lr * weight_decay) as f32
-            } else {
-                1.0
-            },
+            decay: if decoupled { (1.0 - lr * weight_decay) as f32 } else { 1.0 },
             l2: weight_decay as f32,
             sign: if maximize { -1.0 } else { 1.0 },
             lerp: Lerp::new(1.0 - betas[0]),
@@ -237,12 +222,8 @@ impl AdamMoments {
                 neg_step_size: (-(lr / bias_correction1)) as f32,
             };
             let r = run.range.clone();
-            let (p, g, m, v) = (
-                &mut params[r.clone()],
-                &grads[r.clone()],
-                &mut exp_avg[r.clone()],
-                &mut exp_avg_sq[r.clone()],
-            );
+            let (p, g, m, v) =
+                (&mut params[r.clone()], &grads[r.clone()], &mut exp_avg[r.clone()], &mut exp_avg_sq[r.clone()]);
             match (h.amsgrad, l2, moments.lerp.from_start) {
                 (false, false, false) => adam_run::<false, false>(p, g, m, v, &s),
                 (false, false, true) => adam_run::<false, true>(p, g, m, v, &s),
@@ -265,20 +246,13 @@ impl AdamMoments {
         let mut state = OptimizerState::new(name, self.step, lr);
         state.buffers.insert("exp_avg".into(), self.exp_avg.clone());
         state.buffers.insert("exp_avg_sq".into(), self.exp_avg_sq.clone());
-        state
-            .buffers
-            .insert("max_exp_avg_sq".into(), self.max_exp_avg_sq.clone());
+        state.buffers.insert("max_exp_avg_sq".into(), self.max_exp_avg_sq.clone());
         state
     }
 
     pub(crate) fn load(&mut self, state: &OptimizerState) -> Result<(), StateError> {
         let [exp_avg, exp_avg_sq, max_exp_avg_sq] = load_buffers(state, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"])?;
-        *self = Self {
-            step: state.step,
-            exp_avg,
-            exp_avg_sq,
-            max_exp_avg_sq,
-        };
+        *self = Self { step: state.step, exp_avg, exp_avg_sq, max_exp_avg_sq };
         Ok(())
     }
 }
@@ -326,15 +300,9 @@ impl Lerp {
     pub(crate) fn new(weight: f64) -> Self {
         let weight = weight as f32;
         if weight.abs() < 0.5 {
-            Self {
-                from_start: true,
-                coeff: weight,
-            }
+            Self { from_start: true, coeff: weight }
         } else {
-            Self {
-                from_start: false,
-                coeff: weight - 1.0,
-            }
+            Self { from_start: false, coeff: weight - 1.0 }
         }
     }
 
@@ -381,17 +349,12 @@ fn adam_run<const L2: bool, const FROM_START: bool>(
     s: &AdamScalars,
 ) {
     let s = *s;
-    for_each_split(
-        p,
-        g,
-        [m, v],
-        &move |p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]| {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let (decayed, _) = update_moments::<L2, FROM_START>(&s.moments, *p, g, m, v);
-                *p = adam_apply(&s, decayed, *m, *v);
-            }
-        },
-    );
+    for_each_split(p, g, [m, v], &move |p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]| {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let (decayed, _) = update_moments::<L2, FROM_START>(&s.moments, *p, g, m, v);
+            *p = adam_apply(&s, decayed, *m, *v);
+        }
+    });
 }
 
 /// One fused pass over θ, g, m, v and v̂ (AMSGrad).
@@ -404,23 +367,12 @@ fn amsgrad_run<const L2: bool, const FROM_START: bool>(
     s: &AdamScalars,
 ) {
     let s = *s;
-    for_each_split(
-        p,
-        g,
-        [m, v, vmax],
-        &move |p: &mut [f32], g: &[f32], [m, v, vmax]: [&mut [f32]; 3]| {
-            for ((((p, &g), m), v), vmax) in p
-                .iter_mut()
-                .zip(g)
-                .zip(m.iter_mut())
-                .zip(v.iter_mut())
-                .zip(vmax.iter_mut())
-            {
-                let (decayed, _) = update_moments::<L2, FROM_START>(&s.moments, *p, g, m, v);
-                // NaN in v propagates, as with `torch.maximum`.
-                *vmax = if *vmax >= *v { *vmax } else { *v };
-                *p = adam_apply(&s, decayed, *m, *vmax);
-            }
-        },
-    );
+    for_each_split(p, g, [m, v, vmax], &move |p: &mut [f32], g: &[f32], [m, v, vmax]: [&mut [f32]; 3]| {
+        for ((((p, &g), m), v), vmax) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()).zip(vmax.iter_mut()) {
+            let (decayed, _) = update_moments::<L2, FROM_START>(&s.moments, *p, g, m, v);
+            // NaN in v propagates, as with `torch.maximum`.
+            *vmax = if *vmax >= *v { *vmax } else { *v };
+            *p = adam_apply(&s, decayed, *m, *vmax);
+        }
+    });
 }

@@ -27,14 +27,7 @@ pub struct AdamWConfig {
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        Self {
-            lr: 1e-3,
-            betas: [0.9, 0.999],
-            eps: 1e-8,
-            weight_decay: 1e-2,
-            amsgrad: false,
-            maximize: false,
-        }
+        Self { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 1e-2, amsgrad: false, maximize: false }
     }
 }
 
@@ -74,11 +67,7 @@ impl AdamW {
     /// Validates `config` and builds the optimizer.
     pub fn new(config: AdamWConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self {
-            config,
-            groups: None,
-            moments: AdamMoments::default(),
-        })
+        Ok(Self { config, groups: None, moments: AdamMoments::default() })
     }
 
     /// The configuration.

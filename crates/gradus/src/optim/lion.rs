@@ -26,12 +26,7 @@ pub struct LionConfig {
 
 impl Default for LionConfig {
     fn default() -> Self {
-        Self {
-            lr: 1e-4,
-            betas: [0.9, 0.99],
-            weight_decay: 0.0,
-            maximize: false,
-        }
+        Self { lr: 1e-4, betas: [0.9, 0.99], weight_decay: 0.0, maximize: false }
     }
 }
 
@@ -71,12 +66,7 @@ impl Lion {
     /// Validates `config` and builds the optimizer.
     pub fn new(config: LionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self {
-            config,
-            groups: None,
-            step: 0,
-            exp_avg: Vec::new(),
-        })
+        Ok(Self { config, groups: None, step: 0, exp_avg: Vec::new() })
     }
 
     /// The configuration.

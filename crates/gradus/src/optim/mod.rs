@@ -84,13 +84,7 @@ pub struct OptimizerState {
 impl OptimizerState {
     /// An empty snapshot for `optimizer`.
     pub fn new(optimizer: &str, step: u64, lr: f64) -> Self {
-        Self {
-            optimizer: optimizer.to_string(),
-            step,
-            lr,
-            buffers: BTreeMap::new(),
-            scalars: BTreeMap::new(),
-        }
+        Self { optimizer: optimizer.to_string(), step, lr, buffers: BTreeMap::new(), scalars: BTreeMap::new() }
     }
 
     /// Fails unless the snapshot was taken from an optimizer named `name`.
@@ -98,28 +92,25 @@ impl OptimizerState {
         if self.optimizer == name {
             Ok(())
         } else {
-            Err(StateError::WrongKind {
-                expected: name.to_string(),
-                found: self.optimizer.clone(),
-            })
+            Err(StateError::WrongKind { expected: name.to_string(), found: self.optimizer.clone() })
         }
     }
 
     /// The buffer `name`, which must exist and be empty (not yet allocated) or `len` long when
     /// `len` is given.
     pub fn buffer(&self, name: &str) -> Result<Vec<f32>, StateError> {
-        self.buffers.get(name).cloned().ok_or_else(|| StateError::BadBuffer {
-            name: name.to_string(),
-            problem: "is missing".to_string(),
-        })
+        self.buffers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StateError::BadBuffer { name: name.to_string(), problem: "is missing".to_string() })
     }
 
     /// The scalar `name`, which must exist.
     pub fn scalar(&self, name: &str) -> Result<f64, StateError> {
-        self.scalars.get(name).copied().ok_or_else(|| StateError::BadBuffer {
-            name: name.to_string(),
-            problem: "is missing".to_string(),
-        })
+        self.scalars
+            .get(name)
+            .copied()
+            .ok_or_else(|| StateError::BadBuffer { name: name.to_string(), problem: "is missing".to_string() })
     }
 }
 
@@ -127,19 +118,10 @@ impl OptimizerState {
 pub(crate) fn for_each_run(groups: Option<&ParamGroups>, len: usize, mut f: impl FnMut(&GroupRun)) {
     match groups {
         Some(groups) => {
-            assert_eq!(
-                groups.len(),
-                len,
-                "parameter groups cover {} parameters, the buffer holds {len}",
-                groups.len()
-            );
+            assert_eq!(groups.len(), len, "parameter groups cover {} parameters, the buffer holds {len}", groups.len());
             groups.runs().iter().for_each(&mut f);
         }
-        None => f(&GroupRun {
-            range: 0..len,
-            lr_scale: 1.0,
-            weight_decay: None,
-        }),
+        None => f(&GroupRun { range: 0..len, lr_scale: 1.0, weight_decay: None }),
     }
 }
 
@@ -148,21 +130,12 @@ pub(crate) fn ensure_buffer(buffer: &mut Vec<f32>, len: usize, fill: f32) {
     if buffer.is_empty() && len > 0 {
         *buffer = vec![fill; len];
     }
-    assert_eq!(
-        buffer.len(),
-        len,
-        "optimizer state holds {} parameters, the step passed {len}",
-        buffer.len()
-    );
+    assert_eq!(buffer.len(), len, "optimizer state holds {} parameters, the step passed {len}", buffer.len());
 }
 
 /// Checks that `params` and `grads` agree in length.
 pub(crate) fn check_lengths(params: &[f32], grads: &[f32]) {
-    assert_eq!(
-        params.len(),
-        grads.len(),
-        "parameter and gradient buffers differ in length"
-    );
+    assert_eq!(params.len(), grads.len(), "parameter and gradient buffers differ in length");
 }
 
 /// Builds an optimizer from its name and PyTorch-style options (a JSON object; absent options
@@ -180,12 +153,6 @@ pub fn from_options(name: &str, options: &serde_json::Value) -> Result<Box<dyn O
         "nadam" => Box::new(nadam::NAdam::new(parse(name, options)?)?),
         "radam" => Box::new(radam::RAdam::new(parse(name, options)?)?),
         "sgd" => Box::new(Sgd::new(parse(name, options)?)?),
-        _ => {
-            return Err(ConfigError::new(
-                "optimizer",
-                name,
-                "one of the optimizers gradus knows",
-            ))
-        }
+        _ => return Err(ConfigError::new("optimizer", name, "one of the optimizers gradus knows")),
     })
 }

@@ -87,14 +87,7 @@ impl NAdam {
     /// Validates `config` and builds the optimizer.
     pub fn new(config: NAdamConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self {
-            config,
-            groups: None,
-            step: 0,
-            mu_product: 1.0,
-            exp_avg: Vec::new(),
-            exp_avg_sq: Vec::new(),
-        })
+        Ok(Self { config, groups: None, step: 0, mu_product: 1.0, exp_avg: Vec::new(), exp_avg_sq: Vec::new() })
     }
 
     /// The configuration.
@@ -161,12 +154,7 @@ impl Optimizer for NAdam {
                 exp_avg_factor: (-lr * mu_next / (1.0 - mu_product_next)) as f32,
             };
             let r = run.range.clone();
-            let (p, g, m, v) = (
-                &mut params[r.clone()],
-                &grads[r.clone()],
-                &mut exp_avg[r.clone()],
-                &mut exp_avg_sq[r],
-            );
+            let (p, g, m, v) = (&mut params[r.clone()], &grads[r.clone()], &mut exp_avg[r.clone()], &mut exp_avg_sq[r]);
             match (l2, moments.lerp.from_start) {
                 (false, false) => nadam_run::<false, false>(p, g, m, v, &s),
                 (false, true) => nadam_run::<false, true>(p, g, m, v, &s),
@@ -210,18 +198,13 @@ fn nadam_run<const L2: bool, const FROM_START: bool>(
     s: &NAdamScalars,
 ) {
     let s = *s;
-    for_each_split(
-        p,
-        g,
-        [m, v],
-        &move |p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]| {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let (decayed, g) = update_moments::<L2, FROM_START>(&s.moments, *p, g, m, v);
-                let denom = (*v / s.bias_correction2).sqrt() + s.eps;
-                // Two additions, rounded one after the other as PyTorch's two `addcdiv_` calls are.
-                let p1 = decayed + s.grad_factor * g / denom;
-                *p = p1 + s.exp_avg_factor * *m / denom;
-            }
-        },
-    );
+    for_each_split(p, g, [m, v], &move |p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]| {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let (decayed, g) = update_moments::<L2, FROM_START>(&s.moments, *p, g, m, v);
+            let denom = (*v / s.bias_correction2).sqrt() + s.eps;
+            // Two additions, rounded one after the other as PyTorch's two `addcdiv_` calls are.
+            let p1 = decayed + s.grad_factor * g / denom;
+            *p = p1 + s.exp_avg_factor * *m / denom;
+        }
+    });
 }

@@ -83,13 +83,7 @@ impl RAdam {
     /// Validates `config` and builds the optimizer.
     pub fn new(config: RAdamConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self {
-            config,
-            groups: None,
-            step: 0,
-            exp_avg: Vec::new(),
-            exp_avg_sq: Vec::new(),
-        })
+        Ok(Self { config, groups: None, step: 0, exp_avg: Vec::new(), exp_avg_sq: Vec::new() })
     }
 
     /// The configuration.
@@ -161,12 +155,7 @@ impl Optimizer for RAdam {
                 rect: rect as f32,
             };
             let r = run.range.clone();
-            let (p, g, m, v) = (
-                &mut params[r.clone()],
-                &grads[r.clone()],
-                &mut exp_avg[r.clone()],
-                &mut exp_avg_sq[r],
-            );
+            let (p, g, m, v) = (&mut params[r.clone()], &grads[r.clone()], &mut exp_avg[r.clone()], &mut exp_avg_sq[r]);
             match (rectified, l2, moments.lerp.from_start) {
                 (false, false, false) => radam_run::<false, false, false>(p, g, m, v, &s),
                 (false, false, true) => radam_run::<false, false, true>(p, g, m, v, &s),
@@ -211,23 +200,18 @@ fn radam_run<const RECTIFIED: bool, const L2: bool, const FROM_START: bool>(
     s: &RAdamScalars,
 ) {
     let s = *s;
-    for_each_split(
-        p,
-        g,
-        [m, v],
-        &move |p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]| {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let (decayed, _) = update_moments::<L2, FROM_START>(&s.moments, *p, g, m, v);
-                let corrected = *m / s.bias_correction1;
-                // PyTorch's order: ((m̂ · γ) · adaptive_lr) · r.
-                let update = if RECTIFIED {
-                    let adaptive_lr = s.bias_correction2_sqrt / (v.sqrt() + s.eps);
-                    corrected * s.lr * adaptive_lr * s.rect
-                } else {
-                    corrected * s.lr
-                };
-                *p = decayed - update;
-            }
-        },
-    );
+    for_each_split(p, g, [m, v], &move |p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]| {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let (decayed, _) = update_moments::<L2, FROM_START>(&s.moments, *p, g, m, v);
+            let corrected = *m / s.bias_correction1;
+            // PyTorch's order: ((m̂ · γ) · adaptive_lr) · r.
+            let update = if RECTIFIED {
+                let adaptive_lr = s.bias_correction2_sqrt / (v.sqrt() + s.eps);
+                corrected * s.lr * adaptive_lr * s.rect
+            } else {
+                corrected * s.lr
+            };
+            *p = decayed - update;
+        }
+    });
 }
