@@ -332,7 +332,7 @@ fn parameter_groups_scale_lr_and_override_weight_decay() {
 #[test]
 fn large_buffer_is_identical_across_thread_counts() {
     const LEN: usize = 300_000;
-    assert!(LEN > gradus::parallel::PARALLEL_THRESHOLD);
+    const { assert!(LEN > gradus::parallel::PARALLEL_THRESHOLD) };
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let params0 = random_params(&mut rng, LEN);
     let grads: Vec<Vec<f32>> = (0..3).map(|_| random_grads(&mut rng, LEN)).collect();
