@@ -277,7 +277,6 @@ impl Mlp {
         self.loss.value_grad(&out, targets, self.output_size(), &mut grad_out)
     }
 
-
     /// The network's outputs for `rows` rows of `x`, written into `out` (`rows × output_size`).
     ///
     /// # Panics

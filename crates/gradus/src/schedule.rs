@@ -146,19 +146,10 @@ impl ScheduleSpec {
         if !SCHEDULE_NAMES.contains(&name) {
             return Err(ConfigError::new("schedule", name, "one of the schedules gradus knows"));
         }
-        let options = if options.is_null() {
-            serde_json::json!({})
-        } else {
-            options.clone()
-        };
+        let options = if options.is_null() { serde_json::json!({}) } else { options.clone() };
         let tagged = serde_json::json!({ "schedule": name, "options": options });
-        serde_json::from_value(tagged).map_err(|e| {
-            ConfigError::new(
-                format!("{name} options"),
-                e,
-                "options named as in torch.optim.lr_scheduler",
-            )
-        })
+        serde_json::from_value(tagged)
+            .map_err(|e| ConfigError::new(format!("{name} options"), e, "options named as in torch.optim.lr_scheduler"))
     }
 
     /// The schedule's canonical name.
@@ -321,10 +312,7 @@ impl Scheduler {
     /// A snapshot of the progress.
     pub fn state(&self) -> ScheduleState {
         match &self.schedule {
-            LrSchedule::Function(s) => ScheduleState::Function {
-                schedule: s.name().to_string(),
-                step: self.step,
-            },
+            LrSchedule::Function(s) => ScheduleState::Function { schedule: s.name().to_string(), step: self.step },
             LrSchedule::Plateau(p) => ScheduleState::Plateau(p.state()),
         }
     }
@@ -334,23 +322,18 @@ impl Scheduler {
         match (&mut self.schedule, state) {
             (LrSchedule::Function(s), ScheduleState::Function { schedule, step }) => {
                 if schedule != s.name() {
-                    return Err(StateError::WrongKind {
-                        expected: s.name().to_string(),
-                        found: schedule.clone(),
-                    });
+                    return Err(StateError::WrongKind { expected: s.name().to_string(), found: schedule.clone() });
                 }
                 self.step = *step;
                 Ok(())
             }
             (LrSchedule::Plateau(p), ScheduleState::Plateau(saved)) => p.load_state(saved),
-            (LrSchedule::Function(s), ScheduleState::Plateau(_)) => Err(StateError::WrongKind {
-                expected: s.name().to_string(),
-                found: "reduce_on_plateau".to_string(),
-            }),
-            (LrSchedule::Plateau(_), ScheduleState::Function { schedule, .. }) => Err(StateError::WrongKind {
-                expected: "reduce_on_plateau".to_string(),
-                found: schedule.clone(),
-            }),
+            (LrSchedule::Function(s), ScheduleState::Plateau(_)) => {
+                Err(StateError::WrongKind { expected: s.name().to_string(), found: "reduce_on_plateau".to_string() })
+            }
+            (LrSchedule::Plateau(_), ScheduleState::Function { schedule, .. }) => {
+                Err(StateError::WrongKind { expected: "reduce_on_plateau".to_string(), found: schedule.clone() })
+            }
         }
     }
 }

@@ -48,18 +48,13 @@ pub fn clip_grad_value(grads: &mut [f32], clip_value: f32) {
 /// buffer order, so the result does not depend on the thread count.
 pub fn grad_norm(grads: &[f32], norm_type: f64) -> f64 {
     if norm_type == f64::INFINITY {
-        let chunk_max = |c: &[f32]| {
-            c.iter()
-                .fold(0.0f32, |m, &g| if g.abs() > m || g.is_nan() { g.abs() } else { m })
-        };
+        let chunk_max = |c: &[f32]| c.iter().fold(0.0f32, |m, &g| if g.abs() > m || g.is_nan() { g.abs() } else { m });
         let maxima: Vec<f32> = if grads.len() < PARALLEL_THRESHOLD {
             grads.chunks(CHUNK).map(chunk_max).collect()
         } else {
             grads.par_chunks(CHUNK).map(chunk_max).collect()
         };
-        return maxima
-            .into_iter()
-            .fold(0.0f64, |m, g| if g as f64 > m || g.is_nan() { g as f64 } else { m });
+        return maxima.into_iter().fold(0.0f64, |m, g| if g as f64 > m || g.is_nan() { g as f64 } else { m });
     }
     let power = |g: f32| {
         let g = (g as f64).abs();
@@ -223,18 +218,9 @@ impl GradAccumulator {
     /// gradient straight through).
     pub fn new(accumulation_steps: u64) -> Result<Self, ConfigError> {
         if accumulation_steps == 0 {
-            return Err(ConfigError::new(
-                "accumulation_steps",
-                accumulation_steps,
-                "an integer >= 1",
-            ));
+            return Err(ConfigError::new("accumulation_steps", accumulation_steps, "an integer >= 1"));
         }
-        Ok(Self {
-            accumulation_steps,
-            pending: 0,
-            sum: Vec::new(),
-            mean: Vec::new(),
-        })
+        Ok(Self { accumulation_steps, pending: 0, sum: Vec::new(), mean: Vec::new() })
     }
 
     /// Micro-batches per update.
@@ -257,11 +243,7 @@ impl GradAccumulator {
             self.sum.clear();
             self.sum.resize(grads.len(), 0.0);
         }
-        assert_eq!(
-            self.sum.len(),
-            grads.len(),
-            "gradient length changed between micro-batches"
-        );
+        assert_eq!(self.sum.len(), grads.len(), "gradient length changed between micro-batches");
         self.sum.iter_mut().zip(grads).for_each(|(s, &g)| *s += g as f64);
         self.pending += 1;
         if self.pending == self.accumulation_steps {
@@ -384,10 +366,7 @@ pub struct EmaConfig {
 
 impl Default for EmaConfig {
     fn default() -> Self {
-        Self {
-            decay: 0.999,
-            bias_correction: false,
-        }
+        Self { decay: 0.999, bias_correction: false }
     }
 }
 
@@ -418,21 +397,13 @@ pub struct Ema {
 impl Ema {
     /// An average with decay `decay` (in `[0, 1)`) that starts from the first parameters.
     pub fn new(decay: f64) -> Result<Self, ConfigError> {
-        Self::with_config(EmaConfig {
-            decay,
-            bias_correction: false,
-        })
+        Self::with_config(EmaConfig { decay, bias_correction: false })
     }
 
     /// An average with the given options.
     pub fn with_config(config: EmaConfig) -> Result<Self, ConfigError> {
         unit_interval("decay", config.decay)?;
-        Ok(Self {
-            config,
-            updates: 0,
-            shadow: Vec::new(),
-            biased: Vec::new(),
-        })
+        Ok(Self { config, updates: 0, shadow: Vec::new(), biased: Vec::new() })
     }
 
     /// The options.
@@ -452,21 +423,12 @@ impl Ema {
                 self.shadow = params.to_vec();
                 return;
             }
-            assert_eq!(
-                self.shadow.len(),
-                params.len(),
-                "parameter length changed between EMA updates"
-            );
-            for_each_split(
-                &mut self.shadow,
-                params,
-                [],
-                &|s: &mut [f32], p: &[f32], []: [&mut [f32]; 0]| {
-                    for (s, &p) in s.iter_mut().zip(p) {
-                        *s += weight * (p - *s);
-                    }
-                },
-            );
+            assert_eq!(self.shadow.len(), params.len(), "parameter length changed between EMA updates");
+            for_each_split(&mut self.shadow, params, [], &|s: &mut [f32], p: &[f32], []: [&mut [f32]; 0]| {
+                for (s, &p) in s.iter_mut().zip(p) {
+                    *s += weight * (p - *s);
+                }
+            });
             return;
         }
         if self.updates == 1 {
@@ -475,11 +437,7 @@ impl Ema {
             self.shadow = params.to_vec();
             return;
         }
-        assert_eq!(
-            self.biased.len(),
-            params.len(),
-            "parameter length changed between EMA updates"
-        );
+        assert_eq!(self.biased.len(), params.len(), "parameter length changed between EMA updates");
         let correction = (1.0 / (1.0 - self.config.decay.powf(self.updates as f64))) as f32;
         for_each_split(
             &mut self.biased,

@@ -45,19 +45,12 @@ fn close(got: f64, want: f64, tolerance: &Value) -> bool {
 fn run_case(case: &Value) -> Result<(), String> {
     let name = case["schedule"].as_str().unwrap();
     let base_lr = case["base_lr"].as_f64().unwrap();
-    let want: Vec<f64> = case["lrs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let want: Vec<f64> = case["lrs"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let steps = case["steps"].as_u64().unwrap() as usize;
     assert_eq!(want.len(), steps + 1, "case has steps + 1 learning rates");
     let mut scheduler = Scheduler::from_options(name, &case["options"], base_lr).map_err(|e| e.to_string())?;
-    let metrics: Vec<f64> = case["metrics"]
-        .as_array()
-        .map(|m| m.iter().map(|v| v.as_f64().unwrap()).collect())
-        .unwrap_or_default();
+    let metrics: Vec<f64> =
+        case["metrics"].as_array().map(|m| m.iter().map(|v| v.as_f64().unwrap()).collect()).unwrap_or_default();
     for (t, &want_t) in want.iter().enumerate() {
         if t > 0 {
             match scheduler.schedule() {
@@ -87,10 +80,7 @@ fn schedules_match_pytorch_reference_cases() {
             failures.push(format!("{}: {e}", path.display()));
         }
     }
-    assert!(
-        checked >= 14,
-        "expected the 14 schedule reference cases, found {checked}"
-    );
+    assert!(checked >= 14, "expected the 14 schedule reference cases, found {checked}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -135,11 +125,7 @@ fn sequential_restarts_each_schedule_at_its_milestone() {
 
 #[test]
 fn cyclic_step_size_down_defaults_to_step_size_up_and_can_differ() {
-    let symmetric = function(
-        "cyclic",
-        serde_json::json!({"base_lr": 0.0, "max_lr": 1.0, "step_size_up": 4}),
-        0.1,
-    );
+    let symmetric = function("cyclic", serde_json::json!({"base_lr": 0.0, "max_lr": 1.0, "step_size_up": 4}), 0.1);
     assert_eq!(symmetric.lr(4), 1.0);
     assert!((symmetric.lr(6) - 0.5).abs() < 1e-12);
     assert_eq!(symmetric.lr(8), 0.0);
@@ -158,19 +144,13 @@ fn cyclic_step_size_down_defaults_to_step_size_up_and_can_differ() {
 
 #[test]
 fn one_cycle_holds_its_final_rate_past_the_end() {
-    let s = function(
-        "one_cycle",
-        serde_json::json!({"max_lr": 1.0, "total_steps": 10, "anneal_strategy": "linear"}),
-        0.1,
-    );
+    let s =
+        function("one_cycle", serde_json::json!({"max_lr": 1.0, "total_steps": 10, "anneal_strategy": "linear"}), 0.1);
     let last = s.lr(9);
     assert!((last - 1.0 / 25.0 / 1e4).abs() < 1e-15);
     assert_eq!(s.lr(10), last);
     assert_eq!(s.lr(u64::MAX), last);
-    assert!(
-        (s.momentum(2).unwrap() - 0.85).abs() < 1e-12,
-        "momentum is lowest at the peak"
-    );
+    assert!((s.momentum(2).unwrap() - 0.85).abs() < 1e-12, "momentum is lowest at the peak");
 }
 
 #[test]
@@ -231,9 +211,7 @@ fn round_trip(name: &str, options: Value, base_lr: f64, metrics: &[f64]) {
     }
     let saved = serde_json::to_string(&original.state()).unwrap();
     let mut restored = Scheduler::from_options(name, &options, base_lr).unwrap();
-    restored
-        .load_state(&serde_json::from_str::<ScheduleState>(&saved).unwrap())
-        .unwrap();
+    restored.load_state(&serde_json::from_str::<ScheduleState>(&saved).unwrap()).unwrap();
     assert_eq!(restored.lr().to_bits(), original.lr().to_bits());
     for &m in &metrics[metrics.len() / 2..] {
         assert_eq!(original.advance().to_bits(), restored.advance().to_bits());
@@ -244,30 +222,15 @@ fn round_trip(name: &str, options: Value, base_lr: f64, metrics: &[f64]) {
 #[test]
 fn schedule_state_round_trips_through_json() {
     let metrics: Vec<f64> = (0..40).map(|i| 1.0 / (1.0 + (i % 7) as f64)).collect();
-    round_trip(
-        "cosine_warm_restarts",
-        serde_json::json!({"T_0": 3, "T_mult": 2}),
-        0.1,
-        &metrics,
-    );
-    round_trip(
-        "one_cycle",
-        serde_json::json!({"max_lr": 0.1, "total_steps": 30}),
-        0.1,
-        &metrics,
-    );
+    round_trip("cosine_warm_restarts", serde_json::json!({"T_0": 3, "T_mult": 2}), 0.1, &metrics);
+    round_trip("one_cycle", serde_json::json!({"max_lr": 0.1, "total_steps": 30}), 0.1, &metrics);
     round_trip(
         "sequential",
         serde_json::json!({"schedules": [{"schedule": "linear", "options": {}}, {"schedule": "cosine", "options": {"T_max": 10}}], "milestones": [5]}),
         0.1,
         &metrics,
     );
-    round_trip(
-        "reduce_on_plateau",
-        serde_json::json!({"patience": 1, "cooldown": 2}),
-        0.1,
-        &metrics,
-    );
+    round_trip("reduce_on_plateau", serde_json::json!({"patience": 1, "cooldown": 2}), 0.1, &metrics);
 }
 
 #[test]
@@ -320,44 +283,20 @@ fn invalid_schedule_options_are_named() {
     assert_eq!(error_option("exponential", json!({"gamma": -1.0})), "gamma");
     assert_eq!(error_option("cosine", json!({"T_max": 0})), "T_max");
     assert_eq!(error_option("cosine", json!({"T_max": 5, "eta_min": -1.0})), "eta_min");
-    assert_eq!(
-        error_option("cosine_warm_restarts", json!({"T_0": 2, "T_mult": 0})),
-        "T_mult"
-    );
+    assert_eq!(error_option("cosine_warm_restarts", json!({"T_0": 2, "T_mult": 0})), "T_mult");
     assert_eq!(error_option("linear", json!({"start_factor": 0.0})), "start_factor");
     assert_eq!(error_option("linear", json!({"end_factor": 1.5})), "end_factor");
     assert_eq!(error_option("constant", json!({"factor": 2.0})), "factor");
     assert_eq!(error_option("polynomial", json!({"total_iters": 0})), "total_iters");
     assert_eq!(error_option("inverse_time", json!({"power": -0.5})), "power");
     assert_eq!(error_option("one_cycle", json!({"max_lr": 1.0})), "total_steps");
-    assert_eq!(
-        error_option("one_cycle", json!({"max_lr": 1.0, "total_steps": 10, "pct_start": 1.5})),
-        "pct_start"
-    );
-    assert_eq!(
-        error_option(
-            "one_cycle",
-            json!({"max_lr": 1.0, "total_steps": 10, "div_factor": 0.0})
-        ),
-        "div_factor"
-    );
-    assert_eq!(
-        error_option("cyclic", json!({"max_lr": 1.0, "step_size_up": 0})),
-        "step_size_up"
-    );
-    assert_eq!(
-        error_option("cyclic", json!({"max_lr": 1.0, "step_size_down": -2})),
-        "step_size_down"
-    );
+    assert_eq!(error_option("one_cycle", json!({"max_lr": 1.0, "total_steps": 10, "pct_start": 1.5})), "pct_start");
+    assert_eq!(error_option("one_cycle", json!({"max_lr": 1.0, "total_steps": 10, "div_factor": 0.0})), "div_factor");
+    assert_eq!(error_option("cyclic", json!({"max_lr": 1.0, "step_size_up": 0})), "step_size_up");
+    assert_eq!(error_option("cyclic", json!({"max_lr": 1.0, "step_size_down": -2})), "step_size_down");
     assert_eq!(error_option("reduce_on_plateau", json!({"factor": 1.0})), "factor");
-    assert_eq!(
-        error_option("reduce_on_plateau", json!({"threshold": -1.0})),
-        "threshold"
-    );
-    assert_eq!(
-        error_option("sequential", json!({"schedules": [], "milestones": []})),
-        "schedules"
-    );
+    assert_eq!(error_option("reduce_on_plateau", json!({"threshold": -1.0})), "threshold");
+    assert_eq!(error_option("sequential", json!({"schedules": [], "milestones": []})), "schedules");
     assert_eq!(
         error_option(
             "sequential",
@@ -373,10 +312,7 @@ fn invalid_schedule_options_are_named() {
         "T_max"
     );
     assert_eq!(
-        error_option(
-            "sequential",
-            json!({"schedules": [{"schedule": "linear", "options": {}}], "milestones": [3]})
-        ),
+        error_option("sequential", json!({"schedules": [{"schedule": "linear", "options": {}}], "milestones": [3]})),
         "milestones"
     );
     // Unknown or mistyped options: the error names the schedule's options and serde's message the field.
@@ -386,12 +322,7 @@ fn invalid_schedule_options_are_named() {
     let missing = schedule::from_options("cosine", &json!({}), 0.1).unwrap_err();
     assert!(missing.value.contains("T_max"), "{missing}");
     // A bad base learning rate is named too.
-    assert_eq!(
-        schedule::from_options("cosine", &json!({"T_max": 3}), -0.1)
-            .unwrap_err()
-            .option,
-        "lr"
-    );
+    assert_eq!(schedule::from_options("cosine", &json!({"T_max": 3}), -0.1).unwrap_err().option, "lr");
 }
 
 #[test]
@@ -497,11 +428,7 @@ fn ema_follows_its_recurrence() {
     ema.update(&[3.0, 2.0]);
     assert_eq!(ema.shadow(), &[2.0, 2.0]);
     // Bias-corrected: m = [0.5·2, ...], s = m / (1 − 0.25): the normalized weighted mean.
-    let mut corrected = Ema::with_config(EmaConfig {
-        decay: 0.5,
-        bias_correction: true,
-    })
-    .unwrap();
+    let mut corrected = Ema::with_config(EmaConfig { decay: 0.5, bias_correction: true }).unwrap();
     corrected.update(&[0.0]);
     corrected.update(&[3.0]);
     assert!((corrected.shadow()[0] - 2.0).abs() < 1e-6, "(0.5·0 + 1·3) / 1.5 = 2");
@@ -524,9 +451,7 @@ fn clip_grad_norm_matches_pytorch_on_a_small_case() {
 #[test]
 fn clip_grad_norm_is_identical_across_thread_counts() {
     let len = 3_000_017;
-    let grads: Vec<f32> = (0..len)
-        .map(|i| ((i as f32 * 0.618_034).sin() * 1e3) / (1.0 + (i % 97) as f32))
-        .collect();
+    let grads: Vec<f32> = (0..len).map(|i| ((i as f32 * 0.618_034).sin() * 1e3) / (1.0 + (i % 97) as f32)).collect();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
@@ -546,34 +471,18 @@ fn clip_grad_norm_is_identical_across_thread_counts() {
 
 #[test]
 fn non_finite_gradients_are_skipped_and_counted() {
-    let mut sgd = Sgd::new(SgdConfig {
-        lr: 0.1,
-        ..SgdConfig::default()
-    })
-    .unwrap();
+    let mut sgd = Sgd::new(SgdConfig { lr: 0.1, ..SgdConfig::default() }).unwrap();
     let mut guard = NonFiniteGuard::new();
     let mut params = vec![1.0f32; 4];
     assert_eq!(guard.step(&mut sgd, &mut params, &[1.0; 4]), StepOutcome::Applied);
     let after_good = params.clone();
-    assert_eq!(
-        guard.step(&mut sgd, &mut params, &[1.0, f32::NAN, 0.0, 0.0]),
-        StepOutcome::Skipped
-    );
-    assert_eq!(
-        guard.step(&mut sgd, &mut params, &[f32::INFINITY, 0.0, 0.0, 0.0]),
-        StepOutcome::Skipped
-    );
+    assert_eq!(guard.step(&mut sgd, &mut params, &[1.0, f32::NAN, 0.0, 0.0]), StepOutcome::Skipped);
+    assert_eq!(guard.step(&mut sgd, &mut params, &[f32::INFINITY, 0.0, 0.0, 0.0]), StepOutcome::Skipped);
     assert_eq!(params, after_good, "a skipped step leaves the parameters alone");
     assert_eq!(sgd.steps(), 1);
-    assert_eq!(
-        (guard.skipped(), guard.consecutive_skipped(), guard.applied()),
-        (2, 2, 1)
-    );
+    assert_eq!((guard.skipped(), guard.consecutive_skipped(), guard.applied()), (2, 2, 1));
     assert_eq!(guard.step(&mut sgd, &mut params, &[0.0; 4]), StepOutcome::Applied);
-    assert_eq!(
-        (guard.skipped(), guard.consecutive_skipped(), guard.applied()),
-        (2, 0, 2)
-    );
+    assert_eq!((guard.skipped(), guard.consecutive_skipped(), guard.applied()), (2, 0, 2));
     // Large buffers take the parallel path.
     let mut big = vec![0.0f32; 1 << 18];
     assert!(guard.check(&big));

@@ -33,7 +33,21 @@ pub mod radam;
 pub mod rmsprop;
 pub mod sgd;
 
+pub use adadelta::{Adadelta, AdadeltaConfig};
+pub use adagrad::{Adagrad, AdagradConfig};
+pub use adam::{Adam, AdamConfig};
+pub use adamax::{Adamax, AdamaxConfig};
+pub use adamw::{AdamW, AdamWConfig};
+pub use lbfgs::{Lbfgs, LbfgsConfig};
+pub use lion::{Lion, LionConfig};
+pub use nadam::{NAdam, NAdamConfig};
+pub use radam::{RAdam, RAdamConfig};
+pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use sgd::{Sgd, SgdConfig};
+
+/// Names of the first-order optimizers [`from_options`] builds.
+pub const NAMES: [&str; 10] =
+    ["sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "radam", "adamax", "lion"];
 
 /// A first-order update rule over a flat parameter buffer.
 pub trait Optimizer: Send {
@@ -149,7 +163,12 @@ pub fn from_options(name: &str, options: &serde_json::Value) -> Result<Box<dyn O
     Ok(match name {
         "adadelta" => Box::new(adadelta::Adadelta::new(parse(name, options)?)?),
         "adagrad" => Box::new(adagrad::Adagrad::new(parse(name, options)?)?),
+        "adam" => Box::new(adam::Adam::new(parse(name, options)?)?),
         "adamax" => Box::new(adamax::Adamax::new(parse(name, options)?)?),
+        "adamw" => Box::new(adamw::AdamW::new(parse(name, options)?)?),
+        "lion" => Box::new(lion::Lion::new(parse(name, options)?)?),
+        "nadam" => Box::new(nadam::NAdam::new(parse(name, options)?)?),
+        "radam" => Box::new(radam::RAdam::new(parse(name, options)?)?),
         "rmsprop" => Box::new(rmsprop::RmsProp::new(parse(name, options)?)?),
         "sgd" => Box::new(Sgd::new(parse(name, options)?)?),
         _ => return Err(ConfigError::new("optimizer", name, "one of the optimizers gradus knows")),

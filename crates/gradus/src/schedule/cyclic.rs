@@ -206,11 +206,7 @@ impl OneCycle {
                 },
             ]
         };
-        Ok(Self {
-            config,
-            total_steps,
-            phases,
-        })
+        Ok(Self { config, total_steps, phases })
     }
 
     /// The cycle's length in steps.
@@ -250,11 +246,7 @@ impl Schedule for OneCycle {
             return None;
         }
         let (phase, pct) = self.locate(step);
-        Some(
-            self.config
-                .anneal_strategy
-                .anneal(phase.start_momentum, phase.end_momentum, pct),
-        )
+        Some(self.config.anneal_strategy.anneal(phase.start_momentum, phase.end_momentum, pct))
     }
 }
 
@@ -368,12 +360,7 @@ impl CyclicLr {
         }
         let total_size = config.step_size_up + step_size_down;
         let step_ratio = config.step_size_up / total_size;
-        Ok(Self {
-            base_lr,
-            config,
-            total_size,
-            step_ratio,
-        })
+        Ok(Self { base_lr, config, total_size, step_ratio })
     }
 
     /// The triangle's height `h` and the amplitude's `scale` at `step`.
@@ -381,11 +368,7 @@ impl CyclicLr {
         let t = step as f64;
         let cycle = (1.0 + t / self.total_size).floor();
         let x = 1.0 + t / self.total_size - cycle;
-        let h = if x <= self.step_ratio {
-            x / self.step_ratio
-        } else {
-            (x - 1.0) / (self.step_ratio - 1.0)
-        };
+        let h = if x <= self.step_ratio { x / self.step_ratio } else { (x - 1.0) / (self.step_ratio - 1.0) };
         let scale = match self.config.mode {
             CyclicMode::Triangular => 1.0,
             CyclicMode::Triangular2 => 1.0 / 2f64.powf(cycle - 1.0),

@@ -48,10 +48,7 @@ pub struct ConstantConfig {
 
 impl Default for ConstantConfig {
     fn default() -> Self {
-        Self {
-            factor: 1.0 / 3.0,
-            total_iters: 5,
-        }
+        Self { factor: 1.0 / 3.0, total_iters: 5 }
     }
 }
 
@@ -171,11 +168,7 @@ impl MultiStep {
         non_negative("gamma", config.gamma)?;
         let mut sorted_milestones = config.milestones;
         sorted_milestones.sort_unstable();
-        Ok(Self {
-            base_lr,
-            gamma: config.gamma,
-            sorted_milestones,
-        })
+        Ok(Self { base_lr, gamma: config.gamma, sorted_milestones })
     }
 }
 
@@ -214,10 +207,7 @@ impl Exponential {
     pub fn new(base_lr: f64, config: ExponentialConfig) -> Result<Self, ConfigError> {
         check_base_lr(base_lr)?;
         non_negative("gamma", config.gamma)?;
-        Ok(Self {
-            base_lr,
-            gamma: config.gamma,
-        })
+        Ok(Self { base_lr, gamma: config.gamma })
     }
 }
 
@@ -295,10 +285,7 @@ pub struct PolynomialConfig {
 
 impl Default for PolynomialConfig {
     fn default() -> Self {
-        Self {
-            total_iters: 5,
-            power: 1.0,
-        }
+        Self { total_iters: 5, power: 1.0 }
     }
 }
 
@@ -349,11 +336,7 @@ pub struct LinearConfig {
 
 impl Default for LinearConfig {
     fn default() -> Self {
-        Self {
-            start_factor: 1.0 / 3.0,
-            end_factor: 1.0,
-            total_iters: 5,
-        }
+        Self { start_factor: 1.0 / 3.0, end_factor: 1.0, total_iters: 5 }
     }
 }
 
@@ -374,11 +357,7 @@ impl Linear {
     pub fn new(base_lr: f64, config: LinearConfig) -> Result<Self, ConfigError> {
         check_base_lr(base_lr)?;
         if !(config.start_factor > 0.0 && config.start_factor <= 1.0) {
-            return Err(ConfigError::new(
-                "start_factor",
-                config.start_factor,
-                "a number in (0, 1]",
-            ));
+            return Err(ConfigError::new("start_factor", config.start_factor, "a number in (0, 1]"));
         }
         crate::error::closed_unit_interval("end_factor", config.end_factor)?;
         at_least_one("total_iters", config.total_iters)?;

@@ -113,13 +113,7 @@ impl ReduceOnPlateau {
             PlateauMode::Min => f64::INFINITY,
             PlateauMode::Max => f64::NEG_INFINITY,
         };
-        let state = PlateauState {
-            lr: base_lr,
-            best,
-            num_bad_epochs: 0,
-            cooldown_counter: 0,
-            last_epoch: 0,
-        };
+        let state = PlateauState { lr: base_lr, best, num_bad_epochs: 0, cooldown_counter: 0, last_epoch: 0 };
         Ok(Self { config, state })
     }
 
@@ -186,10 +180,7 @@ impl ReduceOnPlateau {
     /// Restores a snapshot taken by [`ReduceOnPlateau::state`].
     pub fn load_state(&mut self, state: &PlateauState) -> Result<(), StateError> {
         if !(state.lr.is_finite() && state.lr >= 0.0) {
-            return Err(StateError::BadBuffer {
-                name: "lr".to_string(),
-                problem: format!("is {}", state.lr),
-            });
+            return Err(StateError::BadBuffer { name: "lr".to_string(), problem: format!("is {}", state.lr) });
         }
         self.state = state.clone();
         Ok(())

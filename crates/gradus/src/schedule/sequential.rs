@@ -66,10 +66,7 @@ impl Sequential {
                 _ => spec.build_function(base_lr),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            schedules,
-            milestones: config.milestones,
-        })
+        Ok(Self { schedules, milestones: config.milestones })
     }
 }
 

@@ -450,15 +450,12 @@ impl Trainer {
                 });
             }
             params.copy_from_slice(&cp.params);
-            self.optimizer.load_state(&cp.optimizer).map_err(|e| TrainError::Checkpoint {
-                path: "(resume)".into(),
-                message: e.to_string(),
-            })?;
+            self.optimizer
+                .load_state(&cp.optimizer)
+                .map_err(|e| TrainError::Checkpoint { path: "(resume)".into(), message: e.to_string() })?;
             if let (Some(LrSchedule::Plateau(p)), Some(saved)) = (self.lr_control.as_mut(), cp.plateau.as_ref()) {
-                p.load_state(saved).map_err(|e| TrainError::Checkpoint {
-                    path: "(resume)".into(),
-                    message: e.to_string(),
-                })?;
+                p.load_state(saved)
+                    .map_err(|e| TrainError::Checkpoint { path: "(resume)".into(), message: e.to_string() })?;
             }
             history = cp.history;
             best = cp.best;
@@ -554,8 +551,7 @@ impl Trainer {
                 if config.schedule_unit == ScheduleUnit::Step {
                     self.apply_schedule(epoch, step);
                 }
-                let info =
-                    StepInfo { epoch, step, steps_per_epoch, loss, lr: self.optimizer.lr() };
+                let info = StepInfo { epoch, step, steps_per_epoch, loss, lr: self.optimizer.lr() };
                 let mut keep_going = true;
                 for o in observers.iter_mut() {
                     keep_going &= o.on_step(&info);
