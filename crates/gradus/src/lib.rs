@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod mf;
 pub mod optim;
 pub mod parallel;
 pub mod params;
