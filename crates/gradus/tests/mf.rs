@@ -54,7 +54,11 @@ fn low_rank(seed: u64) -> Synthetic {
             }
             let interaction: f64 = (0..rank).map(|f| x[u * rank + f] * y[i * rank + f]).sum();
             let rating = 3.0 + user_bias[u] + item_bias[i] + interaction + 0.1 * unit.sample(&mut rng);
-            let part = if rng.random::<f64>() < 0.2 { &mut data.test } else { &mut data.train };
+            let part = if rng.random::<f64>() < 0.2 {
+                &mut data.test
+            } else {
+                &mut data.train
+            };
             part.0.push(u as u32);
             part.1.push(i as u32);
             part.2.push(rating as f32);
@@ -64,7 +68,14 @@ fn low_rank(seed: u64) -> Synthetic {
 }
 
 fn small_config() -> MfConfig {
-    MfConfig { n_factors: 8, n_epochs: 60, lr_all: 0.02, reg_all: 0.02, seed: 7, ..MfConfig::default() }
+    MfConfig {
+        n_factors: 8,
+        n_epochs: 60,
+        lr_all: 0.02,
+        reg_all: 0.02,
+        seed: 7,
+        ..MfConfig::default()
+    }
 }
 
 #[test]
@@ -73,7 +84,13 @@ fn minibatch_gradient_matches_finite_differences() {
     let items = [0u32, 2, 1, 2, 2, 0];
     let ratings = [4.0f32, 2.5, 3.0, 5.0, 1.0, 3.5];
     let train = Ratings::new(5, 4, &users, &items, &ratings).unwrap();
-    let config = MfConfig { n_factors: 3, init_std_dev: 0.5, reg_all: 0.3, seed: 3, ..MfConfig::default() };
+    let config = MfConfig {
+        n_factors: 3,
+        init_std_dev: 0.5,
+        reg_all: 0.3,
+        seed: 3,
+        ..MfConfig::default()
+    };
     let mut model = MatrixFactorization::new(&config, &train).unwrap();
     // Non-zero biases, so that their terms in the loss are exercised too.
     for (k, p) in model.params_mut()[..9].iter_mut().enumerate() {
@@ -104,10 +121,16 @@ fn minibatch_gradient_matches_finite_differences() {
     }
     let layout = model.layout();
     for (name, row) in [("user_bias", 4), ("item_bias", 3)] {
-        assert_eq!(grad[layout.segment(name).unwrap().offset + row], 0.0, "{name} {row} is untouched");
+        assert_eq!(
+            grad[layout.segment(name).unwrap().offset + row],
+            0.0,
+            "{name} {row} is untouched"
+        );
     }
     let user_factors = layout.segment("user_factors").unwrap();
-    assert!(grad[user_factors.offset + 4 * 3..user_factors.offset + 5 * 3].iter().all(|&g| g == 0.0));
+    assert!(grad[user_factors.offset + 4 * 3..user_factors.offset + 5 * 3]
+        .iter()
+        .all(|&g| g == 0.0));
 }
 
 #[test]
@@ -115,7 +138,10 @@ fn sgd_fit_beats_the_global_mean_on_held_out_low_rank_data() {
     let data = low_rank(1);
     let model = MatrixFactorization::fit(&small_config(), &data.train()).unwrap();
     let (baseline, fitted) = (data.baseline_rmse(), data.test_rmse(&model));
-    assert!(baseline > 0.8, "the synthetic ratings should vary: baseline RMSE {baseline}");
+    assert!(
+        baseline > 0.8,
+        "the synthetic ratings should vary: baseline RMSE {baseline}"
+    );
     assert!(fitted < 0.5 * baseline, "held-out RMSE {fitted}, baseline {baseline}");
 }
 
@@ -123,13 +149,29 @@ fn sgd_fit_beats_the_global_mean_on_held_out_low_rank_data() {
 fn minibatch_fit_beats_the_global_mean_on_held_out_low_rank_data() {
     let data = low_rank(2);
     let train = data.train();
-    let config = MfConfig { n_factors: 8, reg_all: 0.02, seed: 11, ..MfConfig::default() };
+    let config = MfConfig {
+        n_factors: 8,
+        reg_all: 0.02,
+        seed: 11,
+        ..MfConfig::default()
+    };
     let mut model = MatrixFactorization::new(&config, &train).unwrap();
-    let mut optimizer: Box<dyn Optimizer> =
-        Box::new(Sgd::new(SgdConfig { lr: 0.5, momentum: 0.9, ..SgdConfig::default() }).unwrap());
+    let mut optimizer: Box<dyn Optimizer> = Box::new(
+        Sgd::new(SgdConfig {
+            lr: 0.5,
+            momentum: 0.9,
+            ..SgdConfig::default()
+        })
+        .unwrap(),
+    );
     let losses = model.fit_minibatch(&train, &mut *optimizer, 32, 60, 5).unwrap();
     assert_eq!(losses.len(), 60);
-    assert!(losses[59] < 0.25 * losses[0], "training loss went from {} to {}", losses[0], losses[59]);
+    assert!(
+        losses[59] < 0.25 * losses[0],
+        "training loss went from {} to {}",
+        losses[0],
+        losses[59]
+    );
     let (baseline, fitted) = (data.baseline_rmse(), data.test_rmse(&model));
     assert!(fitted < 0.5 * baseline, "held-out RMSE {fitted}, baseline {baseline}");
 }
@@ -138,14 +180,32 @@ fn minibatch_fit_beats_the_global_mean_on_held_out_low_rank_data() {
 fn minibatch_sgd_on_single_ratings_is_the_per_rating_update() {
     let data = low_rank(3);
     let train = data.train();
-    let config = MfConfig { n_factors: 5, n_epochs: 3, seed: 21, ..MfConfig::default() };
+    let config = MfConfig {
+        n_factors: 5,
+        n_epochs: 3,
+        seed: 21,
+        ..MfConfig::default()
+    };
     let per_rating = MatrixFactorization::fit(&config, &train).unwrap();
     let mut minibatch = MatrixFactorization::new(&config, &train).unwrap();
-    let mut sgd = Sgd::new(SgdConfig { lr: config.lr_all, ..SgdConfig::default() }).unwrap();
-    minibatch.fit_minibatch(&train, &mut sgd, 1, config.n_epochs, config.seed).unwrap();
-    let differing = per_rating.params().iter().zip(minibatch.params()).filter(|(a, b)| a.to_bits() != b.to_bits());
+    let mut sgd = Sgd::new(SgdConfig {
+        lr: config.lr_all,
+        ..SgdConfig::default()
+    })
+    .unwrap();
+    minibatch
+        .fit_minibatch(&train, &mut sgd, 1, config.n_epochs, config.seed)
+        .unwrap();
+    let differing = per_rating
+        .params()
+        .iter()
+        .zip(minibatch.params())
+        .filter(|(a, b)| a.to_bits() != b.to_bits());
     assert_eq!(differing.count(), 0);
-    assert_ne!(per_rating.params(), MatrixFactorization::new(&config, &train).unwrap().params());
+    assert_ne!(
+        per_rating.params(),
+        MatrixFactorization::new(&config, &train).unwrap().params()
+    );
 }
 
 #[test]
@@ -155,7 +215,12 @@ fn unknown_users_and_items_fall_back_to_the_known_biases() {
     let items = [0u32, 1, 1, 2, 0];
     let ratings = [4.0f32, 3.0, 2.0, 5.0, 1.0];
     let train = Ratings::new(4, 4, &users, &items, &ratings).unwrap();
-    let config = MfConfig { n_factors: 4, n_epochs: 50, lr_all: 0.05, ..MfConfig::default() };
+    let config = MfConfig {
+        n_factors: 4,
+        n_epochs: 50,
+        lr_all: 0.05,
+        ..MfConfig::default()
+    };
     let model = MatrixFactorization::fit(&config, &train).unwrap();
     let mu = model.global_mean();
     assert_eq!(mu, 3.0);
@@ -203,17 +268,34 @@ fn predictions_are_clamped_to_the_training_range() {
 fn same_seed_gives_a_bit_identical_model() {
     let data = low_rank(4);
     let train = data.train();
-    let config = MfConfig { n_factors: 6, n_epochs: 5, seed: 99, ..MfConfig::default() };
+    let config = MfConfig {
+        n_factors: 6,
+        n_epochs: 5,
+        seed: 99,
+        ..MfConfig::default()
+    };
     let bits = |m: &MatrixFactorization| m.params().iter().map(|p| p.to_bits()).collect::<Vec<u32>>();
     let a = MatrixFactorization::fit(&config, &train).unwrap();
     let b = MatrixFactorization::fit(&config, &train).unwrap();
     assert_eq!(bits(&a), bits(&b));
-    let c = MatrixFactorization::fit(&MfConfig { seed: 100, ..config.clone() }, &train).unwrap();
+    let c = MatrixFactorization::fit(
+        &MfConfig {
+            seed: 100,
+            ..config.clone()
+        },
+        &train,
+    )
+    .unwrap();
     assert_ne!(bits(&a), bits(&c));
 
     let minibatch = |seed: u64| {
         let mut model = MatrixFactorization::new(&config, &train).unwrap();
-        let mut sgd = Sgd::new(SgdConfig { lr: 0.3, momentum: 0.5, ..SgdConfig::default() }).unwrap();
+        let mut sgd = Sgd::new(SgdConfig {
+            lr: 0.3,
+            momentum: 0.5,
+            ..SgdConfig::default()
+        })
+        .unwrap();
         let losses = model.fit_minibatch(&train, &mut sgd, 16, 3, seed).unwrap();
         (bits(&model), losses)
     };
@@ -224,7 +306,14 @@ fn same_seed_gives_a_bit_identical_model() {
 #[test]
 fn serde_round_trip_predicts_identically() {
     let data = low_rank(5);
-    let model = MatrixFactorization::fit(&MfConfig { n_epochs: 3, ..small_config() }, &data.train()).unwrap();
+    let model = MatrixFactorization::fit(
+        &MfConfig {
+            n_epochs: 3,
+            ..small_config()
+        },
+        &data.train(),
+    )
+    .unwrap();
     let json = serde_json::to_string(&model).unwrap();
     let restored: MatrixFactorization = serde_json::from_str(&json).unwrap();
     assert_eq!(restored, model);
@@ -243,21 +332,37 @@ fn serde_round_trip_predicts_identically() {
 #[test]
 fn bad_data_and_options_are_reported() {
     let (users, items, ratings) = ([0u32, 1], [0u32, 5], [1.0f32, 2.0]);
-    assert!(matches!(Ratings::new(2, 6, &users, &items[..1], &ratings), Err(MfError::LengthMismatch { .. })));
+    assert!(matches!(
+        Ratings::new(2, 6, &users, &items[..1], &ratings),
+        Err(MfError::LengthMismatch { .. })
+    ));
     assert!(matches!(
         Ratings::new(2, 5, &users, &items, &ratings),
-        Err(MfError::ItemOutOfRange { index: 1, id: 5, n_items: 5 })
+        Err(MfError::ItemOutOfRange {
+            index: 1,
+            id: 5,
+            n_items: 5
+        })
     ));
-    assert!(matches!(Ratings::new(1, 6, &users, &items, &ratings), Err(MfError::UserOutOfRange { index: 1, .. })));
+    assert!(matches!(
+        Ratings::new(1, 6, &users, &items, &ratings),
+        Err(MfError::UserOutOfRange { index: 1, .. })
+    ));
     assert!(matches!(
         Ratings::new(2, 6, &users, &items, &[1.0, f32::NAN]),
         Err(MfError::NonFiniteRating { index: 1, .. })
     ));
     let empty = Ratings::new(2, 2, &[], &[], &[]).unwrap();
-    assert!(matches!(MatrixFactorization::new(&MfConfig::default(), &empty), Err(MfError::Empty)));
+    assert!(matches!(
+        MatrixFactorization::new(&MfConfig::default(), &empty),
+        Err(MfError::Empty)
+    ));
 
     let train = Ratings::new(2, 6, &users, &items, &ratings).unwrap();
-    let bad = MfConfig { reg_all: -0.1, ..MfConfig::default() };
+    let bad = MfConfig {
+        reg_all: -0.1,
+        ..MfConfig::default()
+    };
     match MatrixFactorization::fit(&bad, &train) {
         Err(MfError::Config(e)) => assert_eq!(e.option, "reg_all"),
         other => panic!("expected a config error, got {other:?}"),
@@ -269,5 +374,8 @@ fn bad_data_and_options_are_reported() {
         other => panic!("expected a config error, got {other:?}"),
     }
     let other_shape = Ratings::new(3, 6, &users, &items, &ratings).unwrap();
-    assert!(matches!(model.fit_sgd(&other_shape, 1, 0), Err(MfError::ShapeMismatch { .. })));
+    assert!(matches!(
+        model.fit_sgd(&other_shape, 1, 0),
+        Err(MfError::ShapeMismatch { .. })
+    ));
 }
