@@ -157,8 +157,7 @@ fn check_loss(case: &Value) -> Result<(), String> {
 }
 
 fn check_mlp(case: &Value) -> Result<(), String> {
-    let sizes: Vec<usize> =
-        flatten(&case["sizes"]).0.iter().map(|&s| s as usize).collect();
+    let sizes: Vec<usize> = flatten(&case["sizes"]).0.iter().map(|&s| s as usize).collect();
     let activations = case["activations"]
         .as_array()
         .ok_or("no `activations`")?
@@ -212,10 +211,8 @@ fn check(case: &Value) -> Result<(), String> {
 fn every_reference_case_passes() {
     let cases = cases();
     assert!(cases.len() >= 54, "expected the 54 bundled cases, found {}", cases.len());
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|(path, case)| check(case).err().map(|e| format!("{}: {e}", path.display())))
-        .collect();
+    let failures: Vec<String> =
+        cases.iter().filter_map(|(path, case)| check(case).err().map(|e| format!("{}: {e}", path.display()))).collect();
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 

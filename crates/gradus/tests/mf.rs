@@ -1,0 +1,273 @@
+//! Matrix factorization: gradient, training on low-rank data, fallbacks, reproducibility, serde.
+
+use gradus::mf::{MatrixFactorization, MfConfig, MfError, Ratings};
+use gradus::optim::{Optimizer, Sgd, SgdConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+/// Triples of a synthetic data set, split into training and held-out parts.
+struct Synthetic {
+    n_users: usize,
+    n_items: usize,
+    train: (Vec<u32>, Vec<u32>, Vec<f32>),
+    test: (Vec<u32>, Vec<u32>, Vec<f32>),
+}
+
+impl Synthetic {
+    fn train(&self) -> Ratings<'_> {
+        Ratings::new(self.n_users, self.n_items, &self.train.0, &self.train.1, &self.train.2).unwrap()
+    }
+
+    fn test_rmse(&self, model: &MatrixFactorization) -> f64 {
+        model.rmse(&self.test.0, &self.test.1, &self.test.2)
+    }
+
+    /// RMSE of predicting the training mean for every held-out rating.
+    fn baseline_rmse(&self) -> f64 {
+        let mean = self.train.2.iter().map(|&r| f64::from(r)).sum::<f64>() / self.train.2.len() as f64;
+        let predicted = vec![mean as f32; self.test.2.len()];
+        gradus::mf::rmse(&predicted, &self.test.2)
+    }
+}
+
+/// Ratings `3 + a_u + c_i + x_u · y_i + noise` of rank 3 with biases, observed for a random 30% of
+/// the pairs; a fifth of those are held out.
+fn low_rank(seed: u64) -> Synthetic {
+    let (n_users, n_items, rank) = (120, 90, 3);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let unit = Normal::new(0.0f64, 1.0).unwrap();
+    let user_bias: Vec<f64> = (0..n_users).map(|_| 0.4 * unit.sample(&mut rng)).collect();
+    let item_bias: Vec<f64> = (0..n_items).map(|_| 0.4 * unit.sample(&mut rng)).collect();
+    let x: Vec<f64> = (0..n_users * rank).map(|_| 0.7 * unit.sample(&mut rng)).collect();
+    let y: Vec<f64> = (0..n_items * rank).map(|_| 0.7 * unit.sample(&mut rng)).collect();
+    let mut data = Synthetic {
+        n_users,
+        n_items,
+        train: (Vec::new(), Vec::new(), Vec::new()),
+        test: (Vec::new(), Vec::new(), Vec::new()),
+    };
+    for u in 0..n_users {
+        for i in 0..n_items {
+            if rng.random::<f64>() >= 0.3 {
+                continue;
+            }
+            let interaction: f64 = (0..rank).map(|f| x[u * rank + f] * y[i * rank + f]).sum();
+            let rating = 3.0 + user_bias[u] + item_bias[i] + interaction + 0.1 * unit.sample(&mut rng);
+            let part = if rng.random::<f64>() < 0.2 { &mut data.test } else { &mut data.train };
+            part.0.push(u as u32);
+            part.1.push(i as u32);
+            part.2.push(rating as f32);
+        }
+    }
+    data
+}
+
+fn small_config() -> MfConfig {
+    MfConfig { n_factors: 8, n_epochs: 60, lr_all: 0.02, reg_all: 0.02, seed: 7, ..MfConfig::default() }
+}
+
+#[test]
+fn minibatch_gradient_matches_finite_differences() {
+    let users = [0u32, 1, 1, 3, 0, 2];
+    let items = [0u32, 2, 1, 2, 2, 0];
+    let ratings = [4.0f32, 2.5, 3.0, 5.0, 1.0, 3.5];
+    let train = Ratings::new(5, 4, &users, &items, &ratings).unwrap();
+    let config = MfConfig { n_factors: 3, init_std_dev: 0.5, reg_all: 0.3, seed: 3, ..MfConfig::default() };
+    let mut model = MatrixFactorization::new(&config, &train).unwrap();
+    // Non-zero biases, so that their terms in the loss are exercised too.
+    for (k, p) in model.params_mut()[..9].iter_mut().enumerate() {
+        *p = 0.25 * k as f32 - 0.8;
+    }
+    // A batch with a user and an item that repeat, and user 4 / item 3 that it never touches.
+    let batch: Vec<(u32, u32, f32)> = (0..users.len()).map(|k| train.get(k).unwrap()).collect();
+    let params = model.params().to_vec();
+    let mut grad = vec![f32::NAN; params.len()];
+    let loss = model.loss_and_gradient(&params, &batch, &mut grad);
+    assert!(loss.is_finite() && loss > 0.0);
+
+    let eps = 1e-2f32;
+    let mut scratch = vec![0.0f32; params.len()];
+    for j in 0..params.len() {
+        let (plus, minus) = (params[j] + eps, params[j] - eps);
+        let mut shifted = params.clone();
+        shifted[j] = plus;
+        let up = model.loss_and_gradient(&shifted, &batch, &mut scratch);
+        shifted[j] = minus;
+        let down = model.loss_and_gradient(&shifted, &batch, &mut scratch);
+        let numeric = (up - down) / (f64::from(plus) - f64::from(minus));
+        let analytic = f64::from(grad[j]);
+        assert!(
+            (numeric - analytic).abs() <= 2e-3 + 1e-2 * analytic.abs(),
+            "parameter {j}: finite difference {numeric}, gradient {analytic}"
+        );
+    }
+    let layout = model.layout();
+    for (name, row) in [("user_bias", 4), ("item_bias", 3)] {
+        assert_eq!(grad[layout.segment(name).unwrap().offset + row], 0.0, "{name} {row} is untouched");
+    }
+    let user_factors = layout.segment("user_factors").unwrap();
+    assert!(grad[user_factors.offset + 4 * 3..user_factors.offset + 5 * 3].iter().all(|&g| g == 0.0));
+}
+
+#[test]
+fn sgd_fit_beats_the_global_mean_on_held_out_low_rank_data() {
+    let data = low_rank(1);
+    let model = MatrixFactorization::fit(&small_config(), &data.train()).unwrap();
+    let (baseline, fitted) = (data.baseline_rmse(), data.test_rmse(&model));
+    assert!(baseline > 0.8, "the synthetic ratings should vary: baseline RMSE {baseline}");
+    assert!(fitted < 0.5 * baseline, "held-out RMSE {fitted}, baseline {baseline}");
+}
+
+#[test]
+fn minibatch_fit_beats_the_global_mean_on_held_out_low_rank_data() {
+    let data = low_rank(2);
+    let train = data.train();
+    let config = MfConfig { n_factors: 8, reg_all: 0.02, seed: 11, ..MfConfig::default() };
+    let mut model = MatrixFactorization::new(&config, &train).unwrap();
+    let mut optimizer: Box<dyn Optimizer> =
+        Box::new(Sgd::new(SgdConfig { lr: 0.5, momentum: 0.9, ..SgdConfig::default() }).unwrap());
+    let losses = model.fit_minibatch(&train, &mut *optimizer, 32, 60, 5).unwrap();
+    assert_eq!(losses.len(), 60);
+    assert!(losses[59] < 0.25 * losses[0], "training loss went from {} to {}", losses[0], losses[59]);
+    let (baseline, fitted) = (data.baseline_rmse(), data.test_rmse(&model));
+    assert!(fitted < 0.5 * baseline, "held-out RMSE {fitted}, baseline {baseline}");
+}
+
+#[test]
+fn minibatch_sgd_on_single_ratings_is_the_per_rating_update() {
+    let data = low_rank(3);
+    let train = data.train();
+    let config = MfConfig { n_factors: 5, n_epochs: 3, seed: 21, ..MfConfig::default() };
+    let per_rating = MatrixFactorization::fit(&config, &train).unwrap();
+    let mut minibatch = MatrixFactorization::new(&config, &train).unwrap();
+    let mut sgd = Sgd::new(SgdConfig { lr: config.lr_all, ..SgdConfig::default() }).unwrap();
+    minibatch.fit_minibatch(&train, &mut sgd, 1, config.n_epochs, config.seed).unwrap();
+    let differing = per_rating.params().iter().zip(minibatch.params()).filter(|(a, b)| a.to_bits() != b.to_bits());
+    assert_eq!(differing.count(), 0);
+    assert_ne!(per_rating.params(), MatrixFactorization::new(&config, &train).unwrap().params());
+}
+
+#[test]
+fn unknown_users_and_items_fall_back_to_the_known_biases() {
+    // User 2 and item 3 are within the counts but have no training rating.
+    let users = [0u32, 0, 1, 1, 3];
+    let items = [0u32, 1, 1, 2, 0];
+    let ratings = [4.0f32, 3.0, 2.0, 5.0, 1.0];
+    let train = Ratings::new(4, 4, &users, &items, &ratings).unwrap();
+    let config = MfConfig { n_factors: 4, n_epochs: 50, lr_all: 0.05, ..MfConfig::default() };
+    let model = MatrixFactorization::fit(&config, &train).unwrap();
+    let mu = model.global_mean();
+    assert_eq!(mu, 3.0);
+    let (b_u1, b_i2) = (model.user_bias(1).unwrap(), model.item_bias(2).unwrap());
+    assert!(b_u1 != 0.0 && b_i2 != 0.0, "biases should have been trained");
+    for unknown_user in [2u32, 4, 1000] {
+        assert!(!model.is_known_user(unknown_user));
+        assert_eq!(model.predict(unknown_user, 2), (mu + b_i2).clamp(1.0, 5.0));
+    }
+    for unknown_item in [3u32, 4, u32::MAX] {
+        assert_eq!(model.predict(1, unknown_item), (mu + b_u1).clamp(1.0, 5.0));
+    }
+    assert_eq!(model.predict(2, 3), mu);
+    assert_eq!(model.predict(u32::MAX, u32::MAX), mu);
+    // A known pair uses the factors, and every prediction stays in the training range.
+    let full = mu + b_u1 + b_i2 + dot(model.user_factors(1).unwrap(), model.item_factors(2).unwrap());
+    assert!((model.predict(1, 2) - full.clamp(1.0, 5.0)).abs() < 1e-5);
+    for u in 0..6 {
+        for i in 0..6 {
+            let p = model.predict(u, i);
+            assert!((1.0..=5.0).contains(&p), "prediction {p} for ({u}, {i})");
+        }
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn predictions_are_clamped_to_the_training_range() {
+    let users = [0u32, 1, 2];
+    let items = [0u32, 1, 2];
+    let ratings = [2.0f32, 3.0, 4.0];
+    let train = Ratings::new(3, 3, &users, &items, &ratings).unwrap();
+    let mut model = MatrixFactorization::new(&MfConfig::default(), &train).unwrap();
+    assert_eq!(model.rating_range(), (2.0, 4.0));
+    model.params_mut()[0] = 10.0; // b_0
+    model.params_mut()[1] = -10.0; // b_1
+    assert_eq!(model.predict(0, 0), 4.0);
+    assert_eq!(model.predict(1, 1), 2.0);
+}
+
+#[test]
+fn same_seed_gives_a_bit_identical_model() {
+    let data = low_rank(4);
+    let train = data.train();
+    let config = MfConfig { n_factors: 6, n_epochs: 5, seed: 99, ..MfConfig::default() };
+    let bits = |m: &MatrixFactorization| m.params().iter().map(|p| p.to_bits()).collect::<Vec<u32>>();
+    let a = MatrixFactorization::fit(&config, &train).unwrap();
+    let b = MatrixFactorization::fit(&config, &train).unwrap();
+    assert_eq!(bits(&a), bits(&b));
+    let c = MatrixFactorization::fit(&MfConfig { seed: 100, ..config.clone() }, &train).unwrap();
+    assert_ne!(bits(&a), bits(&c));
+
+    let minibatch = |seed: u64| {
+        let mut model = MatrixFactorization::new(&config, &train).unwrap();
+        let mut sgd = Sgd::new(SgdConfig { lr: 0.3, momentum: 0.5, ..SgdConfig::default() }).unwrap();
+        let losses = model.fit_minibatch(&train, &mut sgd, 16, 3, seed).unwrap();
+        (bits(&model), losses)
+    };
+    assert_eq!(minibatch(5), minibatch(5));
+    assert_ne!(minibatch(5).0, minibatch(6).0);
+}
+
+#[test]
+fn serde_round_trip_predicts_identically() {
+    let data = low_rank(5);
+    let model = MatrixFactorization::fit(&MfConfig { n_epochs: 3, ..small_config() }, &data.train()).unwrap();
+    let json = serde_json::to_string(&model).unwrap();
+    let restored: MatrixFactorization = serde_json::from_str(&json).unwrap();
+    assert_eq!(restored, model);
+    for u in 0..data.n_users as u32 + 2 {
+        for i in (0..data.n_items as u32 + 2).step_by(7) {
+            assert_eq!(restored.predict(u, i).to_bits(), model.predict(u, i).to_bits());
+        }
+    }
+
+    // A model whose buffers do not fit its shape is refused, not loaded.
+    let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["params"].as_array_mut().unwrap().pop();
+    assert!(serde_json::from_value::<MatrixFactorization>(value).is_err());
+}
+
+#[test]
+fn bad_data_and_options_are_reported() {
+    let (users, items, ratings) = ([0u32, 1], [0u32, 5], [1.0f32, 2.0]);
+    assert!(matches!(Ratings::new(2, 6, &users, &items[..1], &ratings), Err(MfError::LengthMismatch { .. })));
+    assert!(matches!(
+        Ratings::new(2, 5, &users, &items, &ratings),
+        Err(MfError::ItemOutOfRange { index: 1, id: 5, n_items: 5 })
+    ));
+    assert!(matches!(Ratings::new(1, 6, &users, &items, &ratings), Err(MfError::UserOutOfRange { index: 1, .. })));
+    assert!(matches!(
+        Ratings::new(2, 6, &users, &items, &[1.0, f32::NAN]),
+        Err(MfError::NonFiniteRating { index: 1, .. })
+    ));
+    let empty = Ratings::new(2, 2, &[], &[], &[]).unwrap();
+    assert!(matches!(MatrixFactorization::new(&MfConfig::default(), &empty), Err(MfError::Empty)));
+
+    let train = Ratings::new(2, 6, &users, &items, &ratings).unwrap();
+    let bad = MfConfig { reg_all: -0.1, ..MfConfig::default() };
+    match MatrixFactorization::fit(&bad, &train) {
+        Err(MfError::Config(e)) => assert_eq!(e.option, "reg_all"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    let mut model = MatrixFactorization::new(&MfConfig::default(), &train).unwrap();
+    let mut sgd = Sgd::new(SgdConfig::default()).unwrap();
+    match model.fit_minibatch(&train, &mut sgd, 0, 1, 0) {
+        Err(MfError::Config(e)) => assert_eq!(e.option, "batch_size"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    let other_shape = Ratings::new(3, 6, &users, &items, &ratings).unwrap();
+    assert!(matches!(model.fit_sgd(&other_shape, 1, 0), Err(MfError::ShapeMismatch { .. })));
+}
