@@ -131,12 +131,29 @@ impl Optimizer for Sgd {
                 });
             } else {
                 let b = &mut buffer[run.range.clone()];
+                // One branch-free loop per case, so each vectorizes.
                 for_each_split(p, g, [b], &|p: &mut [f32], g: &[f32], [b]: [&mut [f32]; 1]| {
-                    for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
-                        let d = sign * g + wd * *p;
-                        *b = if first { d } else { momentum * *b + one_minus_dampening * d };
-                        let d = if nesterov { d + momentum * *b } else { *b };
-                        *p -= lr * d;
+                    let lanes = p.iter_mut().zip(g).zip(b.iter_mut());
+                    match (first, nesterov) {
+                        (true, false) => lanes.for_each(|((p, &g), b)| {
+                            *b = sign * g + wd * *p;
+                            *p -= lr * *b;
+                        }),
+                        (true, true) => lanes.for_each(|((p, &g), b)| {
+                            let d = sign * g + wd * *p;
+                            *b = d;
+                            *p -= lr * (d + momentum * *b);
+                        }),
+                        (false, false) => lanes.for_each(|((p, &g), b)| {
+                            let d = sign * g + wd * *p;
+                            *b = momentum * *b + one_minus_dampening * d;
+                            *p -= lr * *b;
+                        }),
+                        (false, true) => lanes.for_each(|((p, &g), b)| {
+                            let d = sign * g + wd * *p;
+                            *b = momentum * *b + one_minus_dampening * d;
+                            *p -= lr * (d + momentum * *b);
+                        }),
                     }
                 });
             }
