@@ -1,7 +1,6 @@
 //! L-BFGS against PyTorch's reference runs, and the test surfaces' gradients, minima and f32
 //! bridge.
 
-
 use gradus::optim::lbfgs::{CostGradient, FnProblem, Lbfgs, LbfgsConfig, LbfgsState, LineSearch, Termination};
 use gradus::optim::{Optimizer, Sgd, SgdConfig};
 use gradus::surfaces::{by_name, Booth, Himmelblau, Rosenbrock, Saddle, Sphere, Surface, NAMES};

@@ -1,7 +1,6 @@
 //! Losses and the multilayer perceptron (PyTorch's cases are in `reference.rs`) against central finite
 //! differences, an independent naive forward pass, and thread-count independence.
 
-
 use gradus::loss::{Loss, Real};
 use gradus::mlp::{Activation, Mlp, BLOCK_ROWS};
 use proptest::prelude::*;

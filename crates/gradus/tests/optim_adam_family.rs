@@ -2,7 +2,6 @@
 //! update equations, against PyTorch's reference cases, across thread counts and across a state
 //! save and restore.
 
-
 use gradus::optim::adam::{Adam, AdamConfig};
 use gradus::optim::adamw::{AdamW, AdamWConfig};
 use gradus::optim::from_options;

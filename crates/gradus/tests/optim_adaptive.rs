@@ -7,7 +7,6 @@
 //! textbook form `β m + (1 − β) g` where PyTorch (and the library) use `lerp`, so the comparisons
 //! allow a few ulps.
 
-
 use gradus::optim::adadelta::{Adadelta, AdadeltaConfig};
 use gradus::optim::adagrad::{Adagrad, AdagradConfig};
 use gradus::optim::adamax::{Adamax, AdamaxConfig};
