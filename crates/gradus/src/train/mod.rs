@@ -2,7 +2,7 @@
 //!
 //! Following argmin, the loop lives apart from the problem: a [`Trainer`] owns the optimizer, an
 //! optional learning-rate schedule and the [`TrainConfig`]; [`Trainer::fit`] drives any [`Model`]
-//! over [`Rows`] and returns a [`TrainReport`] whose [`History`] records, per epoch, the training
+//! over [`Rows`] and returns a [`TrainReport`] whose `history` ([`EpochRecord`]s) records, per epoch, the training
 //! and validation metrics, the learning rate, the mean gradient norm and the time. Observers see
 //! every step and epoch (the command line hangs its progress bars there).
 //!
