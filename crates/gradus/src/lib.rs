@@ -16,6 +16,7 @@ pub mod error;
 pub mod io;
 pub mod linear;
 pub mod loss;
+pub mod lr_find;
 pub mod mlp;
 pub mod model;
 pub mod optim;
