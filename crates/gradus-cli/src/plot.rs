@@ -148,6 +148,17 @@ fn write_atomically<P: Picture>(path: &Path, size: (u32, u32), picture: &P) -> R
             path.display()
         ));
     }
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !directory.is_dir() {
+        return Err(format!(
+            "cannot write a plot to `{}`: expected a file in an existing directory, `{}` is not one",
+            path.display(),
+            directory.display()
+        ));
+    }
     let temporary = temporary_path(path, format);
     let outcome = render(&temporary, format, size, picture)
         .and_then(|()| std::fs::rename(&temporary, path).map_err(|e| e.to_string()));
@@ -525,6 +536,22 @@ fn visible_pieces(points: &[[f64; 2]], view: [(f64, f64); 2]) -> Vec<Vec<(f64, f
     pieces
 }
 
+/// `points` without those closer than `spacing` (per axis, in data units) to the last one kept;
+/// the last point is always kept.
+fn thin(points: &[(f64, f64)], spacing: (f64, f64)) -> Vec<(f64, f64)> {
+    let mut kept: Vec<(f64, f64)> = Vec::with_capacity(points.len());
+    for (i, &p) in points.iter().enumerate() {
+        let far = match kept.last() {
+            None => true,
+            Some(&q) => ((p.0 - q.0) / spacing.0).abs() + ((p.1 - q.1) / spacing.1).abs() >= 1.0,
+        };
+        if far || i + 1 == points.len() {
+            kept.push(p);
+        }
+    }
+    kept
+}
+
 fn inside(p: [f64; 2], view: [(f64, f64); 2]) -> bool {
     p[0] >= view[0].0 && p[0] <= view[0].1 && p[1] >= view[1].0 && p[1] <= view[1].1
 }
@@ -608,12 +635,34 @@ impl Picture for ContourPicture<'_> {
                     + PathElement::new(outline, BLACK.stroke_width(1))
             }))
             .map_err(drawing_error)?;
-        for (index, (label, points)) in self.paths.iter().enumerate() {
+        // Sub-pixel steps would draw nothing, so points are thinned to about two pixels apart.
+        let spacing = (2.0 * (x1 - x0) / plot_w as f64, 2.0 * (y1 - y0) / plot_h as f64);
+        let pieces: Vec<Vec<Vec<(f64, f64)>>> = self
+            .paths
+            .iter()
+            .map(|(_, points)| visible_pieces(points, view).iter().map(|piece| thin(piece, spacing)).collect())
+            .collect();
+        // Earlier paths are drawn wider, so one that a later path follows still shows beside it.
+        let width_of = |index: usize| (2 + 2 * self.paths.len().saturating_sub(index + 1)).min(6) as u32;
+        // Every path gets a light halo first, so it stands out on any band of the map (and halos
+        // never cover another path's line).
+        for (index, path_pieces) in pieces.iter().enumerate() {
+            let halo = WHITE.mix(0.7).stroke_width(width_of(index) + 3);
+            for piece in path_pieces {
+                chart
+                    .draw_series(piece.windows(2).map(|w| PathElement::new(vec![w[0], w[1]], halo)))
+                    .map_err(drawing_error)?;
+            }
+        }
+        for (index, ((label, points), path_pieces)) in self.paths.iter().zip(&pieces).enumerate() {
             let colour = palette(index);
+            let width = width_of(index);
             let mut first = true;
-            for piece in visible_pieces(points, view) {
-                let series =
-                    chart.draw_series(LineSeries::new(piece, colour.stroke_width(2))).map_err(drawing_error)?;
+            for piece in path_pieces {
+                // Segment by segment: plotters joins wide polylines with mitres, which spike where
+                // a path turns back on itself, as optimizers overshooting do.
+                let segments = piece.windows(2).map(|w| PathElement::new(vec![w[0], w[1]], colour.stroke_width(width)));
+                let series = chart.draw_series(segments).map_err(drawing_error)?;
                 if first {
                     series.label(label.as_str()).legend(move |(x, y)| {
                         EmptyElement::at((x, y))

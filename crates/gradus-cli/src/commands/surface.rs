@@ -192,7 +192,14 @@ fn parse_start(values: &[f64]) -> Result<[f64; 2], String> {
 /// Fails early, before any work, on a plot name the plotter would refuse.
 fn check_plot_path(path: &Path) -> Result<(), String> {
     match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("png" | "svg") => Ok(()),
+        Some("png" | "svg") => match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err(format!(
+                "cannot write a plot to `{}`: expected a file in an existing directory, `{}` is not one",
+                path.display(),
+                parent.display()
+            )),
+            _ => Ok(()),
+        },
         _ => Err(format!("cannot write a plot to `{}`: expected a file name ending in .png or .svg", path.display())),
     }
 }
@@ -460,7 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn adam_converges_on_the_sphere() {
+    fn gradient_descent_converges_on_the_sphere() {
         let run = run_on("sphere", "sgd", 500);
         assert!(matches!(run.outcome, Outcome::Converged { .. }), "{:?}", run.outcome);
         assert!(run.loss < TOLERANCE);
