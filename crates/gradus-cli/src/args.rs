@@ -274,7 +274,7 @@ pub struct SurfaceArgs {
     #[arg(long, value_name = "X")]
     pub lr: Option<f64>,
     /// Start point `x,y` [default: the function's usual start].
-    #[arg(long, value_name = "X,Y", value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_name = "X,Y", value_delimiter = ',', allow_hyphen_values = true)]
     pub start: Option<Vec<f64>>,
     /// Steps per optimizer [default: 500].
     #[arg(long, value_name = "N")]
