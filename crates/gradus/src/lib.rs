@@ -16,11 +16,8 @@ pub mod error;
 pub mod io;
 pub mod linear;
 pub mod loss;
-<<<<<<< HEAD
-pub mod mf;
-=======
 pub mod lr_find;
->>>>>>> viz
+pub mod mf;
 pub mod mlp;
 pub mod model;
 pub mod optim;
