@@ -120,14 +120,15 @@ struct FileConfig {
 
 /// The 1-based line where `key` (as written) is set in `text`, if it can be found.
 fn line_of(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|line| {
-        let line = line.trim_start();
-        let rest = line.strip_prefix(key).or_else(|| {
-            line.strip_prefix('"').and_then(|l| l.strip_prefix(key)).and_then(|l| l.strip_prefix('"'))
-        });
-        matches!(rest.map(str::trim_start), Some(r) if r.starts_with('='))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            let rest = line
+                .strip_prefix(key)
+                .or_else(|| line.strip_prefix('"').and_then(|l| l.strip_prefix(key)).and_then(|l| l.strip_prefix('"')));
+            matches!(rest.map(str::trim_start), Some(r) if r.starts_with('='))
+        })
+        .map(|i| i + 1)
 }
 
 fn read(path: &Path) -> Result<FileConfig, CliError> {
@@ -137,7 +138,7 @@ fn read(path: &Path) -> Result<FileConfig, CliError> {
         _ => CliError::usage(format!("--config `{shown}`: cannot read the file: {e}")),
     })?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        let message = e.message().trim_end().to_string();
+        let message = e.message().trim().replace('\n', ": ");
         let at = e
             .span()
             .map(|span| {
@@ -153,9 +154,10 @@ fn read(path: &Path) -> Result<FileConfig, CliError> {
         let at = line_of(&text, &key).map(|l| format!(", line {l}")).unwrap_or_default();
         if !KNOWN_KEYS.contains(&name.as_str()) {
             return Err(CliError::usage(format!(
-                "`{shown}`{at}: unknown option `{key}`: expected one of the `gradus train` options ({})",
-                KNOWN_KEYS.join(", ")
-            )));
+                "`{shown}`{at}: unknown option `{key}`: expected a `gradus train` option named as its flag \
+                 (`lr`, `batch_size` or `batch-size`, ...)"
+            ))
+            .hint("see `gradus train --help` for the options"));
         }
         if normalized.contains_key(&name) {
             return Err(CliError::usage(format!("`{shown}`{at}: option `{key}` is given twice")));
@@ -168,9 +170,9 @@ fn read(path: &Path) -> Result<FileConfig, CliError> {
             (_, v) => v,
         };
         let single = toml::Table::from_iter([(name.clone(), value.clone())]);
-        toml::Value::Table(single).try_into::<FileConfig>().map_err(|e| {
-            CliError::usage(format!("`{shown}`{at}: option `{key}`: {}", e.message().trim_end()))
-        })?;
+        toml::Value::Table(single)
+            .try_into::<FileConfig>()
+            .map_err(|e| CliError::usage(format!("`{shown}`{at}: option `{key}`: {}", e.message().trim_end())))?;
         normalized.insert(name, value);
     }
     toml::Value::Table(normalized)
@@ -227,7 +229,10 @@ mod tests {
             }
             assert!(KNOWN_KEYS.contains(&id), "`{id}` is missing from KNOWN_KEYS");
         }
-        assert_eq!(KNOWN_KEYS.len(), train.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "config" | "quiet" | "help")).count());
+        assert_eq!(
+            KNOWN_KEYS.len(),
+            train.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "config" | "quiet" | "help")).count()
+        );
     }
 
     #[test]

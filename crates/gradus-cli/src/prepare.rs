@@ -71,8 +71,7 @@ pub fn read_table(path: &Path, target: Option<&str>, width: Option<usize>) -> Re
         }
         return Ok(read_libsvm(path, width)?);
     }
-    let mut options = CsvOptions::default();
-    options.target = target.map(str::to_string);
+    let options = CsvOptions { target: target.map(str::to_string), ..CsvOptions::default() };
     Ok(read_csv(path, &options)?)
 }
 
@@ -135,10 +134,7 @@ pub fn load(args: &DataArgs) -> Result<Loaded, CliError> {
                 )
             } else {
                 let why = if integral { format!("{distinct} distinct values") } else { "non-integer values".into() };
-                (
-                    Task::Regression,
-                    format!("inferred: target `{}` holds {why}; --task overrides", data.target_name),
-                )
+                (Task::Regression, format!("inferred: target `{}` holds {why}; --task overrides", data.target_name))
             }
         }
     };
@@ -211,7 +207,12 @@ fn gather(loaded: &Loaded, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
 
 /// Prepares the rows `train` and `validation` of `loaded`: standardization (when `standardize`)
 /// and the regression target's scale are fitted on the training rows only.
-pub fn prepare(loaded: &Loaded, train: &[usize], validation: &[usize], standardize: bool) -> Result<Prepared, CliError> {
+pub fn prepare(
+    loaded: &Loaded,
+    train: &[usize],
+    validation: &[usize],
+    standardize: bool,
+) -> Result<Prepared, CliError> {
     let (mut train_x, train_y) = gather(loaded, train);
     let (mut val_x, val_y) = gather(loaded, validation);
     let standardizer = if standardize {
@@ -228,7 +229,7 @@ pub fn prepare(loaded: &Loaded, train: &[usize], validation: &[usize], standardi
 
 /// Splits the rows into training and validation parts (stratified for classification);
 /// `val_fraction` 0 keeps every row for training.
-pub fn split(loaded: &Loaded, val_fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>), CliError> {
+pub fn split(loaded: &Loaded, val_fraction: f64, seed: u64) -> Result<Split, CliError> {
     if !(0.0..1.0).contains(&val_fraction) {
         return Err(CliError::flag("--val-fraction", val_fraction, "a fraction in [0, 1)"));
     }
@@ -252,7 +253,7 @@ pub fn split(loaded: &Loaded, val_fraction: f64, seed: u64) -> Result<(Vec<usize
 }
 
 /// `k` folds of `(train, held-out)` rows (stratified for classification).
-pub fn folds(loaded: &Loaded, k: usize, seed: u64) -> Result<Vec<(Vec<usize>, Vec<usize>)>, CliError> {
+pub fn folds(loaded: &Loaded, k: usize, seed: u64) -> Result<Vec<Split>, CliError> {
     let n = loaded.rows();
     if k < 2 || k > n {
         return Err(CliError::flag("--folds", k, &format!("a number of folds between 2 and the {n} rows")));

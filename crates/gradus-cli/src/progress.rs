@@ -19,9 +19,11 @@ pub fn bar(len: u64, enabled: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{prefix}[{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} epochs {msg} (ETA {eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style = ProgressStyle::with_template(
+        "{prefix}[{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} epochs {msg} (ETA {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
     bar.set_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar

@@ -168,12 +168,13 @@ pub const OPTIMIZER_LABELS: [&str; 13] = [
 
 /// Resolves the optimizer `label` with the optimizer flags of `opts`.
 pub fn optimizer_choice(label: &str, opts: &TrainOptions) -> Result<OptimizerChoice, CliError> {
-    let name: &'static str = match label {
-        "sgd" | "momentum" | "nesterov" => "sgd",
-        other => OPTIMIZER_LABELS.iter().copied().find(|n| *n == other).ok_or_else(|| {
-            CliError::flag("--optimizer", other, &format!("one of {}", OPTIMIZER_LABELS.join(", ")))
-        })?,
-    };
+    let name: &'static str =
+        match label {
+            "sgd" | "momentum" | "nesterov" => "sgd",
+            other => OPTIMIZER_LABELS.iter().copied().find(|n| *n == other).ok_or_else(|| {
+                CliError::flag("--optimizer", other, &format!("one of {}", OPTIMIZER_LABELS.join(", ")))
+            })?,
+        };
     let given: Vec<(&str, Option<Value>)> = vec![
         ("momentum", opts.momentum.map(Value::from)),
         ("dampening", opts.dampening.map(Value::from)),
@@ -438,9 +439,7 @@ impl Settings {
                 json!({"T_0": f.step_size.unwrap_or(10) * unit, "eta_min": f.eta_min.unwrap_or(0.0)}),
             ),
             "one_cycle" => ("one_cycle", json!({"max_lr": max_lr, "total_steps": total})),
-            "cyclic" => {
-                ("cyclic", json!({"max_lr": max_lr, "step_size_up": (f.step_size.unwrap_or(2) * unit) as f64}))
-            }
+            "cyclic" => ("cyclic", json!({"max_lr": max_lr, "step_size_up": (f.step_size.unwrap_or(2) * unit) as f64})),
             "plateau" => (
                 "reduce_on_plateau",
                 json!({"factor": f.gamma.unwrap_or(0.1), "patience": f.plateau_patience.unwrap_or(10)}),

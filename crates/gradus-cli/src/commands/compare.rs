@@ -128,10 +128,8 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<(), CliError> {
     // Every configuration is checked before anything trains.
     let mut runs: Vec<(String, Settings)> = Vec::new();
     for v in &variants {
-        let settings = setup::resolve(&v.options, loaded.task).map_err(|e| CliError {
-            message: format!("run `{}`: {}", v.label, e.message),
-            ..e
-        })?;
+        let settings = setup::resolve(&v.options, loaded.task)
+            .map_err(|e| CliError { message: format!("run `{}`: {}", v.label, e.message), ..e })?;
         runs.push((v.label.clone(), settings));
     }
     let base = &runs[0].1;
@@ -200,13 +198,8 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<(), CliError> {
 
 fn report(args: &CompareArgs, outcomes: &[Outcome], task: Task, say: Say) -> Result<(), CliError> {
     let (metric, higher) = task.primary_metric();
-    let mut header: Vec<String> = vec![
-        "run".into(),
-        "train loss".into(),
-        format!("train {metric}"),
-        "val loss".into(),
-        format!("val {metric}"),
-    ];
+    let mut header: Vec<String> =
+        vec!["run".into(), "train loss".into(), format!("train {metric}"), "val loss".into(), format!("val {metric}")];
     if let Some(t) = args.target_metric {
         header.push(format!("epochs to {metric} {} {t}", if higher { ">=" } else { "<=" }));
     }

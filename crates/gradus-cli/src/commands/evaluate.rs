@@ -32,7 +32,7 @@ fn list(names: &[String]) -> String {
 }
 
 /// Reads `path` for `model`, matching columns by name.
-fn read_for_model(model: &SavedModel, path: &Path) -> Result<ModelData, CliError> {
+fn read_for_model(model: &SavedModel, path: &Path, need_target: bool) -> Result<ModelData, CliError> {
     let shown = path.display();
     if is_libsvm(path) {
         let data = read_table(path, None, Some(model.inputs()))?;
@@ -58,8 +58,17 @@ fn read_for_model(model: &SavedModel, path: &Path) -> Result<ModelData, CliError
             data.features[row * data.cols + col]
         }
     };
-    let missing: Vec<String> =
-        model.feature_names.iter().filter(|f| !names.contains(f)).cloned().collect();
+    if need_target && !names.contains(&model.target_name) {
+        return Err(CliError::usage(format!(
+            "`{shown}`: no target column `{}`: the model is a {}, and evaluation compares with its target \
+             (the file's columns: {})",
+            model.target_name,
+            describe(model),
+            list(&names)
+        ))
+        .hint("is this data for another task? `gradus predict` needs no target column"));
+    }
+    let missing: Vec<String> = model.feature_names.iter().filter(|f| !names.contains(f)).cloned().collect();
     if !missing.is_empty() {
         return Err(CliError::usage(format!(
             "`{shown}`: no column {} that the model was trained on: the file has {} columns ({}), the model takes {} \
@@ -70,11 +79,8 @@ fn read_for_model(model: &SavedModel, path: &Path) -> Result<ModelData, CliError
             model.inputs()
         )));
     }
-    let extra: Vec<String> = names
-        .iter()
-        .filter(|n| !model.feature_names.contains(n) && **n != model.target_name)
-        .cloned()
-        .collect();
+    let extra: Vec<String> =
+        names.iter().filter(|n| !model.feature_names.contains(n) && **n != model.target_name).cloned().collect();
     if !extra.is_empty() {
         return Err(CliError::usage(format!(
             "`{shown}`: column {} is not one of the model's features (nor its target `{}`): expected the {} columns {}",
@@ -90,16 +96,16 @@ fn read_for_model(model: &SavedModel, path: &Path) -> Result<ModelData, CliError
     for row in 0..data.rows {
         features.extend(indices.iter().map(|&c| column(row, c)));
     }
-    let targets = names
-        .iter()
-        .position(|n| *n == model.target_name)
-        .map(|c| (0..data.rows).map(|row| column(row, c)).collect());
+    let targets =
+        names.iter().position(|n| *n == model.target_name).map(|c| (0..data.rows).map(|row| column(row, c)).collect());
     Ok(ModelData { features, targets, rows: data.rows })
 }
 
 fn describe(model: &SavedModel) -> String {
     let task = match (&model.task, &model.label_map) {
-        (Task::Binary | Task::Multiclass, Some(map)) => format!("{} classifier of {} classes", model.task.name(), map.n_classes()),
+        (Task::Binary | Task::Multiclass, Some(map)) => {
+            format!("{} classifier of {} classes", model.task.name(), map.n_classes())
+        }
         _ => "regression model".to_string(),
     };
     format!("{} ({task}, target `{}`)", model.model.describe(), model.target_name)
@@ -108,15 +114,9 @@ fn describe(model: &SavedModel) -> String {
 /// Runs `gradus evaluate`.
 pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
     let model = SavedModel::load(&args.model)?;
-    let data = read_for_model(&model, &args.data)?;
+    let data = read_for_model(&model, &args.data, true)?;
     let Some(targets) = data.targets else {
-        return Err(CliError::usage(format!(
-            "`{}`: no target column `{}`: the model {} predicts it, and evaluation compares with it",
-            args.data.display(),
-            model.target_name,
-            describe(&model)
-        ))
-        .hint("is this data for another task? `gradus predict` needs no target"));
+        return Err(CliError::usage(format!("`{}`: no target column `{}`", args.data.display(), model.target_name)));
     };
     let origin = args.data.display().to_string();
     let metrics = model.evaluate(&data.features, &targets, &origin).map_err(|e| {
@@ -140,7 +140,7 @@ pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
         check_writable("--out", out)?;
     }
     let model = SavedModel::load(&args.model)?;
-    let data = read_for_model(&model, &args.data)?;
+    let data = read_for_model(&model, &args.data, false)?;
     let outputs = model.outputs(&data.features, data.rows)?;
     let mut text = String::new();
     match (&model.task, &model.label_map) {
@@ -154,9 +154,8 @@ pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
             // Classes from the logits, exactly as evaluation counts them.
             let classes = argmax_rows(&outputs, outputs.len() / data.rows.max(1));
             for (row, &best) in probabilities.chunks_exact(k).zip(&classes) {
-                let cells: Vec<String> = std::iter::once(label(map.classes[best]))
-                    .chain(row.iter().map(|p| p.to_string()))
-                    .collect();
+                let cells: Vec<String> =
+                    std::iter::once(label(map.classes[best])).chain(row.iter().map(|p| p.to_string())).collect();
                 let _ = writeln!(text, "{}", cells.join(","));
             }
         }

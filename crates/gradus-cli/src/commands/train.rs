@@ -124,7 +124,11 @@ pub fn curve_panels(task: Task, runs: &[(String, &[EpochRecord])]) -> Vec<plot::
                 let points: Vec<(f64, f64)> =
                     history.iter().filter_map(|r| pick(r).map(|v| (r.epoch as f64, v))).collect();
                 (!points.is_empty()).then(|| plot::Series {
-                    label: if suffix.is_empty() { label.clone() } else { format!("{label} {suffix}").trim().to_string() },
+                    label: if suffix.is_empty() {
+                        label.clone()
+                    } else {
+                        format!("{label} {suffix}").trim().to_string()
+                    },
                     x: points.iter().map(|p| p.0).collect(),
                     y: points.iter().map(|p| p.1).collect(),
                 })
@@ -200,7 +204,8 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
     let say = Say::new(quiet, args.json);
     let loaded = prepare::load(&args.data)?;
     let settings = setup::resolve(&args.options, loaded.task)?;
-    let val_fraction = args.options.val_fraction.unwrap_or(if args.folds.is_some() { 0.0 } else { setup::DEFAULT_VAL_FRACTION });
+    let val_fraction =
+        args.options.val_fraction.unwrap_or(if args.folds.is_some() { 0.0 } else { setup::DEFAULT_VAL_FRACTION });
     if settings.early_stop.is_some() && val_fraction == 0.0 && args.folds.is_none() {
         return Err(CliError::usage("--early-stop watches validation rows: give --val-fraction > 0 or --folds"));
     }
@@ -212,7 +217,13 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
     }
 }
 
-fn saved_model(loaded: &Loaded, data: &Prepared, task: Task, spec: gradus::saved::ModelSpec, params: Vec<f32>) -> SavedModel {
+fn saved_model(
+    loaded: &Loaded,
+    data: &Prepared,
+    task: Task,
+    spec: gradus::saved::ModelSpec,
+    params: Vec<f32>,
+) -> SavedModel {
     SavedModel {
         task,
         model: spec,
@@ -239,7 +250,11 @@ fn run_single(
     let (train_rows, val_rows) = prepare::split(loaded, val_fraction, settings.seed)?;
     let data = prepare::prepare(loaded, &train_rows, &val_rows, settings.standardize)?;
     let (model, spec) = settings.model(loaded.task, loaded.data.cols, loaded.classes(), data.target_scale)?;
-    let stratified = if matches!(loaded.task, Task::Binary | Task::Multiclass) && !val_rows.is_empty() { "stratified, " } else { "" };
+    let stratified = if matches!(loaded.task, Task::Binary | Task::Multiclass) && !val_rows.is_empty() {
+        "stratified, "
+    } else {
+        ""
+    };
     say.line(format!(
         "split: {} training rows, {} validation rows ({stratified}seed {}){}",
         train_rows.len(),
@@ -267,8 +282,9 @@ fn run_single(
         return Err(CliError::usage("nothing to train: the checkpoint already holds every epoch"));
     };
     let epochs_run = output.report.history.len();
+    let resumed = if done > 0 { format!(", {done} of them from the checkpoint") } else { String::new() };
     say.line(format!(
-        "trained {epochs_run} epochs in {:.2} s ({})",
+        "trained {epochs_run} epochs{resumed} in {:.2} s ({})",
         output.seconds,
         termination_note(&output, settings, model.task())
     ));
@@ -281,8 +297,13 @@ fn run_single(
     let history = output.report.history.clone();
     if let Some(path) = &args.plot {
         let panels = curve_panels(model.task(), &[(String::new(), &history)]);
-        plot::draw_panels(path, &format!("{} on {}", spec.describe(), loaded.origin.replace('`', "")), &panels, (1200, 500))
-            .map_err(CliError::usage)?;
+        plot::draw_panels(
+            path,
+            &format!("{} on {}", spec.describe(), loaded.origin.replace('`', "")),
+            &panels,
+            (1200, 500),
+        )
+        .map_err(CliError::usage)?;
         say.line(format!("plot: {}", path.display()));
     }
     if let Some(path) = &args.metrics_json {
@@ -329,7 +350,14 @@ fn metrics_json(
     })
 }
 
-fn run_folds(args: &TrainArgs, loaded: &Loaded, settings: &Settings, k: usize, say: Say, quiet: bool) -> Result<(), CliError> {
+fn run_folds(
+    args: &TrainArgs,
+    loaded: &Loaded,
+    settings: &Settings,
+    k: usize,
+    say: Say,
+    quiet: bool,
+) -> Result<(), CliError> {
     let folds = prepare::folds(loaded, k, settings.seed)?;
     let progress = bar((settings.epochs * k) as u64, bars_enabled(quiet));
     let mut fold_train = Vec::new();
@@ -413,8 +441,7 @@ fn run_folds(args: &TrainArgs, loaded: &Loaded, settings: &Settings, k: usize, s
         say.line(format!("plot: {}", path.display()));
     }
     if let Some(path) = &args.metrics_json {
-        let mut value =
-            metrics_json(loaded, settings, &spec, &output, &train, &validation.mean, &fold_values, &[]);
+        let mut value = metrics_json(loaded, settings, &spec, &output, &train, &validation.mean, &fold_values, &[]);
         value["epochs"] = json!(settings.epochs);
         value["seconds"] = json!(seconds);
         write_file("--metrics-json", path, format!("{value:#}\n").as_bytes())?;
