@@ -5,7 +5,7 @@ use std::path::Path;
 
 use gradus::data::{
     builtin, read_csv, read_libsvm, stratified_kfold, stratified_train_test_split, train_test_split, CsvOptions,
-    Dataset, LabelMap, Standardizer,
+    Dataset, LabelMap, Split, Standardizer,
 };
 use gradus::saved::TargetScale;
 use gradus::train::Task;
