@@ -246,10 +246,10 @@ pub struct CompareArgs {
     /// Options shared by every run.
     #[command(flatten)]
     pub options: TrainOptions,
-    /// Optimizers to compare, comma-separated.
+    /// Optimizers to compare, comma-separated [default: sgd,momentum,adam when nothing else varies].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub optimizers: Option<Vec<String>>,
-    /// Learning rates to compare, comma-separated.
+    /// Learning rates to compare, comma-separated (several lists run every combination).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub lrs: Option<Vec<f64>>,
     /// Batch sizes to compare (numbers, `full`, `1`), comma-separated.
