@@ -77,7 +77,7 @@ pub struct TrainOptions {
     /// Optimizer [default: adam].
     #[arg(long, value_parser = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta", "lion", "lbfgs"])]
     pub optimizer: Option<String>,
-    /// Learning rate [default: the optimizer's PyTorch default; sgd 0.01, momentum/nesterov 0.01].
+    /// Learning rate [default: the optimizer's PyTorch default (adam 0.001); sgd, momentum, nesterov 0.01; lbfgs 1].
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Momentum (sgd, momentum, nesterov, rmsprop) [default: 0.9 for momentum/nesterov, else 0].
@@ -119,13 +119,16 @@ pub struct TrainOptions {
     /// Epochs [default: 20].
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
-    /// Learning-rate schedule [default: constant].
+    /// Learning-rate schedule, stepped per epoch (per update for one_cycle, cyclic and with --warmup)
+    /// [default: constant].
     #[arg(long, value_name = "NAME", value_parser = ["constant", "step", "multi_step", "exponential", "inverse_time", "polynomial", "cosine", "cosine_warm_restarts", "one_cycle", "cyclic", "plateau"])]
     pub schedule: Option<String>,
-    /// Decay factor of step, multi_step, exponential and plateau schedules [default: 0.1; exponential 0.95; plateau 0.1].
+    /// Decay factor of step, multi_step, exponential and plateau schedules, decay of inverse_time
+    /// [default: 0.1; exponential 0.95].
     #[arg(long, value_name = "X")]
     pub gamma: Option<f64>,
-    /// Period of the step schedule, in epochs [default: 10].
+    /// Period of the step schedule and restart period of cosine_warm_restarts, in epochs [default: 10];
+    /// half cycle of cyclic [default: 2].
     #[arg(long, value_name = "N")]
     pub step_size: Option<u64>,
     /// Milestones of the multi_step schedule, in epochs [default: 10,15].
@@ -140,7 +143,7 @@ pub struct TrainOptions {
     /// Patience of the plateau schedule, in epochs [default: 10].
     #[arg(long, value_name = "N")]
     pub plateau_patience: Option<usize>,
-    /// Linear warmup over this many steps before the schedule [default: 0].
+    /// Linear warmup over this many updates, then the schedule [default: 0].
     #[arg(long, value_name = "N")]
     pub warmup: Option<u64>,
     /// Clip the global gradient norm [default: off].
@@ -164,6 +167,10 @@ pub struct TrainOptions {
     /// Worker threads [default: all cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Train on the raw features instead of standardizing them [default: standardized, with means and
+    /// deviations of the training rows only].
+    #[arg(long)]
+    pub no_standardize: bool,
 }
 
 /// `gradus train`.
@@ -239,10 +246,10 @@ pub struct CompareArgs {
     /// Options shared by every run.
     #[command(flatten)]
     pub options: TrainOptions,
-    /// Optimizers to compare, comma-separated.
+    /// Optimizers to compare, comma-separated [default: sgd,momentum,adam when nothing else varies].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub optimizers: Option<Vec<String>>,
-    /// Learning rates to compare, comma-separated.
+    /// Learning rates to compare, comma-separated (several lists run every combination).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub lrs: Option<Vec<f64>>,
     /// Batch sizes to compare (numbers, `full`, `1`), comma-separated.

@@ -23,6 +23,7 @@ pub mod model;
 pub mod optim;
 pub mod parallel;
 pub mod params;
+pub mod saved;
 pub mod schedule;
 pub mod surfaces;
 pub mod train;

@@ -1,0 +1,660 @@
+//! Saved models: one versioned JSON file holding everything needed to predict on new data.
+//!
+//! A [`SavedModel`] bundles the model's description, its parameters and the preparation fitted on
+//! the training rows (feature standardization, the regression target's scale, the class labels),
+//! so that `load → predict` on raw data gives exactly what the trained model gave.
+//!
+//! # File format, version 1
+//!
+//! One JSON object (numbers are written so that `f32` values read back bit for bit):
+//!
+//! ```text
+//! {
+//!   "format": "gradus-model",            always this string
+//!   "version": 1,                        the format version
+//!   "task": "multiclass",                regression | binary | multiclass
+//!   "model": {                           the model's shape, one of:
+//!     "kind": "mlp", "sizes": [64, 128, 10], "activations": ["relu", "identity"],
+//!     "loss": {"loss": "cross_entropy", "label_smoothing": 0.0}
+//!   } | {
+//!     "kind": "linear", "linear": "softmax", "inputs": 64, "classes": 10,
+//!     "penalty": {"l2": 0.0, "l1": 0.0}            ("linear" is linear | logistic | softmax)
+//!   },
+//!   "params": [0.01, -0.2, ...],         the flat parameter buffer, in the model's layout order
+//!   "standardizer": {"means": [...], "stds": [...]} | null,
+//!   "target_scale": {"mean": 152.1, "std": 77.0} | null,
+//!   "label_map": {"classes": [0.0, 1.0, ...]} | null,
+//!   "feature_names": ["pixel0", ...],    one per model input, in input order
+//!   "target_name": "digit"
+//! }
+//! ```
+//!
+//! `standardizer` maps raw features to the model's inputs, `x ← (x − mean) / std`.
+//! `target_scale`, for regression, says the model was trained on `(y − mean) / std`: its raw
+//! outputs are mapped back to `output · std + mean` (see [`ScaledTarget`]). `label_map` turns raw
+//! class values into class indices and back; it is present exactly for binary and multiclass
+//! tasks.
+//!
+//! Files are written atomically ([`crate::io::write_atomic`]). Reading checks the format marker
+//! and version first, then that every part fits the others (parameter count, widths, classes),
+//! so a corrupt, truncated or foreign file is a [`SavedModelError`] that says which, never a
+//! wrong prediction.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::data::{DataError, LabelMap, Standardizer};
+use crate::linear::{LinearKind, LinearModel, Penalty};
+use crate::loss::Loss;
+use crate::mlp::{Activation, Mlp};
+use crate::model::{evaluate, Model, Rows};
+use crate::params::ParamLayout;
+use crate::train::{Metrics, Task};
+
+/// The `format` marker of a saved model file.
+pub const FORMAT: &str = "gradus-model";
+
+/// The format version written (and the only one read).
+pub const VERSION: u64 = 1;
+
+/// The shape of a saved model: enough to rebuild it, without its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// A [`LinearModel`].
+    Linear {
+        /// Linear, logistic or softmax regression.
+        linear: LinearKind,
+        /// Input features.
+        inputs: usize,
+        /// Classes (softmax; 1 for linear, 2 for logistic).
+        classes: usize,
+        /// Penalties on the weights.
+        penalty: Penalty,
+    },
+    /// An [`Mlp`].
+    Mlp {
+        /// Layer sizes, inputs first, outputs last.
+        sizes: Vec<usize>,
+        /// One activation per layer (the last is usually `identity`).
+        activations: Vec<Activation>,
+        /// The loss on the outputs.
+        loss: Loss,
+    },
+}
+
+impl ModelSpec {
+    /// Builds the model this describes.
+    pub fn build(&self) -> Result<Box<dyn Model>, crate::ConfigError> {
+        Ok(match self {
+            ModelSpec::Linear { linear, inputs, classes, penalty } => {
+                Box::new(LinearModel::new(*linear, *inputs, *classes, *penalty)?)
+            }
+            ModelSpec::Mlp { sizes, activations, loss } => Box::new(Mlp::new(sizes, activations, *loss)?),
+        })
+    }
+
+    /// A short description, e.g. `mlp 64-128-10 relu` or `softmax regression`.
+    pub fn describe(&self) -> String {
+        match self {
+            ModelSpec::Linear { linear, .. } => match linear {
+                LinearKind::Linear => "linear regression".to_string(),
+                LinearKind::Logistic => "logistic regression".to_string(),
+                LinearKind::Softmax => "softmax regression".to_string(),
+            },
+            ModelSpec::Mlp { sizes, activations, .. } => {
+                let sizes = sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join("-");
+                match activations.first() {
+                    Some(a) if activations.len() > 1 => format!("mlp {sizes} {}", a.name()),
+                    _ => format!("mlp {sizes}"),
+                }
+            }
+        }
+    }
+}
+
+/// The mean and standard deviation a regression target was standardized with for training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetScale {
+    /// Mean of the training targets.
+    pub mean: f32,
+    /// Population standard deviation of the training targets (1 when they are constant).
+    pub std: f32,
+}
+
+impl TargetScale {
+    /// Fits on training targets (accumulated in `f64`; a constant or empty target gets std 1).
+    pub fn fit(targets: &[f32]) -> Self {
+        let n = targets.len().max(1) as f64;
+        let mean = targets.iter().map(|&t| f64::from(t)).sum::<f64>() / n;
+        let var = targets.iter().map(|&t| (f64::from(t) - mean).powi(2)).sum::<f64>() / n;
+        let std = var.sqrt() as f32;
+        Self { mean: mean as f32, std: if std > 0.0 && std.is_finite() { std } else { 1.0 } }
+    }
+
+    /// Whether both numbers are finite and the std is positive.
+    pub fn is_valid(&self) -> bool {
+        self.mean.is_finite() && self.std.is_finite() && self.std > 0.0
+    }
+
+    fn scale(&self, y: &[f32]) -> Vec<f32> {
+        y.iter().map(|&v| (v - self.mean) / self.std).collect()
+    }
+}
+
+/// A regression model trained on standardized targets, seen from outside in the targets' own
+/// units: [`Model::forward`] returns `inner · std + mean`, and the loss is the inner model's loss
+/// on `(y − mean) / std` (so training is as well conditioned whatever the targets' scale, while
+/// rmse, mae and r2 from [`evaluate`] are in the original units).
+pub struct ScaledTarget {
+    inner: Box<dyn Model>,
+    scale: TargetScale,
+}
+
+impl ScaledTarget {
+    /// Wraps `inner` (a regression model) with `scale`.
+    pub fn new(inner: Box<dyn Model>, scale: TargetScale) -> Self {
+        Self { inner, scale }
+    }
+
+    /// The target scale.
+    pub fn scale(&self) -> TargetScale {
+        self.scale
+    }
+}
+
+impl Model for ScaledTarget {
+    fn task(&self) -> Task {
+        self.inner.task()
+    }
+
+    fn layout(&self) -> &ParamLayout {
+        self.inner.layout()
+    }
+
+    fn inputs(&self) -> usize {
+        self.inner.inputs()
+    }
+
+    fn outputs(&self) -> usize {
+        self.inner.outputs()
+    }
+
+    fn init_params(&self, seed: u64) -> Vec<f32> {
+        self.inner.init_params(seed)
+    }
+
+    fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
+        self.inner.loss_and_gradient(params, x, &self.scale.scale(y), rows, grad)
+    }
+
+    fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {
+        self.inner.forward(params, x, rows, out);
+        for o in out.iter_mut() {
+            *o = *o * self.scale.std + self.scale.mean;
+        }
+    }
+
+    fn loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize) -> f64 {
+        self.inner.loss(params, x, &self.scale.scale(y), rows)
+    }
+
+    fn diagnostic_segments(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        self.inner.diagnostic_segments()
+    }
+}
+
+/// Reading, checking or writing a saved model failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SavedModelError {
+    /// The file does not exist.
+    #[error("`{}`: model file not found", path.display())]
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The file could not be read.
+    #[error("`{}`: cannot read the model file: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file could not be written (nothing was left behind).
+    #[error("`{}`: cannot write the model file: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not JSON, or its JSON ends early.
+    #[error("`{}`: not a gradus model file: {message}", path.display())]
+    NotJson {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON reader found (line and column included).
+        message: String,
+    },
+    /// A JSON file that is not a gradus model (another format marker, or none).
+    #[error("`{}`: {found}, expected a gradus model file (`\"format\": \"{FORMAT}\"`)", path.display())]
+    OtherFormat {
+        /// The file.
+        path: PathBuf,
+        /// What it is, as far as can be told.
+        found: String,
+    },
+    /// A gradus model file of a version this build does not read.
+    #[error("`{}`: gradus model format version {found}, expected version {VERSION}", path.display())]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        found: String,
+    },
+    /// A gradus model file whose parts are missing or do not fit each other.
+    #[error("`{}`: corrupt gradus model file: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Data given to the model does not fit it.
+    #[error("{0}")]
+    Data(#[from] DataError),
+}
+
+/// A trained model with its preparation, as saved to and read from a model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedModel {
+    /// What the model predicts (regression, binary or multiclass).
+    pub task: Task,
+    /// The model's shape.
+    pub model: ModelSpec,
+    /// The flat parameter buffer.
+    pub params: Vec<f32>,
+    /// Feature standardization fitted on the training rows, if features were standardized.
+    pub standardizer: Option<Standardizer>,
+    /// The regression target's training scale, if targets were standardized.
+    pub target_scale: Option<TargetScale>,
+    /// Class labels (classification only).
+    pub label_map: Option<LabelMap>,
+    /// The feature columns, in input order.
+    pub feature_names: Vec<String>,
+    /// The target column.
+    pub target_name: String,
+}
+
+/// The file's envelope: marker and version around the model.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    format: &'static str,
+    version: u64,
+    #[serde(flatten)]
+    model: &'a SavedModel,
+}
+
+impl SavedModel {
+    /// The model as JSON text in the version-1 format.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&Envelope { format: FORMAT, version: VERSION, model: self })
+            .expect("a saved model always serializes")
+    }
+
+    /// Writes the model to `path` atomically (a failed write leaves no file behind).
+    pub fn save(&self, path: &Path) -> Result<(), SavedModelError> {
+        crate::io::write_atomic(path, self.to_json().as_bytes())
+            .map_err(|source| SavedModelError::Write { path: path.to_path_buf(), source })
+    }
+
+    /// Reads and checks a model file.
+    pub fn load(path: &Path) -> Result<Self, SavedModelError> {
+        let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => SavedModelError::NotFound { path: path.to_path_buf() },
+            _ => SavedModelError::Read { path: path.to_path_buf(), source },
+        })?;
+        Self::from_json_bytes(&bytes, path)
+    }
+
+    /// Parses and checks model JSON; `path` is only used in error messages.
+    pub fn from_json_bytes(bytes: &[u8], path: &Path) -> Result<Self, SavedModelError> {
+        let path_buf = || path.to_path_buf();
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(SavedModelError::NotJson { path: path_buf(), message: "the file is empty".into() });
+        }
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            let message = if e.is_eof() {
+                format!("the JSON ends early ({e}): the file is truncated")
+            } else {
+                format!("invalid JSON ({e})")
+            };
+            SavedModelError::NotJson { path: path_buf(), message }
+        })?;
+        let serde_json::Value::Object(mut object) = value else {
+            return Err(SavedModelError::OtherFormat {
+                path: path_buf(),
+                found: "a JSON value that is not an object".into(),
+            });
+        };
+        match object.remove("format") {
+            Some(serde_json::Value::String(f)) if f == FORMAT => {}
+            Some(serde_json::Value::String(f)) if f.starts_with("gradus-checkpoint") => {
+                return Err(SavedModelError::OtherFormat {
+                    path: path_buf(),
+                    found: "a training checkpoint (use it with `--resume`)".into(),
+                })
+            }
+            Some(other) => {
+                return Err(SavedModelError::OtherFormat { path: path_buf(), found: format!("format {other}") })
+            }
+            None => {
+                return Err(SavedModelError::OtherFormat {
+                    path: path_buf(),
+                    found: "a JSON object without a `format` field".into(),
+                })
+            }
+        }
+        match object.remove("version") {
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(VERSION) => {}
+            Some(other) => return Err(SavedModelError::Version { path: path_buf(), found: other.to_string() }),
+            None => return Err(SavedModelError::Invalid { path: path_buf(), message: "no `version` field".into() }),
+        }
+        let model: SavedModel = serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|e| SavedModelError::Invalid { path: path_buf(), message: e.to_string() })?;
+        model.check().map_err(|message| SavedModelError::Invalid { path: path_buf(), message })?;
+        Ok(model)
+    }
+
+    /// Checks that the parts fit each other, describing the first mismatch.
+    pub fn check(&self) -> Result<(), String> {
+        let model = self.model.build().map_err(|e| format!("model: {e}"))?;
+        if model.task() != self.task {
+            return Err(format!(
+                "the model is a {} model, the file says task `{}`",
+                model.task().name(),
+                self.task.name()
+            ));
+        }
+        if self.params.len() != model.layout().len() {
+            return Err(format!(
+                "`params` holds {} values, the model ({}) has {} parameters",
+                self.params.len(),
+                self.model.describe(),
+                model.layout().len()
+            ));
+        }
+        if let Some(i) = self.params.iter().position(|p| !p.is_finite()) {
+            return Err(format!("parameter {i} is not a finite number"));
+        }
+        if self.feature_names.len() != model.inputs() {
+            return Err(format!("{} feature names for a model of {} inputs", self.feature_names.len(), model.inputs()));
+        }
+        if let Some(s) = &self.standardizer {
+            if s.means.len() != model.inputs() || s.stds.len() != model.inputs() {
+                return Err(format!(
+                    "the standardizer has {} means and {} stds for a model of {} inputs",
+                    s.means.len(),
+                    s.stds.len(),
+                    model.inputs()
+                ));
+            }
+            if s.means.iter().chain(&s.stds).any(|v| !v.is_finite()) || s.stds.iter().any(|&v| v <= 0.0) {
+                return Err("the standardizer holds a non-finite mean or a std that is not > 0".into());
+            }
+        }
+        if let Some(t) = &self.target_scale {
+            if self.task != Task::Regression || !t.is_valid() {
+                return Err("`target_scale` is only for regression, with a finite mean and a std > 0".into());
+            }
+        }
+        match (self.task, &self.label_map) {
+            (Task::Binary, Some(map)) if map.n_classes() == 2 => {}
+            (Task::Multiclass, Some(map)) if map.n_classes() == model.outputs() => {}
+            (Task::Binary | Task::Multiclass, Some(map)) => {
+                return Err(format!(
+                    "the label map has {} classes, the model predicts {}",
+                    map.n_classes(),
+                    if self.task == Task::Binary { 2 } else { model.outputs() }
+                ))
+            }
+            (Task::Binary | Task::Multiclass, None) => return Err("a classifier without a `label_map`".into()),
+            (_, Some(_)) => return Err(format!("a `label_map` for a {} model", self.task.name())),
+            (_, None) => {}
+        }
+        Ok(())
+    }
+
+    /// The model, ready to run on standardized features (with target scaling applied).
+    pub fn build(&self) -> Result<Box<dyn Model>, crate::ConfigError> {
+        let inner = self.model.build()?;
+        Ok(match self.target_scale {
+            Some(scale) => Box::new(ScaledTarget::new(inner, scale)),
+            None => inner,
+        })
+    }
+
+    /// Number of input features.
+    pub fn inputs(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    /// Standardizes a copy of raw `features` (`rows × inputs`, row-major) as in training.
+    pub fn prepare(&self, features: &[f32]) -> Result<Vec<f32>, SavedModelError> {
+        let mut x = features.to_vec();
+        if x.len() % self.inputs().max(1) != 0 {
+            return Err(DataError::PartialRow { values: x.len(), cols: self.inputs() }.into());
+        }
+        if let Some(s) = &self.standardizer {
+            s.transform_rows(&mut x)?;
+        }
+        Ok(x)
+    }
+
+    /// Raw outputs (values for regression, logits for classification; `rows × outputs`) for raw
+    /// features (`rows × inputs`, row-major).
+    pub fn outputs(&self, features: &[f32], rows: usize) -> Result<Vec<f32>, SavedModelError> {
+        let model = self.build().map_err(|e| SavedModelError::Data(e.into()))?;
+        if features.len() != rows * model.inputs() {
+            return Err(DataError::PartialRow { values: features.len(), cols: model.inputs() }.into());
+        }
+        let x = self.prepare(features)?;
+        let mut out = vec![0.0; rows * model.outputs()];
+        model.forward(&self.params, &x, rows, &mut out);
+        Ok(out)
+    }
+
+    /// Class probabilities from raw outputs, `rows × classes`: the sigmoid of a binary logit as
+    /// `[1 − p, p]`, or the softmax of multiclass logits. Empty for regression.
+    pub fn probabilities(&self, outputs: &[f32]) -> Vec<f32> {
+        match self.task {
+            Task::Binary => outputs
+                .iter()
+                .flat_map(|&z| {
+                    let p = 1.0 / (1.0 + (-f64::from(z)).exp());
+                    [(1.0 - p) as f32, p as f32]
+                })
+                .collect(),
+            Task::Multiclass => {
+                let k = self.label_map.as_ref().map_or(1, LabelMap::n_classes).max(1);
+                outputs
+                    .chunks_exact(k)
+                    .flat_map(|row| {
+                        let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+                        let exps: Vec<f64> = row.iter().map(|&v| (f64::from(v) - max).exp()).collect();
+                        let sum: f64 = exps.iter().sum();
+                        exps.into_iter().map(move |e| (e / sum) as f32)
+                    })
+                    .collect()
+            }
+            Task::Regression | Task::Ratings => Vec::new(),
+        }
+    }
+
+    /// Loss and metrics on raw features and raw targets (class values for classification, mapped
+    /// through the label map; a value that is not one of the model's classes is an error naming
+    /// `origin` and the row).
+    pub fn evaluate(&self, features: &[f32], targets: &[f32], origin: &str) -> Result<Metrics, SavedModelError> {
+        let model = self.build().map_err(|e| SavedModelError::Data(e.into()))?;
+        let rows = targets.len();
+        if features.len() != rows * model.inputs() {
+            return Err(DataError::PartialRow { values: features.len(), cols: model.inputs() }.into());
+        }
+        let x = self.prepare(features)?;
+        let y: Vec<f32> = match &self.label_map {
+            Some(map) => map.encode_all(targets, origin)?.into_iter().map(|c| c as f32).collect(),
+            None => targets.to_vec(),
+        };
+        Ok(evaluate(model.as_ref(), &self.params, Rows::new(&x, &y, model.inputs())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn softmax_model() -> SavedModel {
+        let spec = ModelSpec::Mlp {
+            sizes: vec![3, 4, 3],
+            activations: vec![Activation::Tanh, Activation::Identity],
+            loss: Loss::CrossEntropy { label_smoothing: 0.0 },
+        };
+        let params = spec.build().unwrap().init_params(7);
+        SavedModel {
+            task: Task::Multiclass,
+            model: spec,
+            params,
+            standardizer: Some(Standardizer { means: vec![0.5, -1.0, 2.0], stds: vec![1.5, 0.25, 3.0] }),
+            target_scale: None,
+            label_map: Some(LabelMap { classes: vec![1.0, 2.0, 7.0] }),
+            feature_names: vec!["a".into(), "b".into(), "c".into()],
+            target_name: "y".into(),
+        }
+    }
+
+    fn regression_model() -> SavedModel {
+        let spec = ModelSpec::Linear {
+            linear: LinearKind::Linear,
+            inputs: 2,
+            classes: 1,
+            penalty: Penalty { l2: 0.1, l1: 0.0 },
+        };
+        SavedModel {
+            task: Task::Regression,
+            model: spec,
+            params: vec![0.3, -1.7, 0.1],
+            standardizer: None,
+            target_scale: Some(TargetScale { mean: 150.0, std: 70.0 }),
+            label_map: None,
+            feature_names: vec!["u".into(), "v".into()],
+            target_name: "t".into(),
+        }
+    }
+
+    fn path() -> &'static Path {
+        Path::new("m.json")
+    }
+
+    #[test]
+    fn round_trip_predicts_identically() {
+        for saved in [softmax_model(), regression_model()] {
+            let back = SavedModel::from_json_bytes(saved.to_json().as_bytes(), path()).unwrap();
+            assert_eq!(back, saved);
+            let x: Vec<f32> = (0..saved.inputs() * 5).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+            let a = saved.outputs(&x, 5).unwrap();
+            let b = back.outputs(&x, 5).unwrap();
+            assert_eq!(
+                a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn target_scale_maps_outputs_back() {
+        let m = regression_model();
+        // Inner output for x = (1, 1): 0.3 - 1.7 + 0.1 = -1.3 → -1.3 · 70 + 150 = 59.
+        let out = m.outputs(&[1.0, 1.0], 1).unwrap();
+        assert!((out[0] - 59.0).abs() < 1e-3, "{out:?}");
+        let metrics = m.evaluate(&[1.0, 1.0], &[60.0], "t").unwrap();
+        assert!((metrics["mae"] - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn evaluate_rejects_unknown_classes() {
+        let m = softmax_model();
+        let err = m.evaluate(&[0.0; 3], &[3.0], "file.csv").unwrap_err();
+        assert!(err.to_string().contains("target 3 is not one of the classes"), "{err}");
+    }
+
+    #[test]
+    fn probabilities_sum_to_one() {
+        let m = softmax_model();
+        let out = m.outputs(&[0.1, 0.2, 0.3, 1.0, 2.0, 3.0], 2).unwrap();
+        let p = m.probabilities(&out);
+        assert_eq!(p.len(), 6);
+        for row in p.chunks(3) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn bad_files_are_typed_errors() {
+        let good = softmax_model().to_json();
+        let truncated = &good[..good.len() / 2];
+        let cases: Vec<(&[u8], &str)> = vec![
+            (b"", "empty"),
+            (truncated.as_bytes(), "truncated"),
+            (b"not json at all", "invalid JSON"),
+            (b"[1, 2]", "not an object"),
+            (br#"{"format":"gradus-checkpoint-1"}"#, "checkpoint"),
+            (br#"{"format":"something-else","version":1}"#, "format \"something-else\""),
+            (br#"{"version":1}"#, "without a `format`"),
+        ];
+        for (bytes, expected) in cases {
+            let err = SavedModel::from_json_bytes(bytes, path()).unwrap_err();
+            assert!(err.to_string().contains(expected), "{expected}: {err}");
+            assert!(err.to_string().contains("m.json"), "{err}");
+        }
+        let v2 = good.replace("\"version\":1", "\"version\":2");
+        let err = SavedModel::from_json_bytes(v2.as_bytes(), path()).unwrap_err();
+        assert!(matches!(err, SavedModelError::Version { .. }), "{err}");
+
+        let mut short = softmax_model();
+        short.params.pop();
+        let err = SavedModel::from_json_bytes(short.to_json().as_bytes(), path()).unwrap_err();
+        assert!(err.to_string().contains("`params` holds"), "{err}");
+
+        let mut classes = softmax_model();
+        classes.label_map = Some(LabelMap { classes: vec![0.0, 1.0] });
+        let err = SavedModel::from_json_bytes(classes.to_json().as_bytes(), path()).unwrap_err();
+        assert!(err.to_string().contains("label map has 2 classes"), "{err}");
+
+        let extra = good.replacen('{', "{\"surprise\":1,", 1);
+        let err = SavedModel::from_json_bytes(extra.as_bytes(), path()).unwrap_err();
+        assert!(err.to_string().contains("surprise"), "{err}");
+    }
+
+    #[test]
+    fn save_is_atomic_and_reports_the_path() {
+        let dir = std::env::temp_dir().join(format!("gradus-saved-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("model.json");
+        let m = regression_model();
+        m.save(&file).unwrap();
+        assert_eq!(SavedModel::load(&file).unwrap(), m);
+        let bad = dir.join("missing-folder").join("model.json");
+        let err = m.save(&bad).unwrap_err();
+        assert!(err.to_string().contains("missing-folder"), "{err}");
+        assert!(!crate::io::temp_path(&bad).exists());
+        let err = SavedModel::load(&dir.join("nope.json")).unwrap_err();
+        assert!(matches!(err, SavedModelError::NotFound { .. }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
