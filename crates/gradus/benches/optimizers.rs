@@ -63,9 +63,7 @@ fn optimizer_steps(c: &mut Criterion) {
 
 fn config() -> Criterion {
     // Short windows keep the whole file to about a minute on a 2-core machine.
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
+    Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2))
 }
 
 criterion_group! {

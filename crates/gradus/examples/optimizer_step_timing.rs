@@ -56,11 +56,7 @@ fn parse_args() -> Result<Args, String> {
             return Err(USAGE.to_string());
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let count = |v: &str| {
-            v.replace('_', "")
-                .parse::<usize>()
-                .map_err(|e| format!("{flag} {v}: {e}"))
-        };
+        let count = |v: &str| v.replace('_', "").parse::<usize>().map_err(|e| format!("{flag} {v}: {e}"));
         match flag.as_str() {
             "--optimizer" => args.optimizer = value,
             "--options" => {
@@ -104,11 +100,7 @@ fn fill(buffer: &mut [f32], seed: u64) {
 fn summary(samples: &mut [f64]) -> (f64, f64, f64) {
     samples.sort_by(|a, b| a.total_cmp(b));
     let n = samples.len();
-    let median = if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        0.5 * (samples[n / 2 - 1] + samples[n / 2])
-    };
+    let median = if n % 2 == 1 { samples[n / 2] } else { 0.5 * (samples[n / 2 - 1] + samples[n / 2]) };
     (median, samples[0], samples.iter().sum::<f64>() / n as f64)
 }
 
@@ -133,11 +125,7 @@ fn time_optimizer(args: &Args) -> Result<serde_json::Value, String> {
         samples.push(start.elapsed().as_secs_f64() / args.inner as f64);
     }
     // Keep the result observable so no step can be optimized away.
-    let checksum: f64 = params
-        .iter()
-        .step_by((params.len() / 1024).max(1))
-        .map(|&p| p as f64)
-        .sum();
+    let checksum: f64 = params.iter().step_by((params.len() / 1024).max(1)).map(|&p| p as f64).sum();
     let (median, min, mean) = summary(&mut samples);
     Ok(serde_json::json!({
         "mode": "step",
@@ -184,14 +172,11 @@ fn stream(args: &Args) -> serde_json::Value {
     fill(&mut c, 5);
     let scalar = 0.5f32;
     let triad = time_kernel(args.reps, || {
-        a.par_chunks_mut(piece)
-            .zip(b.par_chunks(piece))
-            .zip(c.par_chunks(piece))
-            .for_each(|((a, b), c)| {
-                for ((a, &b), &c) in a.iter_mut().zip(b).zip(c) {
-                    *a = b + scalar * c;
-                }
-            });
+        a.par_chunks_mut(piece).zip(b.par_chunks(piece)).zip(c.par_chunks(piece)).for_each(|((a, b), c)| {
+            for ((a, &b), &c) in a.iter_mut().zip(b).zip(c) {
+                *a = b + scalar * c;
+            }
+        });
     });
     let update = time_kernel(args.reps, || {
         a.par_chunks_mut(piece).zip(b.par_chunks(piece)).for_each(|(a, b)| {
@@ -233,13 +218,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = pool.install(|| {
-        if args.stream {
-            Ok(stream(&args))
-        } else {
-            time_optimizer(&args)
-        }
-    });
+    let result = pool.install(|| if args.stream { Ok(stream(&args)) } else { time_optimizer(&args) });
     match result {
         Ok(json) => {
             println!("{json}");
