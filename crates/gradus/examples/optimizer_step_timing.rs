@@ -106,8 +106,8 @@ fn summary(samples: &mut [f64]) -> (f64, f64, f64) {
 
 fn time_optimizer(args: &Args) -> Result<serde_json::Value, String> {
     let mut optimizer = gradus::optim::from_options(&args.optimizer, &args.options).map_err(|e| e.to_string())?;
-    let mut params = vec![0.0f32; args.params];
-    let mut grads = vec![0.0f32; args.params];
+    let mut params = gradus::buffer::filled(args.params, 0.0);
+    let mut grads = gradus::buffer::filled(args.params, 0.0);
     fill(&mut params, 1);
     // Gradients of a tenth of the parameters' scale, like a real training step.
     fill(&mut grads, 2);

@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod buffer;
 pub mod data;
 pub mod error;
 pub mod io;

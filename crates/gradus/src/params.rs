@@ -76,9 +76,9 @@ impl ParamLayout {
         self.segments.iter().find(|s| s.name == name)
     }
 
-    /// A zeroed buffer of this layout's length.
+    /// A zeroed buffer of this layout's length (on huge pages when large, see [`crate::buffer`]).
     pub fn zeros(&self) -> Vec<f32> {
-        vec![0.0; self.len]
+        crate::buffer::filled(self.len, 0.0)
     }
 }
 

@@ -142,7 +142,7 @@ pub(crate) fn for_each_run(groups: Option<&ParamGroups>, len: usize, mut f: impl
 /// Makes sure a state buffer is allocated for `len` parameters (filled with `fill` on first use).
 pub(crate) fn ensure_buffer(buffer: &mut Vec<f32>, len: usize, fill: f32) {
     if buffer.is_empty() && len > 0 {
-        *buffer = vec![fill; len];
+        *buffer = crate::buffer::filled(len, fill);
     }
     assert_eq!(buffer.len(), len, "optimizer state holds {} parameters, the step passed {len}", buffer.len());
 }
