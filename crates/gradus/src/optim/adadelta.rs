@@ -112,7 +112,7 @@ impl Optimizer for Adadelta {
             let wd = run.weight_decay.unwrap_or(c.weight_decay) as f32;
             let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
             let (v, u) = (&mut square_avg[r.clone()], &mut acc_delta[r]);
-            for_each_split(p, g, [v, u], &|p: &mut [f32], g: &[f32], [v, u]: [&mut [f32]; 2]| {
+            for_each_split(p, g, [v, u], &move |p: &mut [f32], g: &[f32], [v, u]: [&mut [f32]; 2]| {
                 for (((p, &g), v), u) in p.iter_mut().zip(g).zip(v.iter_mut()).zip(u.iter_mut()) {
                     let g = sign * g + wd * *p;
                     *v = rho * *v + one_minus_rho * g * g;

@@ -114,7 +114,7 @@ impl Optimizer for Adagrad {
             let clr = (c.lr * run.lr_scale / decay) as f32;
             let wd = run.weight_decay.unwrap_or(c.weight_decay) as f32;
             let (p, g, s) = (&mut params[run.range.clone()], &grads[run.range.clone()], &mut sum[run.range.clone()]);
-            for_each_split(p, g, [s], &|p: &mut [f32], g: &[f32], [s]: [&mut [f32]; 1]| {
+            for_each_split(p, g, [s], &move |p: &mut [f32], g: &[f32], [s]: [&mut [f32]; 1]| {
                 for ((p, &g), s) in p.iter_mut().zip(g).zip(s.iter_mut()) {
                     let d = sign * g + wd * *p;
                     *s += d * d;

@@ -140,7 +140,7 @@ impl Optimizer for Adamax {
             let wd = run.weight_decay.unwrap_or(c.weight_decay) as f32;
             let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
             let (m, u) = (&mut exp_avg[r.clone()], &mut exp_inf[r]);
-            for_each_split(p, g, [m, u], &|p: &mut [f32], g: &[f32], [m, u]: [&mut [f32]; 2]| {
+            for_each_split(p, g, [m, u], &move |p: &mut [f32], g: &[f32], [m, u]: [&mut [f32]; 2]| {
                 for (((p, &g), m), u) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(u.iter_mut()) {
                     let g = sign * g + wd * *p;
                     *m = lerp(*m, g, one_minus_beta1, small_weight);

@@ -108,7 +108,7 @@ impl Optimizer for Lion {
             let wd = run.weight_decay.unwrap_or(c.weight_decay) as f32;
             let r = run.range.clone();
             let (p, g, m) = (&mut params[r.clone()], &grads[r.clone()], &mut exp_avg[r]);
-            for_each_split(p, g, [m], &|p: &mut [f32], g: &[f32], [m]: [&mut [f32]; 1]| {
+            for_each_split(p, g, [m], &move |p: &mut [f32], g: &[f32], [m]: [&mut [f32]; 1]| {
                 for ((p, &g), m) in p.iter_mut().zip(g).zip(m.iter_mut()) {
                     let g = sign * g;
                     let c = beta1 * *m + one_minus_beta1 * g;

@@ -160,7 +160,7 @@ impl Optimizer for RmsProp {
             // One loop per combination of options keeps the inner loops branch-free.
             match (centered, with_momentum) {
                 (false, false) => {
-                    for_each_split(p, g, [v], &|p: &mut [f32], g: &[f32], [v]: [&mut [f32]; 1]| {
+                    for_each_split(p, g, [v], &move |p: &mut [f32], g: &[f32], [v]: [&mut [f32]; 1]| {
                         for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
                             let g = sign * g + wd * *p;
                             *v = alpha * *v + one_minus_alpha * g * g;
@@ -170,7 +170,7 @@ impl Optimizer for RmsProp {
                 }
                 (true, false) => {
                     let m = &mut grad_avg[r];
-                    for_each_split(p, g, [v, m], &|p: &mut [f32], g: &[f32], [v, m]: [&mut [f32]; 2]| {
+                    for_each_split(p, g, [v, m], &move |p: &mut [f32], g: &[f32], [v, m]: [&mut [f32]; 2]| {
                         for (((p, &g), v), m) in p.iter_mut().zip(g).zip(v.iter_mut()).zip(m.iter_mut()) {
                             let g = sign * g + wd * *p;
                             *v = alpha * *v + one_minus_alpha * g * g;
@@ -181,7 +181,7 @@ impl Optimizer for RmsProp {
                 }
                 (false, true) => {
                     let b = &mut momentum_buffer[r];
-                    for_each_split(p, g, [v, b], &|p: &mut [f32], g: &[f32], [v, b]: [&mut [f32]; 2]| {
+                    for_each_split(p, g, [v, b], &move |p: &mut [f32], g: &[f32], [v, b]: [&mut [f32]; 2]| {
                         for (((p, &g), v), b) in p.iter_mut().zip(g).zip(v.iter_mut()).zip(b.iter_mut()) {
                             let g = sign * g + wd * *p;
                             *v = alpha * *v + one_minus_alpha * g * g;
@@ -192,7 +192,7 @@ impl Optimizer for RmsProp {
                 }
                 (true, true) => {
                     let (m, b) = (&mut grad_avg[r.clone()], &mut momentum_buffer[r]);
-                    for_each_split(p, g, [v, m, b], &|p: &mut [f32], g: &[f32], [v, m, b]: [&mut [f32]; 3]| {
+                    for_each_split(p, g, [v, m, b], &move |p: &mut [f32], g: &[f32], [v, m, b]: [&mut [f32]; 3]| {
                         let states = v.iter_mut().zip(m.iter_mut()).zip(b.iter_mut());
                         for ((p, &g), ((v, m), b)) in p.iter_mut().zip(g).zip(states) {
                             let g = sign * g + wd * *p;

@@ -123,7 +123,7 @@ impl Optimizer for Sgd {
             let wd = run.weight_decay.unwrap_or(c.weight_decay) as f32;
             let (p, g) = (&mut params[run.range.clone()], &grads[run.range.clone()]);
             if c.momentum == 0.0 {
-                for_each_split(p, g, [], &|p: &mut [f32], g: &[f32], []: [&mut [f32]; 0]| {
+                for_each_split(p, g, [], &move |p: &mut [f32], g: &[f32], []: [&mut [f32]; 0]| {
                     for (p, &g) in p.iter_mut().zip(g) {
                         let d = sign * g + wd * *p;
                         *p -= lr * d;
@@ -132,7 +132,7 @@ impl Optimizer for Sgd {
             } else {
                 let b = &mut buffer[run.range.clone()];
                 // One branch-free loop per case, so each vectorizes.
-                for_each_split(p, g, [b], &|p: &mut [f32], g: &[f32], [b]: [&mut [f32]; 1]| {
+                for_each_split(p, g, [b], &move |p: &mut [f32], g: &[f32], [b]: [&mut [f32]; 1]| {
                     let lanes = p.iter_mut().zip(g).zip(b.iter_mut());
                     match (first, nesterov) {
                         (true, false) => lanes.for_each(|((p, &g), b)| {
