@@ -720,7 +720,7 @@ fn lr_find_suggests_a_learning_rate_and_prints_json() {
     let v: Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
     let lrs: Vec<f64> = v["lrs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     let steps = v["steps_run"].as_u64().unwrap() as usize;
-    assert!(steps >= 2 && steps <= 40, "{steps}");
+    assert!((2..=40).contains(&steps), "{steps}");
     assert_eq!(lrs.len(), steps);
     assert_eq!(v["losses"].as_array().unwrap().len(), steps);
     assert_eq!(v["smoothed"].as_array().unwrap().len(), steps);
