@@ -74,7 +74,7 @@ pub struct TrainOptions {
     /// L1 penalty of linear models [default: 0].
     #[arg(long, value_name = "X")]
     pub l1: Option<f64>,
-    /// Optimizer [default: adam; mf: sgd one rating at a time (Funk SVD)].
+    /// Optimizer [default: adam] (mf: sgd one rating at a time, Funk SVD).
     #[arg(long, value_parser = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta", "lion", "lbfgs"])]
     pub optimizer: Option<String>,
     /// Learning rate [default: the optimizer's PyTorch default (adam 0.001); sgd, momentum, nesterov 0.01; lbfgs 1; mf 0.005].
