@@ -74,10 +74,10 @@ pub struct TrainOptions {
     /// L1 penalty of linear models [default: 0].
     #[arg(long, value_name = "X")]
     pub l1: Option<f64>,
-    /// Optimizer [default: adam].
+    /// Optimizer [default: adam] (mf: sgd one rating at a time, Funk SVD).
     #[arg(long, value_parser = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta", "lion", "lbfgs"])]
     pub optimizer: Option<String>,
-    /// Learning rate [default: the optimizer's PyTorch default (adam 0.001); sgd, momentum, nesterov 0.01; lbfgs 1].
+    /// Learning rate [default: the optimizer's PyTorch default (adam 0.001); sgd, momentum, nesterov 0.01; lbfgs 1; mf 0.005].
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Momentum (sgd, momentum, nesterov, rmsprop) [default: 0.9 for momentum/nesterov, else 0].
@@ -113,7 +113,8 @@ pub struct TrainOptions {
     /// Learning-rate decay of Adagrad [default: 0].
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub lr_decay: Option<f64>,
-    /// Rows per update: a number (mini-batch), `full` (batch gradient descent) or `1` (stochastic) [default: 32].
+    /// Rows per update: a number (mini-batch), `full` (batch gradient descent) or `1` (stochastic) [default: 32]
+    /// (mf with plain sgd: one rating at a time).
     #[arg(long, value_name = "N|full|1")]
     pub batch_size: Option<String>,
     /// Epochs [default: 20].

@@ -13,6 +13,7 @@ mod output;
 mod plot;
 mod prepare;
 mod progress;
+mod ratings;
 mod setup;
 
 use clap::Parser;

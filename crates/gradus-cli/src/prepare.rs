@@ -19,10 +19,13 @@ pub const DEFAULT_DATASET: &str = "digits";
 /// A target with at most this many distinct integer values is taken for class labels.
 pub const MAX_INFERRED_CLASSES: usize = 20;
 
-/// The error for matrix factorization, isolated so that wiring `gradus::mf` in is one change.
+/// The error for ratings reaching a command that trains feature tables only (`train`, `evaluate`
+/// and `predict` take matrix factorization through `crate::ratings`).
 pub fn ratings_not_available(what: &str) -> CliError {
-    CliError::usage(format!("{what}: matrix factorization (`--model mf`, `--task ratings`) is not yet available"))
-        .hint("train a feature table instead (see `gradus datasets`)")
+    CliError::usage(format!(
+        "{what}: matrix factorization (`--model mf`, `--task ratings`) is trained by `gradus train` only"
+    ))
+    .hint("train it with `gradus train --model mf`; compare and lr-find take feature tables (see `gradus datasets`)")
 }
 
 /// A loaded feature table with its task decided.
@@ -230,40 +233,56 @@ pub fn prepare(
 /// Splits the rows into training and validation parts (stratified for classification);
 /// `val_fraction` 0 keeps every row for training.
 pub fn split(loaded: &Loaded, val_fraction: f64, seed: u64) -> Result<Split, CliError> {
+    let labels = class_labels(loaded);
+    split_rows(loaded.rows(), labels.as_deref(), val_fraction, seed, &loaded.origin)
+}
+
+/// Class indices to stratify by (classification only).
+fn class_labels(loaded: &Loaded) -> Option<Vec<usize>> {
+    matches!(loaded.task, Task::Binary | Task::Multiclass).then(|| loaded.y.iter().map(|&c| c as usize).collect())
+}
+
+/// Splits `n` rows of `origin` into training and validation parts, stratified by `labels` when
+/// given; `val_fraction` 0 keeps every row for training.
+pub fn split_rows(
+    n: usize,
+    labels: Option<&[usize]>,
+    val_fraction: f64,
+    seed: u64,
+    origin: &str,
+) -> Result<Split, CliError> {
     if !(0.0..1.0).contains(&val_fraction) {
         return Err(CliError::flag("--val-fraction", val_fraction, "a fraction in [0, 1)"));
     }
-    let n = loaded.rows();
     if val_fraction == 0.0 {
         return Ok(((0..n).collect(), Vec::new()));
     }
-    let result = match loaded.task {
-        Task::Binary | Task::Multiclass => {
-            let labels: Vec<usize> = loaded.y.iter().map(|&c| c as usize).collect();
-            stratified_train_test_split(&labels, val_fraction, seed)
-        }
-        _ => train_test_split(n, val_fraction, seed),
+    let result = match labels {
+        Some(labels) => stratified_train_test_split(labels, val_fraction, seed),
+        None => train_test_split(n, val_fraction, seed),
     };
     result.map_err(|e| {
         CliError::usage(format!(
-            "invalid value {val_fraction} for --val-fraction: {} ({n} rows in {})",
-            e.expected, loaded.origin
+            "invalid value {val_fraction} for --val-fraction: {} ({n} rows in {origin})",
+            e.expected
         ))
     })
 }
 
 /// `k` folds of `(train, held-out)` rows (stratified for classification).
 pub fn folds(loaded: &Loaded, k: usize, seed: u64) -> Result<Vec<Split>, CliError> {
-    let n = loaded.rows();
+    let labels = class_labels(loaded);
+    fold_rows(loaded.rows(), labels.as_deref(), k, seed)
+}
+
+/// `k` folds of `(train, held-out)` rows out of `n`, stratified by `labels` when given.
+pub fn fold_rows(n: usize, labels: Option<&[usize]>, k: usize, seed: u64) -> Result<Vec<Split>, CliError> {
     if k < 2 || k > n {
         return Err(CliError::flag("--folds", k, &format!("a number of folds between 2 and the {n} rows")));
     }
-    let result = match loaded.task {
-        Task::Binary | Task::Multiclass => {
-            let labels: Vec<usize> = loaded.y.iter().map(|&c| c as usize).collect();
-            stratified_kfold(&labels, k, seed)
-        }
-        _ => gradus::data::kfold(n, k, seed),
+    let result = match labels {
+        Some(labels) => stratified_kfold(labels, k, seed),
+        None => gradus::data::kfold(n, k, seed),
     };
     Ok(result?)
 }

@@ -597,7 +597,32 @@ fn bad_inputs_fail_clearly_without_partial_files() {
             2,
             &["--plot", ".png"],
         ),
-        bad("ratings task", &train(&["--dataset", "movielens_small"]), 2, &["not yet available"]),
+        bad(
+            "non-numeric rating",
+            &train(&["--model", "mf", "--data", "badr.csv"]),
+            2,
+            &["badr.csv", "line 3, column 3", "\"abc\""],
+        )
+        .with("badr.csv", "user,item,rating\nu1,i1,4\nu2,i1,abc\n"),
+        bad(
+            "mf with an mlp flag",
+            &train(&["--model", "mf", "--data", "r.csv", "--hidden", "3"]),
+            2,
+            &["--hidden", "matrix factorization"],
+        ),
+        bad("mf on a feature table", &train(&["--model", "mf", "--dataset", "iris"]), 2, &["iris", "ratings"]),
+        bad(
+            "compare on ratings",
+            &["compare", "--dataset", "movielens_small"],
+            2,
+            &["movielens_small", "gradus train"],
+        ),
+        bad(
+            "lr-find with end below start",
+            &["lr-find", "--data", "bin.csv", "--start-lr", "0.1", "--end-lr", "0.01"],
+            2,
+            &["--end-lr", "start"],
+        ),
         bad("compare with a bad lr", &["compare", "--data", "bin.csv", "--lrs", "0.1,-1"], 2, &["lr=-1", "--lr"]),
     ];
     assert!(cases.len() >= 25);
@@ -607,6 +632,7 @@ fn bad_inputs_fail_clearly_without_partial_files() {
     f.ok(&["train", "--data", "bin.csv", "--epochs", "1", "--hidden", "3", "--save", "cls.json", "-q"]);
     f.ok(&["train", "--data", "reg.csv", "--epochs", "1", "--save", "reg.json", "-q"]);
     f.write("reg-named.csv", "a,b,label\n0.5,1.5,2.25\n1,2,3.5\n");
+    f.write("r.csv", &ratings_csv());
     for case in &cases {
         for (name, text) in &case.files {
             f.write(name, text);
@@ -629,4 +655,163 @@ fn bad_inputs_fail_clearly_without_partial_files() {
             .collect();
         assert!(leftovers.is_empty(), "{}: temporary files left: {leftovers:?}", case.name);
     }
+}
+
+/// Ratings of 24 users for 10 items (about two thirds of the pairs), 1 to 5, from a rank-one
+/// pattern plus user and item offsets.
+fn ratings_csv() -> String {
+    let mut s = String::from("user,item,rating,timestamp\n");
+    for u in 0..24 {
+        for i in 0..10 {
+            if (u * 7 + i * 3) % 3 == 0 {
+                continue;
+            }
+            let taste = ((u as f64) * 0.9).sin() * ((i as f64) * 1.3).cos();
+            let r = (3.0 + 1.5 * taste + 0.3 * ((u % 3) as f64 - 1.0)).round().clamp(1.0, 5.0);
+            s.push_str(&format!("user{u},item{i},{r},{}\n", 1000 + u * 10 + i));
+        }
+    }
+    s
+}
+
+/// The PNG signature, and the width and height of the IHDR chunk that follows it.
+fn assert_png(path: &Path, size: (u32, u32)) {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(bytes.len() > 24, "{}: {} bytes", path.display(), bytes.len());
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}: not a PNG", path.display());
+    assert_eq!(&bytes[12..16], b"IHDR", "{}: no IHDR chunk first", path.display());
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), size, "{}: picture size", path.display());
+}
+
+fn assert_svg(path: &Path) {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.contains("<svg"), "{}: not an SVG:\n{}", path.display(), &text[..text.len().min(200)]);
+}
+
+#[test]
+fn plots_are_png_or_svg_of_each_commands_size() {
+    let f = Fixture::new();
+    let train = ["train", "--data", "bin.csv", "--epochs", "2", "--hidden", "3", "-q", "--plot"];
+    f.ok(&[&train[..], &["t.png"]].concat());
+    assert_png(&f.file("t.png"), (1200, 500));
+    f.ok(&[&train[..], &["t.svg"]].concat());
+    assert_svg(&f.file("t.svg"));
+    f.ok(&["compare", "--data", "bin.csv", "--epochs", "2", "--hidden", "3", "-q", "--plot", "c.png"]);
+    assert_png(&f.file("c.png"), (1200, 500));
+    f.ok(&["surface", "rosenbrock", "--steps", "20", "-q", "--plot", "s.png"]);
+    assert_png(&f.file("s.png"), (1100, 850));
+    let lr_find = ["lr-find", "--data", "bin.csv", "--hidden", "3", "--num-steps", "20", "-q", "--plot"];
+    f.ok(&[&lr_find[..], &["l.png"]].concat());
+    assert_png(&f.file("l.png"), (900, 600));
+    f.ok(&[&lr_find[..], &["l.svg"]].concat());
+    assert_svg(&f.file("l.svg"));
+}
+
+#[test]
+fn lr_find_suggests_a_learning_rate_and_prints_json() {
+    let f = Fixture::new();
+    let args = ["lr-find", "--data", "bin.csv", "--hidden", "4", "--num-steps", "40"];
+    let out = f.ok(&args);
+    assert!(out.contains("suggested learning rate:"), "{out}");
+    assert!(out.contains("a tenth of that"), "{out}");
+    let json = f.ok(&[&args[..], &["--json", "--start-lr", "1e-5", "--end-lr", "1"]].concat());
+    let v: Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    let lrs: Vec<f64> = v["lrs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let steps = v["steps_run"].as_u64().unwrap() as usize;
+    assert!((2..=40).contains(&steps), "{steps}");
+    assert_eq!(lrs.len(), steps);
+    assert_eq!(v["losses"].as_array().unwrap().len(), steps);
+    assert_eq!(v["smoothed"].as_array().unwrap().len(), steps);
+    assert!(close(lrs[0], 1e-5), "{}", lrs[0]);
+    assert!(lrs.windows(2).all(|w| w[1] > w[0]), "learning rates rise");
+    let suggestion = v["suggestion"].as_f64().unwrap();
+    assert!((1e-5..=1.0).contains(&suggestion), "{suggestion}");
+    let min_lr = v["min_loss_lr"].as_f64().unwrap();
+    assert!(close(v["min_loss_suggestion"].as_f64().unwrap(), (min_lr / 10.0).max(1e-5)));
+    assert!(!v["rule"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn matrix_factorization_trains_saves_predicts_and_evaluates() {
+    let f = Fixture::new();
+    f.write("r.csv", &ratings_csv());
+    let n_ratings = ratings_csv().lines().count() - 1;
+    let train = [
+        "train",
+        "--model",
+        "mf",
+        "--data",
+        "r.csv",
+        "--factors",
+        "4",
+        "--epochs",
+        "30",
+        "--lr",
+        "0.02",
+        "--seed",
+        "3",
+    ];
+    let out = f.ok(&[&train[..], &["--save", "mf.json", "--metrics-json", "m1.json"]].concat());
+    assert!(out.contains("Funk SVD") && out.contains("rmse") && out.contains("validation"), "{out}");
+    let m = read_json(&f.file("m1.json"));
+    assert_eq!(m["task"], "ratings");
+    let history = m["history"].as_array().unwrap();
+    assert_eq!(history.len(), 30);
+    let rmse = |r: &Value| r["train"]["rmse"].as_f64().unwrap();
+    assert!(rmse(&history[29]) < rmse(&history[0]), "training rmse falls");
+    assert!(history[29]["validation"]["mae"].as_f64().is_some());
+    // Same seed, same run.
+    f.ok(&[&train[..], &["--metrics-json", "m2.json", "-q"]].concat());
+    assert_eq!(read_json(&f.file("m2.json"))["train"], m["train"]);
+
+    let predictions = f.ok(&["predict", "mf.json", "--data", "r.csv"]);
+    let lines: Vec<&str> = predictions.lines().collect();
+    assert_eq!(lines[0], "user,item,prediction");
+    assert_eq!(lines.len(), n_ratings + 1);
+    for line in &lines[1..] {
+        let p: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+        assert!((1.0..=5.0).contains(&p), "{line}");
+    }
+    let v: Value = serde_json::from_str(f.ok(&["evaluate", "mf.json", "--data", "r.csv", "--json"]).trim()).unwrap();
+    assert_eq!(v["rows"].as_u64(), Some(n_ratings as u64));
+    let evaluated = v["metrics"]["rmse"].as_f64().unwrap();
+    assert!(evaluated.is_finite() && evaluated < 1.5, "{evaluated}");
+
+    // Unknown users and items fall back to the biases and the global mean: still a rating.
+    f.write("new.csv", "user,item,rating\nstranger,item1,3\nuser1,novel,4\nstranger,novel,2\n");
+    let out = f.ok(&["predict", "mf.json", "--data", "new.csv"]);
+    assert_eq!(out.lines().count(), 4, "{out}");
+    for line in out.lines().skip(1) {
+        let p: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+        assert!((1.0..=5.0).contains(&p), "{line}");
+    }
+
+    let folds =
+        f.ok(&["train", "--task", "ratings", "--data", "r.csv", "--factors", "3", "--epochs", "3", "--folds", "2"]);
+    for expected in ["fold 1", "fold 2", "mean held-out"] {
+        assert!(folds.contains(expected), "{folds}");
+    }
+    f.ok(&[
+        "train",
+        "--model",
+        "mf",
+        "--data",
+        "r.csv",
+        "--factors",
+        "3",
+        "--epochs",
+        "3",
+        "--optimizer",
+        "adam",
+        "--batch-size",
+        "16",
+        "--metrics-json",
+        "adam.json",
+        "-q",
+    ]);
+    let adam = read_json(&f.file("adam.json"));
+    assert_eq!(adam["optimizer"], "adam");
+    assert_eq!(adam["batch_size"], "16");
 }

@@ -12,13 +12,17 @@
 //! {
 //!   "format": "gradus-model",            always this string
 //!   "version": 1,                        the format version
-//!   "task": "multiclass",                regression | binary | multiclass
+//!   "task": "multiclass",                regression | binary | multiclass | ratings
 //!   "model": {                           the model's shape, one of:
 //!     "kind": "mlp", "sizes": [64, 128, 10], "activations": ["relu", "identity"],
 //!     "loss": {"loss": "cross_entropy", "label_smoothing": 0.0}
 //!   } | {
 //!     "kind": "linear", "linear": "softmax", "inputs": 64, "classes": 10,
 //!     "penalty": {"l2": 0.0, "l1": 0.0}            ("linear" is linear | logistic | softmax)
+//!   } | {
+//!     "kind": "matrix_factorization",   task "ratings"; parameters inside, top-level "params" empty
+//!     "mf": {...},                      the serialized MatrixFactorization
+//!     "user_ids": ["u1", ...], "item_ids": ["i7", ...]   raw ids, in the model's dense order
 //!   },
 //!   "params": [0.01, -0.2, ...],         the flat parameter buffer, in the model's layout order
 //!   "standardizer": {"means": [...], "stds": [...]} | null,
@@ -35,6 +39,12 @@
 //! class values into class indices and back; it is present exactly for binary and multiclass
 //! tasks.
 //!
+//! A matrix-factorization model predicts from (user, item) ids rather than features: its
+//! `feature_names` are `["user", "item"]`, `target_name` the rating column, and it has no
+//! standardizer, target scale or label map. [`SavedModel::predict_ratings`] maps raw ids through
+//! `user_ids` / `item_ids`; an id not among them gets the model's fallback for an unknown user or
+//! item (the biases and global mean, see [`MatrixFactorization`]).
+//!
 //! Files are written atomically ([`crate::io::write_atomic`]). Reading checks the format marker
 //! and version first, then that every part fits the others (parameter count, widths, classes),
 //! so a corrupt, truncated or foreign file is a [`SavedModelError`] that says which, never a
@@ -48,6 +58,7 @@ use thiserror::Error;
 use crate::data::{DataError, LabelMap, Standardizer};
 use crate::linear::{LinearKind, LinearModel, Penalty};
 use crate::loss::Loss;
+use crate::mf::MatrixFactorization;
 use crate::mlp::{Activation, Mlp};
 use crate::model::{evaluate, Model, Rows};
 use crate::params::ParamLayout;
@@ -83,12 +94,29 @@ pub enum ModelSpec {
         /// The loss on the outputs.
         loss: Loss,
     },
+    /// A [`MatrixFactorization`] of ratings, with the raw ids of its users and items.
+    MatrixFactorization {
+        /// The trained model, parameters included.
+        mf: Box<MatrixFactorization>,
+        /// Raw user id of each dense user index.
+        user_ids: Vec<String>,
+        /// Raw item id of each dense item index.
+        item_ids: Vec<String>,
+    },
 }
 
 impl ModelSpec {
-    /// Builds the model this describes.
+    /// Builds the model this describes: a feature model; matrix factorization, which predicts
+    /// from ids, is an error here (use [`SavedModel::predict_ratings`]).
     pub fn build(&self) -> Result<Box<dyn Model>, crate::ConfigError> {
         Ok(match self {
+            ModelSpec::MatrixFactorization { .. } => {
+                return Err(crate::ConfigError::new(
+                    "model",
+                    "matrix_factorization",
+                    "a model of features (matrix factorization predicts from user and item ids)",
+                ))
+            }
             ModelSpec::Linear { linear, inputs, classes, penalty } => {
                 Box::new(LinearModel::new(*linear, *inputs, *classes, *penalty)?)
             }
@@ -99,6 +127,12 @@ impl ModelSpec {
     /// A short description, e.g. `mlp 64-128-10 relu` or `softmax regression`.
     pub fn describe(&self) -> String {
         match self {
+            ModelSpec::MatrixFactorization { mf, .. } => format!(
+                "matrix factorization ({} factors, {} users × {} items)",
+                mf.config().n_factors,
+                mf.n_users(),
+                mf.n_items()
+            ),
             ModelSpec::Linear { linear, .. } => match linear {
                 LinearKind::Linear => "linear regression".to_string(),
                 LinearKind::Logistic => "logistic regression".to_string(),
@@ -374,6 +408,9 @@ impl SavedModel {
 
     /// Checks that the parts fit each other, describing the first mismatch.
     pub fn check(&self) -> Result<(), String> {
+        if let ModelSpec::MatrixFactorization { mf, user_ids, item_ids } = &self.model {
+            return check_mf(self, mf, user_ids, item_ids);
+        }
         let model = self.model.build().map_err(|e| format!("model: {e}"))?;
         if model.task() != self.task {
             return Err(format!(
@@ -429,6 +466,34 @@ impl SavedModel {
             (_, None) => {}
         }
         Ok(())
+    }
+
+    /// Predicted ratings of `users[k]` for `items[k]` (raw ids, over the shorter slice) by a
+    /// matrix-factorization model; an unknown id gets the model's fallback (biases, global mean).
+    /// An error for any other model.
+    pub fn predict_ratings(&self, users: &[String], items: &[String]) -> Result<Vec<f32>, SavedModelError> {
+        let ModelSpec::MatrixFactorization { mf, user_ids, item_ids } = &self.model else {
+            return Err(DataError::from(crate::ConfigError::new(
+                "model",
+                self.model.describe(),
+                "a matrix-factorization model to predict ratings",
+            ))
+            .into());
+        };
+        fn index(ids: &[String]) -> std::collections::HashMap<&str, u32> {
+            ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect()
+        }
+        let (user_index, item_index) = (index(user_ids), index(item_ids));
+        // u32::MAX is beyond every model's counts: the model's unknown-id fallback.
+        Ok(users
+            .iter()
+            .zip(items)
+            .map(|(u, i)| {
+                let u = user_index.get(u.as_str()).copied().unwrap_or(u32::MAX);
+                let i = item_index.get(i.as_str()).copied().unwrap_or(u32::MAX);
+                mf.predict(u, i)
+            })
+            .collect())
     }
 
     /// The model, ready to run on standardized features (with target scaling applied).
@@ -515,6 +580,37 @@ impl SavedModel {
     }
 }
 
+/// [`SavedModel::check`] for a matrix-factorization model.
+fn check_mf(
+    saved: &SavedModel,
+    mf: &MatrixFactorization,
+    user_ids: &[String],
+    item_ids: &[String],
+) -> Result<(), String> {
+    if saved.task != Task::Ratings {
+        return Err(format!("a matrix-factorization model with task `{}`, expected `ratings`", saved.task.name()));
+    }
+    if !saved.params.is_empty() {
+        return Err("a matrix-factorization model keeps its parameters in `mf`; `params` must be empty".into());
+    }
+    if user_ids.len() != mf.n_users() || item_ids.len() != mf.n_items() {
+        return Err(format!(
+            "{} user ids and {} item ids for a model of {} users and {} items",
+            user_ids.len(),
+            item_ids.len(),
+            mf.n_users(),
+            mf.n_items()
+        ));
+    }
+    if saved.standardizer.is_some() || saved.target_scale.is_some() || saved.label_map.is_some() {
+        return Err("a matrix-factorization model has no standardizer, target scale or label map".into());
+    }
+    if let Some(i) = mf.params().iter().position(|p| !p.is_finite()) {
+        return Err(format!("matrix-factorization parameter {i} is not a finite number"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,6 +687,51 @@ mod tests {
         let m = softmax_model();
         let err = m.evaluate(&[0.0; 3], &[3.0], "file.csv").unwrap_err();
         assert!(err.to_string().contains("target 3 is not one of the classes"), "{err}");
+    }
+
+    #[test]
+    fn matrix_factorization_round_trips_and_falls_back_for_unknown_ids() {
+        use crate::mf::{MfConfig, Ratings};
+        let (users, items, ratings) = ([0u32, 0, 1, 1, 2], [0u32, 1, 0, 1, 1], [4.0f32, 3.0, 5.0, 1.0, 2.0]);
+        let train = Ratings::new(3, 2, &users, &items, &ratings).unwrap();
+        let config = MfConfig { n_factors: 3, n_epochs: 5, ..MfConfig::default() };
+        let mf = MatrixFactorization::fit(&config, &train).unwrap();
+        let saved = SavedModel {
+            task: Task::Ratings,
+            model: ModelSpec::MatrixFactorization {
+                mf: Box::new(mf.clone()),
+                user_ids: vec!["a".into(), "b".into(), "c".into()],
+                item_ids: vec!["x".into(), "y".into()],
+            },
+            params: Vec::new(),
+            standardizer: None,
+            target_scale: None,
+            label_map: None,
+            feature_names: vec!["user".into(), "item".into()],
+            target_name: "rating".into(),
+        };
+        let back = SavedModel::from_json_bytes(saved.to_json().as_bytes(), path()).unwrap();
+        assert_eq!(back, saved);
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let got = back.predict_ratings(&ids(&["b", "zz", "c", "zz"]), &ids(&["x", "y", "nope", "nope"])).unwrap();
+        assert_eq!(got[0].to_bits(), mf.predict(1, 0).to_bits());
+        // Unknown user: μ + b_i; unknown item: μ + b_u; both: μ (then clamped to [1, 5]).
+        let mu = mf.global_mean();
+        assert_eq!(got[1], (mu + mf.item_bias(1).unwrap()).clamp(1.0, 5.0));
+        assert_eq!(got[2], (mu + mf.user_bias(2).unwrap()).clamp(1.0, 5.0));
+        assert_eq!(got[3], mu);
+        assert!(back.outputs(&[0.0, 0.0], 1).is_err());
+
+        let mut wrong = saved.clone();
+        wrong.task = Task::Regression;
+        let err = SavedModel::from_json_bytes(wrong.to_json().as_bytes(), path()).unwrap_err();
+        assert!(err.to_string().contains("expected `ratings`"), "{err}");
+        let mut short = saved;
+        if let ModelSpec::MatrixFactorization { user_ids, .. } = &mut short.model {
+            user_ids.pop();
+        }
+        let err = SavedModel::from_json_bytes(short.to_json().as_bytes(), path()).unwrap_err();
+        assert!(err.to_string().contains("2 user ids"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use gradus::saved::SavedModel;
+use gradus::saved::{ModelSpec, SavedModel};
 use gradus::train::metrics::argmax_rows;
 use gradus::train::Task;
 use serde_json::json;
@@ -114,6 +114,9 @@ fn describe(model: &SavedModel) -> String {
 /// Runs `gradus evaluate`.
 pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
     let model = SavedModel::load(&args.model)?;
+    if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
+        return crate::ratings::evaluate(&model, args, quiet);
+    }
     let data = read_for_model(&model, &args.data, true)?;
     let Some(targets) = data.targets else {
         return Err(CliError::usage(format!("`{}`: no target column `{}`", args.data.display(), model.target_name)));
@@ -140,6 +143,9 @@ pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
         check_writable("--out", out)?;
     }
     let model = SavedModel::load(&args.model)?;
+    if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
+        return crate::ratings::predict(&model, args, quiet);
+    }
     let data = read_for_model(&model, &args.data, false)?;
     let outputs = model.outputs(&data.features, data.rows)?;
     let mut text = String::new();

@@ -200,6 +200,9 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
         ));
     }
     set_threads(args.options.threads)?;
+    if crate::ratings::wanted(&args.data, &args.options)? {
+        return crate::ratings::train(&args, quiet);
+    }
 
     let say = Say::new(quiet, args.json);
     let loaded = prepare::load(&args.data)?;
