@@ -171,4 +171,9 @@ impl Model for LinearModel {
     fn loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize) -> f64 {
         self.net.loss_only(params, x, y, rows) + self.penalty.value(&params[self.weight_range()])
     }
+
+    fn forward_and_loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, out: &mut [f32]) -> f64 {
+        crate::model::mlp_forward_and_loss(&self.net, params, x, y, rows, out)
+            + self.penalty.value(&params[self.weight_range()])
+    }
 }
