@@ -248,7 +248,7 @@ fn divergence_is_reported_with_its_step_and_a_hint_and_keeps_the_last_good_param
         assert!(message.contains(&format!("epoch {epoch}, step {step}")), "{message}");
         assert!(message.contains(&format!("{loss_before}")) && message.contains(&format!("{loss_after}")));
         assert!(message.contains(&format!("try {} (ten times lower)", lr / 10.0)), "{message}");
-        assert!(loss_before.is_finite() && !(loss_after <= loss_before), "{message}");
+        assert!(loss_before.is_finite() && (loss_after.is_nan() || loss_after > loss_before), "{message}");
         assert!(params.iter().all(|p| p.is_finite()));
         // The parameters are those from before update `step`: a run stopped after `step − 1` updates.
         let (replay, expected) = diabetes_divergence(lr, Some(step - 1));
@@ -595,7 +595,7 @@ fn l1_subgradient_at_zero_is_zero_and_l2_is_linear() {
     let penalty = Penalty { l2: 0.5, l1: 0.25 };
     let mut grad = vec![0.0; 3];
     let value = penalty.apply(&[0.0, 2.0, -1.0], &mut grad);
-    assert_eq!(grad, [0.0, 0.5 * 2.0 + 0.25, 0.5 * -1.0 - 0.25]);
+    assert_eq!(grad, [0.0, 0.5 * 2.0 + 0.25, -0.5 - 0.25]);
     assert!((value - (0.25 * 4.0 + 0.5 + 0.25 * 1.0 + 0.25)).abs() < 1e-12);
     assert!((penalty.value(&[0.0, 2.0, -1.0]) - value).abs() < 1e-12);
 }

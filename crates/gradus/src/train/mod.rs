@@ -162,7 +162,7 @@ impl TrainConfig {
         if self.accumulate == 0 {
             return Err(ConfigError::new("accumulate", 0, "at least 1"));
         }
-        if !(self.divergence_factor > 1.0) {
+        if self.divergence_factor.is_nan() || self.divergence_factor <= 1.0 {
             return Err(ConfigError::new("divergence_factor", self.divergence_factor, "a number > 1"));
         }
         if let Some(es) = &self.early_stopping {
