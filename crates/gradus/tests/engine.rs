@@ -599,3 +599,44 @@ fn l1_subgradient_at_zero_is_zero_and_l2_is_linear() {
     assert!((value - (0.25 * 4.0 + 0.5 + 0.25 * 1.0 + 0.25)).abs() < 1e-12);
     assert!((penalty.value(&[0.0, 2.0, -1.0]) - value).abs() < 1e-12);
 }
+
+#[test]
+fn linear_models_agree_with_the_one_layer_mlp_and_ignore_the_thread_count() {
+    let digits = standardized("digits");
+    let rows = 300; // several 64-row blocks
+    let (x, y) = (&digits.features[..rows * 64], &digits.target[..rows]);
+    let binary: Vec<f32> = y.iter().map(|&t| f32::from(t >= 5.0)).collect();
+    let cases = [
+        (LinearModel::softmax(64, 10, Penalty::default()).unwrap(), Loss::CrossEntropy { label_smoothing: 0.0 }, y),
+        (LinearModel::logistic(64, Penalty::default()).unwrap(), Loss::BceWithLogits, &binary[..]),
+        (LinearModel::linear(64, Penalty::default()).unwrap(), Loss::Mse, y),
+    ];
+    for (model, loss, targets) in cases {
+        let outputs = model.outputs();
+        let mlp = Mlp::new(&[64, outputs], &[Activation::Identity], loss).unwrap();
+        let params = mlp.init(4);
+        let mut want = vec![0.0; params.len()];
+        let want_loss = gradus::mlp::Mlp::loss_and_gradient(&mlp, &params, x, rows, targets, &mut want);
+        let gradient = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let mut grad = vec![0.0; params.len()];
+                let loss = model.loss_and_gradient(&params, x, targets, rows, &mut grad);
+                (loss, grad)
+            })
+        };
+        let (loss_one, one) = gradient(1);
+        let (loss_two, two) = gradient(2);
+        assert_eq!((loss_one.to_bits(), bits(&one)), (loss_two.to_bits(), bits(&two)), "{:?}", model.kind());
+        assert!((loss_one - want_loss).abs() < 1e-5 * want_loss.abs(), "{:?}: {loss_one} vs {want_loss}", model.kind());
+        let scale = want.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+        for (a, b) in one.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-4 * scale, "{:?}: {a} vs {b}", model.kind());
+        }
+        let mut out = vec![0.0; rows * outputs];
+        let mut mlp_out = vec![0.0; rows * outputs];
+        model.forward(&params, x, rows, &mut out);
+        mlp.predict(&params, x, rows, &mut mlp_out);
+        assert!(out.iter().zip(&mlp_out).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs())));
+    }
+}

@@ -31,7 +31,7 @@ use crate::error::ConfigError;
 use crate::model::{evaluate, Model, Rows};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::schedule::{LrSchedule, PlateauState};
-use crate::transform::{clip_grad_norm, clip_grad_value};
+use crate::transform::{clip_grad_norm, clip_grad_value, grad_norm};
 pub use metrics::{Metrics, Task};
 
 /// How many rows each update sees, named as in the textbooks.
@@ -739,9 +739,10 @@ impl Trainer {
     }
 }
 
-/// The Euclidean norm of `grad`, summed in `f64` in a fixed order.
+/// The Euclidean norm of `grad`: [`grad_norm`]'s deterministic `f64` sum (eight interleaved partial
+/// sums per chunk, chunks added in order), which is several times faster than a sequential sum.
 fn global_norm(grad: &[f32]) -> f64 {
-    grad.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>().sqrt()
+    grad_norm(grad, 2.0)
 }
 
 /// ‖grad[range]‖ / (‖params[range]‖ + 1e-12): how large a layer's gradient is relative to its weights.
