@@ -17,7 +17,6 @@
 
 pub mod metrics;
 
-use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -506,7 +505,7 @@ impl Trainer {
             let order = epoch_order(train.rows, config.seed, epoch, config.shuffle);
             let mut norm_sum = 0.0;
             let mut norm_count = 0u64;
-            let mut layer_ratio_sum = vec![0.0f64; diagnostics.len()];
+            let mut layer_norm_sum = vec![0.0f64; diagnostics.len()];
             let mut micro = 0usize;
             for (batch_index, batch) in order.chunks(batch_size).enumerate() {
                 // The full-batch gradient does not depend on the row order: skip the copy.
@@ -549,7 +548,7 @@ impl Trainer {
                     return Err(self.diverged(epoch, step + 1, loss, f64::NAN));
                 }
                 for (k, (_, range)) in diagnostics.iter().enumerate() {
-                    layer_ratio_sum[k] += gradient_ratio(&grad, params, range.clone());
+                    layer_norm_sum[k] += global_norm(&grad[range.clone()]);
                 }
                 let norm = match config.clip_norm {
                     Some(max) => clip_grad_norm(&mut grad, max),
@@ -599,8 +598,13 @@ impl Trainer {
             };
 
             // Vanishing / exploding gradient diagnostics, per tracked layer.
-            for (k, (name, _)) in diagnostics.iter().enumerate() {
-                let ratio = if norm_count > 0 { layer_ratio_sum[k] / norm_count as f64 } else { continue };
+            // The ratio of the layer's mean gradient norm over the epoch to its weight norm at the
+            // end of the epoch (weights move slowly: one norm per epoch instead of one per step).
+            for (k, (name, range)) in diagnostics.iter().enumerate() {
+                if norm_count == 0 {
+                    continue;
+                }
+                let ratio = layer_norm_sum[k] / norm_count as f64 / (global_norm(&params[range.clone()]) + 1e-12);
                 vanishing_epochs[k] = if ratio < 1e-5 { vanishing_epochs[k] + 1 } else { 0 };
                 exploding_epochs[k] = if ratio > 1e2 { exploding_epochs[k] + 1 } else { 0 };
                 let message = if vanishing_epochs[k] == config.diagnostic_patience {
@@ -743,13 +747,6 @@ impl Trainer {
 /// sums per chunk, chunks added in order), which is several times faster than a sequential sum.
 fn global_norm(grad: &[f32]) -> f64 {
     grad_norm(grad, 2.0)
-}
-
-/// ‖grad[range]‖ / (‖params[range]‖ + 1e-12): how large a layer's gradient is relative to its weights.
-fn gradient_ratio(grad: &[f32], params: &[f32], range: Range<usize>) -> f64 {
-    let g = global_norm(&grad[range.clone()]);
-    let p = global_norm(&params[range]);
-    g / (p + 1e-12)
 }
 
 /// Per-fold and mean metrics of a k-fold cross-validation.
