@@ -164,7 +164,7 @@ def main() -> None:
     print("| optimizer | gradus (s) | torch loop (s) | torch loop + epoch eval (s) | torch loop, 1 thread (s) | "
           "gradus / torch loop (best) | gradus / torch + eval | gradus / torch 1 thread | target | test acc gradus / torch |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, m, acc, _ in rows:
+    for name, m, acc, times in rows:
         best = {k: min(v) for k, v in times.items()}
         ratio = m["gradus"] / m["torch"]
         ratio_best = best["gradus"] / best["torch"]
