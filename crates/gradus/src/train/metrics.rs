@@ -29,6 +29,14 @@ impl Task {
         }
     }
 
+    /// The metrics [`crate::model::evaluate`] reports for the task.
+    pub fn metric_names(self) -> &'static [&'static str] {
+        match self {
+            Task::Regression | Task::Ratings => &["loss", "rmse", "mae", "r2"],
+            Task::Binary | Task::Multiclass => &["loss", "accuracy"],
+        }
+    }
+
     /// The metric early stopping and model selection watch by default, and whether higher is better.
     pub fn primary_metric(self) -> (&'static str, bool) {
         match self {
