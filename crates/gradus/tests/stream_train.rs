@@ -294,7 +294,10 @@ fn divergence_restores_the_parameters_before_the_bad_step() {
     };
     assert_eq!(epoch, 1);
     assert!(step >= 3, "diverged at step {step}");
-    assert!(loss_before.is_finite() && !(loss_after <= 10.0 * loss_before), "{loss_before} -> {loss_after}");
+    assert!(
+        loss_before.is_finite() && (!loss_after.is_finite() || loss_after > 10.0 * loss_before),
+        "{loss_before} -> {loss_after}"
+    );
     assert!(diverged_params.iter().all(|p| p.is_finite()));
 
     // The loss at step `step` is computed after `step − 1` updates; the parameters are restored to
