@@ -16,6 +16,7 @@
 //! gives the same parameters, bit for bit, as an uninterrupted one.
 
 pub mod metrics;
+pub mod stream;
 
 use std::path::PathBuf;
 use std::time::Instant;
