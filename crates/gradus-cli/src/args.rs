@@ -12,6 +12,10 @@ pub struct Cli {
     /// Print nothing but errors and requested output.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Size of every picture drawn with --plot, in pixels [default: 1200x500 for curves, 1100x850 for
+    /// surfaces, 900x600 for lr-find].
+    #[arg(long, global = true, value_name = "WxH", value_parser = parse_plot_size)]
+    pub plot_size: Option<(u32, u32)>,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -319,4 +323,17 @@ pub struct LrFindArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses `WIDTHxHEIGHT` (e.g. `800x600`), each side 100 to 16384 pixels.
+fn parse_plot_size(text: &str) -> Result<(u32, u32), String> {
+    let expected =
+        || format!("`{text}` is not a picture size: expected WIDTHxHEIGHT in pixels, e.g. 800x600, each 100 to 16384");
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(expected)?;
+    let w: u32 = w.trim().parse().map_err(|_| expected())?;
+    let h: u32 = h.trim().parse().map_err(|_| expected())?;
+    if !(100..=16384).contains(&w) || !(100..=16384).contains(&h) {
+        return Err(expected());
+    }
+    Ok((w, h))
 }

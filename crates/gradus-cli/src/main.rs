@@ -39,6 +39,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(size) = cli.plot_size {
+        plot::set_size_override(size);
+    }
     if let Err(e) = run(cli) {
         eprintln!("error: {}", e.message);
         if let Some(hint) = &e.hint {

@@ -51,8 +51,20 @@ pub struct Panel {
 ///
 /// Non-finite points (and non-positive ones on logarithmic axes) are dropped; a series or panel
 /// without points is drawn as empty axes. The file is written atomically.
+/// A picture size chosen on the command line (`--plot-size`), replacing each command's default.
+static SIZE_OVERRIDE: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+
+/// Makes every later picture `size` pixels, whatever size its command asks for.
+pub fn set_size_override(size: (u32, u32)) {
+    let _ = SIZE_OVERRIDE.set(size);
+}
+
+fn effective_size(size: (u32, u32)) -> (u32, u32) {
+    SIZE_OVERRIDE.get().copied().unwrap_or(size)
+}
+
 pub fn draw_panels(path: &Path, title: &str, panels: &[Panel], size: (u32, u32)) -> Result<(), String> {
-    write_atomically(path, size, &PanelsPicture { title, panels })
+    write_atomically(path, effective_size(size), &PanelsPicture { title, panels })
 }
 
 /// Draws a filled contour map of the 2-D `surface` over `bounds` (`[(x_min, x_max), (y_min,
@@ -88,7 +100,7 @@ pub fn draw_contour(
             ));
         }
     }
-    write_atomically(path, size, &ContourPicture { title, surface, bounds, paths, minima })
+    write_atomically(path, effective_size(size), &ContourPicture { title, surface, bounds, paths, minima })
 }
 
 /// Distinct colours (Tableau 10), assigned to series in order.

@@ -563,6 +563,12 @@ fn bad_inputs_fail_clearly_without_partial_files() {
         ),
         bad("--save is a folder", &["train", "--data", "bin.csv", "--save", "."], 2, &["--save", "folder"]),
         bad("epochs 0", &train(&["--data", "bin.csv", "--epochs", "0"]), 2, &["--epochs", "at least 1"]),
+        bad(
+            "bad plot size",
+            &train(&["--data", "bin.csv", "--plot-size", "12xq", "--plot", "p.png"]),
+            2,
+            &["12xq", "WIDTHxHEIGHT"],
+        ),
         bad("val-fraction 1.5", &train(&["--data", "bin.csv", "--val-fraction", "1.5"]), 2, &["--val-fraction", "1.5"]),
         bad("folds 1", &train(&["--data", "bin.csv", "--folds", "1"]), 2, &["--folds", "1"]),
         bad("unknown dataset", &train(&["--dataset", "nosuchset"]), 2, &["nosuchset", "digits"]),
@@ -690,6 +696,29 @@ fn assert_svg(path: &Path) {
     assert!(text.contains("<svg"), "{}: not an SVG:\n{}", path.display(), &text[..text.len().min(200)]);
 }
 
+/// An SVG whose root declares `width` and `height` of `size`.
+fn assert_svg_size(path: &Path, size: (u32, u32)) {
+    assert_svg(path);
+    let text = fs::read_to_string(path).unwrap();
+    let root = &text[text.find("<svg").unwrap()..];
+    let root = &root[..root.find('>').unwrap()];
+    assert!(root.contains(&format!("width=\"{}\"", size.0)), "{}: root {root}", path.display());
+    assert!(root.contains(&format!("height=\"{}\"", size.1)), "{}: root {root}", path.display());
+}
+
+#[test]
+fn plot_size_sets_the_size_of_every_picture() {
+    let f = Fixture::new();
+    let train =
+        ["train", "--data", "bin.csv", "--epochs", "2", "--hidden", "3", "-q", "--plot-size", "640x480", "--plot"];
+    f.ok(&[&train[..], &["t.png"]].concat());
+    assert_png(&f.file("t.png"), (640, 480));
+    f.ok(&[&train[..], &["t.svg"]].concat());
+    assert_svg_size(&f.file("t.svg"), (640, 480));
+    f.ok(&["surface", "saddle", "--steps", "20", "-q", "--plot-size", "300x200", "--plot", "s.svg"]);
+    assert_svg_size(&f.file("s.svg"), (300, 200));
+}
+
 #[test]
 fn plots_are_png_or_svg_of_each_commands_size() {
     let f = Fixture::new();
@@ -697,7 +726,7 @@ fn plots_are_png_or_svg_of_each_commands_size() {
     f.ok(&[&train[..], &["t.png"]].concat());
     assert_png(&f.file("t.png"), (1200, 500));
     f.ok(&[&train[..], &["t.svg"]].concat());
-    assert_svg(&f.file("t.svg"));
+    assert_svg_size(&f.file("t.svg"), (1200, 500));
     f.ok(&["compare", "--data", "bin.csv", "--epochs", "2", "--hidden", "3", "-q", "--plot", "c.png"]);
     assert_png(&f.file("c.png"), (1200, 500));
     f.ok(&["surface", "rosenbrock", "--steps", "20", "-q", "--plot", "s.png"]);
