@@ -126,7 +126,7 @@ fn process_cpu_seconds() -> Option<f64> {
         let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `time` is a valid timespec for the call to fill in.
         let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut time) };
-        (status == 0).then(|| time.tv_sec as f64 + time.tv_nsec as f64 * 1e-9)
+        (status == 0).then_some(time.tv_sec as f64 + time.tv_nsec as f64 * 1e-9)
     }
     #[cfg(not(unix))]
     None

@@ -441,7 +441,7 @@ fn dot_rows(a: &[Lanes], b: &[Lanes]) -> f32 {
 /// update (0 + γ(e·0 − λ·0) = +0).
 fn pad_rows(factors: &[f32], k: usize) -> Vec<Lanes> {
     let width = k.div_ceil(LANES);
-    let n_rows = if k == 0 { 0 } else { factors.len() / k };
+    let n_rows = factors.len().checked_div(k).unwrap_or(0);
     let mut rows = vec![Lanes::ZERO; n_rows * width];
     if k > 0 {
         for (row, padded) in factors.chunks_exact(k).zip(rows.chunks_exact_mut(width)) {
@@ -466,11 +466,22 @@ fn unpad_rows(rows: &[Lanes], factors: &mut [f32], k: usize) {
     }
 }
 
-/// Fisher–Yates shuffle drawing from `rng` with a multiply-shift range reduction. Written out here
+/// A number in `0..n` (`n ≥ 1`) by multiply-shift range reduction: from one 32-bit draw while `n`
+/// fits in 32 bits (half the generator's output of a 64-bit draw: the shuffles draw once per rating
+/// and epoch), from a 64-bit draw beyond.
+#[inline(always)]
+fn below(n: usize, rng: &mut ChaCha8Rng) -> usize {
+    match u32::try_from(n) {
+        Ok(n) => ((u64::from(rng.next_u32()) * u64::from(n)) >> 32) as usize,
+        Err(_) => ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize,
+    }
+}
+
+/// Fisher–Yates shuffle drawing from `rng` with [`below`]. Written out here
 /// (rather than `rand`'s `shuffle`) so that the order for a seed is fixed by this crate alone.
 fn shuffle(order: &mut [u32], rng: &mut ChaCha8Rng) {
     for i in (1..order.len()).rev() {
-        let j = ((u128::from(rng.next_u64()) * (i as u128 + 1)) >> 64) as usize;
+        let j = below(i + 1, rng);
         order.swap(i, j);
     }
 }
@@ -484,6 +495,15 @@ fn shuffle_rng(seed: u64) -> ChaCha8Rng {
 /// How many ratings ahead [`sgd_pass`] asks for the factor rows it will need (measured on
 /// MovieLens: 2 to 8 do equally well, about 8% faster than none).
 const PREFETCH_AHEAD: usize = 2;
+
+/// Asks the CPU to bring the cache line at `line` into the cache: only a hint, which changes no
+/// memory and cannot fault, whatever the address.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_line(line: *const Lanes) {
+    // SAFETY: a prefetch is only a hint and never dereferences the pointer.
+    unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.cast()) };
+}
 
 /// Asks the CPU to bring `row` into the cache, one request per 64-byte line.
 #[inline(always)]
@@ -560,57 +580,107 @@ fn sgd_pass(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
     }
 }
 
-/// [`sgd_pass`] written with AVX2 intrinsics: each [`Lanes`] chunk is two 8-lane registers, the
-/// partial sums of the dot product are two registers folded in halves as [`fold`] does, and every
-/// lane sees the same multiplications, additions and subtractions in the same order as in the
-/// portable code, with no fused multiply-add, so the result is the same bit for bit. (Written out
-/// because the compiler, left to itself, vectorized the portable loops across rows instead.)
+/// [`dot_rows`] of two padded rows of `width` [`Lanes`] in AVX2: the partial sums are two 8-lane
+/// registers, folded in halves as [`fold`] does, so the result is the same bit for bit.
 ///
 /// # Safety
-/// The CPU must support AVX2.
+/// The CPU must support AVX2, and both pointers must address `width` [`Lanes`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn dot_rows_avx2(p: *const Lanes, q: *const Lanes, width: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (mut low, mut high) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for c in 0..width {
+        let (p, q) = (p.add(c).cast::<f32>(), q.add(c).cast::<f32>());
+        low = _mm256_add_ps(low, _mm256_mul_ps(_mm256_load_ps(p), _mm256_load_ps(q)));
+        high = _mm256_add_ps(high, _mm256_mul_ps(_mm256_load_ps(p.add(8)), _mm256_load_ps(q.add(8))));
+    }
+    let eight = _mm256_add_ps(low, high);
+    let four = _mm_add_ps(_mm256_castps256_ps128(eight), _mm256_extractf128_ps::<1>(eight));
+    let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
+    _mm_cvtss_f32(_mm_add_ss(two, _mm_movehdup_ps(two)))
+}
+
+/// The factor step of [`sgd_pass`] in AVX2: `p += γ(e q − λ p)`, `q += γ(e p − λ q)` with the old
+/// `p` and `q`, lane by lane in the portable order of operations (no fused multiply-add).
+///
+/// # Safety
+/// The CPU must support AVX2, and both pointers must address `width` [`Lanes`] that do not overlap.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn update_rows_avx2(p: *mut Lanes, q: *mut Lanes, width: usize, err: f32, lr: f32, reg: f32) {
+    use std::arch::x86_64::*;
+    let (err, lr, reg) = (_mm256_set1_ps(err), _mm256_set1_ps(lr), _mm256_set1_ps(reg));
+    for half in 0..2 * width {
+        let (p, q) = (p.cast::<f32>().add(8 * half), q.cast::<f32>().add(8 * half));
+        let (pv, qv) = (_mm256_load_ps(p), _mm256_load_ps(q));
+        let step_p = _mm256_mul_ps(lr, _mm256_sub_ps(_mm256_mul_ps(err, qv), _mm256_mul_ps(reg, pv)));
+        let step_q = _mm256_mul_ps(lr, _mm256_sub_ps(_mm256_mul_ps(err, pv), _mm256_mul_ps(reg, qv)));
+        _mm256_store_ps(p, _mm256_add_ps(pv, step_p));
+        _mm256_store_ps(q, _mm256_add_ps(qv, step_q));
+    }
+}
+
+/// [`sgd_pass`] written with AVX2 intrinsics, giving the same bits (see [`dot_rows_avx2`] and
+/// [`update_rows_avx2`]; written out because the compiler, left to itself, vectorized the
+/// portable loops across rows instead of along them).
+///
+/// Two consecutive ratings that share neither their user nor their item are computed side by
+/// side: neither reads what the other writes, so the result is that of taking them one after the
+/// other, and the processor gets two independent chains of dependent operations to overlap.
+///
+/// # Safety
+/// The CPU must support AVX2, and every id of `ratings` must be within the tables.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn sgd_pass_avx2(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
-    use std::arch::x86_64::*;
     let SgdStep { width, lr, reg, mu } = step;
     let Tables { user_bias, item_bias, user_rows, item_rows } = tables;
-    let (lr_v, reg_v) = (_mm256_set1_ps(lr), _mm256_set1_ps(reg));
-    for (position, &(u, i, r)) in ratings.iter().enumerate() {
-        if let Some(&(next_u, next_i, _)) = ratings.get(position + PREFETCH_AHEAD) {
-            let (next_u, next_i) = (next_u as usize, next_i as usize);
-            prefetch(&user_rows[next_u * width..(next_u + 1) * width]);
-            prefetch(&item_rows[next_i * width..(next_i + 1) * width]);
-        }
-        let (u, i) = (u as usize, i as usize);
-        let pu = &mut user_rows[u * width..(u + 1) * width];
-        let qi = &mut item_rows[i * width..(i + 1) * width];
-        let (bu, bi) = (&mut user_bias[u], &mut item_bias[i]);
-        let (mut low, mut high) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        for (p, q) in pu.iter().zip(qi.iter()) {
-            // SAFETY: each `Lanes` holds 16 f32, so both 8-lane loads are in bounds.
-            let (p, q) = (p.0.as_ptr(), q.0.as_ptr());
-            low = _mm256_add_ps(low, _mm256_mul_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)));
-            high = _mm256_add_ps(high, _mm256_mul_ps(_mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(q.add(8))));
-        }
-        let eight = _mm256_add_ps(low, high);
-        let four = _mm_add_ps(_mm256_castps256_ps128(eight), _mm256_extractf128_ps::<1>(eight));
-        let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
-        let dot = _mm_cvtss_f32(_mm_add_ss(two, _mm_movehdup_ps(two)));
-        let err = r - (mu + *bu + *bi + dot);
-        *bu += lr * (err - reg * *bu);
-        *bi += lr * (err - reg * *bi);
-        let err_v = _mm256_set1_ps(err);
-        for (p, q) in pu.iter_mut().zip(qi.iter_mut()) {
-            let (p, q) = (p.0.as_mut_ptr(), q.0.as_mut_ptr());
-            for half in [0, 8] {
-                // SAFETY: `half + 8 <= 16`, within the chunk.
-                let (p, q) = (p.add(half), q.add(half));
-                let (pv, qv) = (_mm256_loadu_ps(p), _mm256_loadu_ps(q));
-                let step_p = _mm256_mul_ps(lr_v, _mm256_sub_ps(_mm256_mul_ps(err_v, qv), _mm256_mul_ps(reg_v, pv)));
-                let step_q = _mm256_mul_ps(lr_v, _mm256_sub_ps(_mm256_mul_ps(err_v, pv), _mm256_mul_ps(reg_v, qv)));
-                _mm256_storeu_ps(p, _mm256_add_ps(pv, step_p));
-                _mm256_storeu_ps(q, _mm256_add_ps(qv, step_q));
+    let (user_rows, item_rows) = (user_rows.as_mut_ptr(), item_rows.as_mut_ptr());
+    let (user_bias, item_bias) = (user_bias.as_mut_ptr(), item_bias.as_mut_ptr());
+    let fetch = |position: usize| {
+        if let Some(&(u, i, _)) = ratings.get(position) {
+            let (u, i) = (u as usize * width, i as usize * width);
+            for line in 0..width {
+                prefetch_line(user_rows.add(u + line));
+                prefetch_line(item_rows.add(i + line));
             }
+        }
+    };
+    let mut position = 0;
+    while position < ratings.len() {
+        let (u, i, r) = ratings[position];
+        let pair = ratings.get(position + 1).filter(|&&(next_u, next_i, _)| next_u != u && next_i != i);
+        if let Some(&(u2, i2, r2)) = pair {
+            fetch(position + PREFETCH_AHEAD);
+            fetch(position + PREFETCH_AHEAD + 1);
+            let (u, i, u2, i2) = (u as usize, i as usize, u2 as usize, i2 as usize);
+            let (pu, qi) = (user_rows.add(u * width), item_rows.add(i * width));
+            let (pu2, qi2) = (user_rows.add(u2 * width), item_rows.add(i2 * width));
+            let (bu, bi, bu2, bi2) = (user_bias.add(u), item_bias.add(i), user_bias.add(u2), item_bias.add(i2));
+            let dot = dot_rows_avx2(pu, qi, width);
+            let dot2 = dot_rows_avx2(pu2, qi2, width);
+            let err = r - (mu + *bu + *bi + dot);
+            let err2 = r2 - (mu + *bu2 + *bi2 + dot2);
+            *bu += lr * (err - reg * *bu);
+            *bi += lr * (err - reg * *bi);
+            *bu2 += lr * (err2 - reg * *bu2);
+            *bi2 += lr * (err2 - reg * *bi2);
+            update_rows_avx2(pu, qi, width, err, lr, reg);
+            update_rows_avx2(pu2, qi2, width, err2, lr, reg);
+            position += 2;
+        } else {
+            fetch(position + PREFETCH_AHEAD);
+            let (u, i) = (u as usize, i as usize);
+            let (pu, qi) = (user_rows.add(u * width), item_rows.add(i * width));
+            let (bu, bi) = (user_bias.add(u), item_bias.add(i));
+            let err = r - (mu + *bu + *bi + dot_rows_avx2(pu, qi, width));
+            *bu += lr * (err - reg * *bu);
+            *bi += lr * (err - reg * *bi);
+            update_rows_avx2(pu, qi, width, err, lr, reg);
+            position += 1;
         }
     }
 }
@@ -650,7 +720,7 @@ fn block_rng(seed: u64, epoch: u64, block: u64) -> ChaCha8Rng {
 /// that sit in the order of `order` gives the triples in the order that shuffling `order` gives.
 fn shuffle_ratings(ratings: &mut [(u32, u32, f32)], rng: &mut ChaCha8Rng) {
     for i in (1..ratings.len()).rev() {
-        let j = ((u128::from(rng.next_u64()) * (i as u128 + 1)) >> 64) as usize;
+        let j = below(i + 1, rng);
         ratings.swap(i, j);
     }
 }
@@ -834,7 +904,7 @@ impl MatrixFactorization {
                 for epoch in 0..epochs as u64 {
                     let mut rng = block_rng(seed, epoch, SUB_EPOCH_ORDER);
                     for s in (1..STRATA).rev() {
-                        let j = ((u128::from(rng.next_u64()) * (s as u128 + 1)) >> 64) as usize;
+                        let j = below(s + 1, &mut rng);
                         sub_epochs.swap(s, j);
                     }
                     for &s in &sub_epochs {
@@ -1177,10 +1247,14 @@ mod tests {
         let mut portable: Vec<f32> =
             (0..(n_users + n_items) * (k + 1)).map(|_| normal.sample(&mut rng) as f32).collect();
         let mut wide = portable.clone();
+        // Random ids: some neighbours share a user or an item (taken one by one), most do not
+        // (taken in pairs by the AVX2 pass).
         let ratings: Vec<(u32, u32, f32)> =
-            (0..200u32).map(|j| (j % 7, (j * 3) % 5, (j % 9) as f32 * 0.5 + 1.0)).collect();
+            (0..300u32).map(|j| (rng.next_u32() % 7, rng.next_u32() % 5, (j % 9) as f32 * 0.5 + 1.0)).collect();
+        let shared = ratings.windows(2).filter(|w| w[0].0 == w[1].0 || w[0].1 == w[1].1).count();
+        assert!(shared > 20 && shared < 200, "{shared} neighbours share a row");
         let step = SgdStep { width: k.div_ceil(LANES), lr: 0.01, reg: 0.05, mu: 3.1 };
-        let mut run = |params: &mut Vec<f32>, wide: bool| {
+        let run = |params: &mut Vec<f32>, wide: bool| {
             let Parts { user_bias, item_bias, user_factors, item_factors } = split_mut(params, n_users, n_items, k);
             let (mut user_rows, mut item_rows) = (pad_rows(user_factors, k), pad_rows(item_factors, k));
             let tables = Tables { user_bias, item_bias, user_rows: &mut user_rows, item_rows: &mut item_rows };
