@@ -3,16 +3,20 @@
 //! ```text
 //! cargo run --release -p gradus --example mf_movielens -- \
 //!     [--ratings data/movielens_small_ratings.csv] [--folds FILE | --write-folds FILE] \
-//!     [--n-folds 5] [--seed 0] [--factors 100] [--epochs 20] [--lr 0.005] [--reg 0.02]
+//!     [--n-folds 5] [--seed 0] [--factors 100] [--epochs 20] [--lr 0.005] [--reg 0.02] \
+//!     [--trainer sgd|dsgd]
 //! ```
 //!
 //! The CSV has a header and rows `userId,movieId,rating,timestamp`; ids are mapped to dense
 //! 0-based ids in order of first appearance. `--folds FILE` gives each data row's fold (one
 //! integer a line, in row order), so that another program can evaluate on the very same folds;
 //! without it the rows are shuffled from `--seed` and dealt into `--n-folds` folds, which
-//! `--write-folds FILE` saves. Prints one JSON object: per fold the sizes, the fit time (training
-//! only, as surprise's `fit`; wall clock and, on Linux, the thread's CPU time) and the held-out
-//! RMSE and MAE, then the means.
+//! `--write-folds FILE` saves. `--trainer` picks the classic sequential SGD (`sgd`, the default)
+//! or the stratified parallel one (`dsgd`, `MfConfig::parallel`), whose rayon pool, and so its
+//! number of threads, follows `RAYON_NUM_THREADS` (the model does not depend on it). Prints one
+//! JSON object: per fold the sizes, the fit time (training only, as surprise's `fit`; wall clock
+//! and, on Linux, the CPU time of the whole process, every thread counted) and the held-out RMSE
+//! and MAE, then the means.
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -54,6 +58,13 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
             "--epochs" => options.config.n_epochs = value()?.parse()?,
             "--lr" => options.config.lr_all = value()?.parse()?,
             "--reg" => options.config.reg_all = value()?.parse()?,
+            "--trainer" => {
+                options.config.parallel = match value()?.as_str() {
+                    "dsgd" => true,
+                    "sgd" => false,
+                    other => return Err(format!("--trainer {other}: expected dsgd or sgd").into()),
+                }
+            }
             _ => return Err(format!("unknown option {flag}").into()),
         }
     }
@@ -106,12 +117,19 @@ fn make_folds(rows: usize, n_folds: usize, seed: u64) -> Vec<usize> {
     folds
 }
 
-/// CPU time this thread has run, in seconds, where Linux tells it (`/proc/thread-self/schedstat`,
-/// in nanoseconds): on a shared machine it is a steadier measure than the wall clock.
-fn thread_cpu_seconds() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let nanoseconds: f64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(nanoseconds * 1e-9)
+/// CPU time the whole process (every thread) has run, in seconds, where the OS tells it: on a
+/// shared machine a steadier measure than the wall clock, and fair to a trainer that uses several
+/// threads.
+fn process_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `time` is a valid timespec for the call to fill in.
+        let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut time) };
+        (status == 0).then_some(time.tv_sec as f64 + time.tv_nsec as f64 * 1e-9)
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -145,10 +163,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             part.2.push(data.ratings[k]);
         }
         let ratings = Ratings::new(data.n_users, data.n_items, &train.0, &train.1, &train.2)?;
-        let (start, cpu_start) = (Instant::now(), thread_cpu_seconds());
+        let (start, cpu_start) = (Instant::now(), process_cpu_seconds());
         let model = MatrixFactorization::fit(&options.config, &ratings)?;
         let fit_seconds = start.elapsed().as_secs_f64();
-        let fit_cpu_seconds = thread_cpu_seconds().zip(cpu_start).map(|(end, start)| end - start);
+        let fit_cpu_seconds = process_cpu_seconds().zip(cpu_start).map(|(end, start)| end - start);
         let start = Instant::now();
         let predicted = model.predict_all(&test.0, &test.1);
         let test_seconds = start.elapsed().as_secs_f64();

@@ -25,6 +25,7 @@
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -128,11 +129,27 @@ pub struct MfConfig {
     /// Seed of the factor initialization and, in [`MatrixFactorization::fit`], of the order the
     /// ratings are visited in (default 0).
     pub seed: u64,
+    /// Whether [`MatrixFactorization::fit`] trains with the stratified, parallel
+    /// [`MatrixFactorization::fit_dsgd`] rather than the classic sequential
+    /// [`MatrixFactorization::fit_sgd`] (default false). Both are reproducible bit for bit; they
+    /// visit the ratings in different orders, so they give different models. The sequential one
+    /// stays the default: on MovieLens 5-fold cross-validation its held-out RMSE is better (0.8732
+    /// against 0.8751 with these defaults, 0.8583 against 0.8626 with `lr_all` 0.01, `reg_all` 0.05).
+    pub parallel: bool,
 }
 
 impl Default for MfConfig {
     fn default() -> Self {
-        Self { n_factors: 100, n_epochs: 20, init_mean: 0.0, init_std_dev: 0.1, lr_all: 0.005, reg_all: 0.02, seed: 0 }
+        Self {
+            n_factors: 100,
+            n_epochs: 20,
+            init_mean: 0.0,
+            init_std_dev: 0.1,
+            lr_all: 0.005,
+            reg_all: 0.02,
+            seed: 0,
+            parallel: false,
+        }
     }
 }
 
@@ -345,28 +362,25 @@ fn split_mut(buffer: &mut [f32], n_users: usize, n_items: usize, k: usize) -> Pa
     Parts { user_bias, item_bias, user_factors, item_factors }
 }
 
-/// `a · b` over the common length, with [`DOT_LANES`] independent partial sums so that the
-/// compiler vectorizes it and the additions do not wait on one another (a single running sum
-/// would force one addition after another). The order of the additions is fixed, so the result
-/// is the same on every run and every x86-64 or other CPU.
+/// The width of the partial sums of [`dot`] and of the padded rows the SGD trainers work on: 16
+/// `f32`, one 64-byte cache line, two AVX registers. Two independent registers of partial sums
+/// halve the chain of dependent additions that one would make (the dot product is on the
+/// critical path of every update).
+const LANES: usize = 16;
+
+/// One cache line of factors: the unit of the padded rows the SGD trainers work on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C, align(64))]
+struct Lanes([f32; LANES]);
+
+impl Lanes {
+    const ZERO: Self = Self([0.0; LANES]);
+}
+
+/// Folds the partial sums in halves (lane j takes lane j + width) down to one.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut partial = [0.0f32; DOT_LANES];
-    let (mut a_chunks, mut b_chunks) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
-    for (x, y) in (&mut a_chunks).zip(&mut b_chunks) {
-        // Fixed-size arrays: with the length known, each lane maps onto one vector register.
-        let (x, y): (&[f32; DOT_LANES], &[f32; DOT_LANES]) = match (x.try_into(), y.try_into()) {
-            (Ok(x), Ok(y)) => (x, y),
-            _ => unreachable!("chunks_exact yields chunks of DOT_LANES"),
-        };
-        for lane in 0..DOT_LANES {
-            partial[lane] += x[lane] * y[lane];
-        }
-    }
-    // Fold the partial sums in halves: lane j takes lane j + width.
-    let mut width = DOT_LANES / 2;
+fn fold(mut partial: [f32; LANES]) -> f32 {
+    let mut width = LANES / 2;
     while width > 0 {
         let (low, high) = partial.split_at_mut(width);
         for (l, &h) in low.iter_mut().zip(&high[..width]) {
@@ -374,22 +388,100 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
         width /= 2;
     }
-    let mut sum = partial[0];
-    for (&x, &y) in a_chunks.remainder().iter().zip(b_chunks.remainder()) {
-        sum += x * y;
-    }
-    sum
+    partial[0]
 }
 
-/// Partial sums of [`dot`]: one AVX or two SSE registers. More lanes measured no faster: the
-/// SGD pass is bound by fetching the factor rows, not by the additions.
-const DOT_LANES: usize = 8;
+/// `partial[lane] += x[lane] · y[lane]` for every lane.
+#[inline(always)]
+fn accumulate(partial: &mut [f32; LANES], x: &[f32; LANES], y: &[f32; LANES]) {
+    for lane in 0..LANES {
+        partial[lane] += x[lane] * y[lane];
+    }
+}
 
-/// Fisher–Yates shuffle drawing from `rng` with a multiply-shift range reduction. Written out here
+/// `a · b` over the common length, as if both were padded with zeros to a multiple of [`LANES`]:
+/// [`LANES`] partial sums over whole chunks, then folded in halves. The order of the additions is
+/// fixed, so the result is the same on every run and CPU, and it equals [`dot_rows`] on the
+/// padded rows bit for bit (the padding adds 0 · 0 = +0 to each partial sum in both).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut partial = [0.0f32; LANES];
+    let (mut a_chunks, mut b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut a_chunks).zip(&mut b_chunks) {
+        // Fixed-size arrays: with the length known, the lanes map onto vector registers.
+        match (x.try_into(), y.try_into()) {
+            (Ok(x), Ok(y)) => accumulate(&mut partial, x, y),
+            _ => unreachable!("chunks_exact yields chunks of LANES"),
+        }
+    }
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    if !a_rest.is_empty() {
+        let (mut x, mut y) = ([0.0f32; LANES], [0.0f32; LANES]);
+        x[..a_rest.len()].copy_from_slice(a_rest);
+        y[..b_rest.len()].copy_from_slice(b_rest);
+        accumulate(&mut partial, &x, &y);
+    }
+    fold(partial)
+}
+
+/// [`dot`] of two padded rows.
+#[inline(always)]
+fn dot_rows(a: &[Lanes], b: &[Lanes]) -> f32 {
+    let mut partial = [0.0f32; LANES];
+    for (x, y) in a.iter().zip(b) {
+        accumulate(&mut partial, &x.0, &y.0);
+    }
+    fold(partial)
+}
+
+/// Copies a table of rows of `k` factors into rows of whole [`Lanes`], zero-padded: every row
+/// starts on a cache line and the SGD update needs no scalar tail. The padding stays +0 under the
+/// update (0 + γ(e·0 − λ·0) = +0).
+fn pad_rows(factors: &[f32], k: usize) -> Vec<Lanes> {
+    let width = k.div_ceil(LANES);
+    let n_rows = factors.len().checked_div(k).unwrap_or(0);
+    let mut rows = vec![Lanes::ZERO; n_rows * width];
+    if k > 0 {
+        for (row, padded) in factors.chunks_exact(k).zip(rows.chunks_exact_mut(width)) {
+            for (chunk, lanes) in row.chunks(LANES).zip(padded) {
+                lanes.0[..chunk.len()].copy_from_slice(chunk);
+            }
+        }
+    }
+    rows
+}
+
+/// Writes padded rows back into the table of rows of `k` factors they came from.
+fn unpad_rows(rows: &[Lanes], factors: &mut [f32], k: usize) {
+    if k == 0 {
+        return;
+    }
+    let width = k.div_ceil(LANES);
+    for (row, padded) in factors.chunks_exact_mut(k).zip(rows.chunks_exact(width)) {
+        for (chunk, lanes) in row.chunks_mut(LANES).zip(padded) {
+            chunk.copy_from_slice(&lanes.0[..chunk.len()]);
+        }
+    }
+}
+
+/// A number in `0..n` (`n ≥ 1`) by multiply-shift range reduction: from one 32-bit draw while `n`
+/// fits in 32 bits (half the generator's output of a 64-bit draw: the shuffles draw once per rating
+/// and epoch), from a 64-bit draw beyond.
+#[inline(always)]
+fn below(n: usize, rng: &mut ChaCha8Rng) -> usize {
+    match u32::try_from(n) {
+        Ok(n) => ((u64::from(rng.next_u32()) * u64::from(n)) >> 32) as usize,
+        Err(_) => ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize,
+    }
+}
+
+/// Fisher–Yates shuffle drawing from `rng` with [`below`]. Written out here
 /// (rather than `rand`'s `shuffle`) so that the order for a seed is fixed by this crate alone.
 fn shuffle(order: &mut [u32], rng: &mut ChaCha8Rng) {
     for i in (1..order.len()).rev() {
-        let j = ((u128::from(rng.next_u64()) * (i as u128 + 1)) >> 64) as usize;
+        let j = below(i + 1, rng);
         order.swap(i, j);
     }
 }
@@ -404,14 +496,23 @@ fn shuffle_rng(seed: u64) -> ChaCha8Rng {
 /// MovieLens: 2 to 8 do equally well, about 8% faster than none).
 const PREFETCH_AHEAD: usize = 2;
 
+/// Asks the CPU to bring the cache line at `line` into the cache: only a hint, which changes no
+/// memory and cannot fault, whatever the address.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_line(line: *const Lanes) {
+    // SAFETY: a prefetch is only a hint and never dereferences the pointer.
+    unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.cast()) };
+}
+
 /// Asks the CPU to bring `row` into the cache, one request per 64-byte line.
 #[inline(always)]
-fn prefetch(row: &[f32]) {
+fn prefetch(row: &[Lanes]) {
     #[cfg(target_arch = "x86_64")]
-    for line in row.chunks(16) {
+    for line in row {
         // SAFETY: a prefetch is only a hint: it changes no memory and cannot fault, and the
         // pointer comes from a live slice anyway.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((line as *const Lanes).cast()) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = row;
@@ -420,52 +521,256 @@ fn prefetch(row: &[f32]) {
 /// The constants of a pass of per-rating SGD.
 #[derive(Clone, Copy)]
 struct SgdStep {
-    k: usize,
+    /// Row width in [`Lanes`].
+    width: usize,
     lr: f32,
     reg: f32,
     mu: f32,
 }
 
-/// One pass of the per-rating update (see [`MatrixFactorization::fit_sgd`]) over `train` in
-/// `order`. Inlined into each instruction-set variant so that each is compiled for its own.
-#[inline(always)]
-fn sgd_pass(step: SgdStep, parts: Parts<&mut [f32]>, ratings: &[(u32, u32, f32)]) {
-    let SgdStep { k, lr, reg, mu } = step;
-    let Parts { user_bias, item_bias, user_factors, item_factors } = parts;
-    for (position, &(u, i, r)) in ratings.iter().enumerate() {
-        // The rows a few ratings ahead are random rows of tables larger than the L2 cache: ask
-        // for them now so that they have arrived when their turn comes.
-        if let Some(&(next_u, next_i, _)) = ratings.get(position + PREFETCH_AHEAD) {
-            let (next_u, next_i) = (next_u as usize, next_i as usize);
-            prefetch(&user_factors[next_u * k..(next_u + 1) * k]);
-            prefetch(&item_factors[next_i * k..(next_i + 1) * k]);
-        }
-        // `Ratings::new` checked every id against the counts the buffers were sized by.
-        let (u, i) = (u as usize, i as usize);
-        let pu = &mut user_factors[u * k..(u + 1) * k];
-        let qi = &mut item_factors[i * k..(i + 1) * k];
-        let (bu, bi) = (&mut user_bias[u], &mut item_bias[i]);
-        let err = r - (mu + *bu + *bi + dot(pu, qi));
-        *bu += lr * (err - reg * *bu);
-        *bi += lr * (err - reg * *bi);
-        for (p, q) in pu.iter_mut().zip(qi.iter_mut()) {
-            let (pf, qf) = (*p, *q);
-            *p += lr * (err * qf - reg * pf);
-            *q += lr * (err * pf - reg * qf);
+/// What a pass of per-rating SGD updates: biases and padded factor rows (see [`pad_rows`]).
+struct Tables<'a> {
+    user_bias: &'a mut [f32],
+    item_bias: &'a mut [f32],
+    user_rows: &'a mut [Lanes],
+    item_rows: &'a mut [Lanes],
+}
+
+impl Tables<'_> {
+    /// The same tables, lent for a shorter while.
+    fn reborrow(&mut self) -> Tables<'_> {
+        Tables {
+            user_bias: self.user_bias,
+            item_bias: self.item_bias,
+            user_rows: self.user_rows,
+            item_rows: self.item_rows,
         }
     }
 }
 
-/// [`sgd_pass`] compiled for AVX2 (without FMA: Rust never fuses a multiply and an add on its
-/// own, so every operation rounds as in the portable build and the result is the same bit for
-/// bit; only the vectors are twice as wide).
+/// One pass of the per-rating update (see [`MatrixFactorization::fit_sgd`]) over `ratings`, in
+/// their order. Inlined into each instruction-set variant so that each is compiled for its own.
+#[inline(always)]
+fn sgd_pass(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
+    let SgdStep { width, lr, reg, mu } = step;
+    let Tables { user_bias, item_bias, user_rows, item_rows } = tables;
+    for (position, &(u, i, r)) in ratings.iter().enumerate() {
+        // The rows a few ratings ahead are random rows of tables larger than the L1 cache: ask
+        // for them now so that they have arrived when their turn comes.
+        if let Some(&(next_u, next_i, _)) = ratings.get(position + PREFETCH_AHEAD) {
+            let (next_u, next_i) = (next_u as usize, next_i as usize);
+            prefetch(&user_rows[next_u * width..(next_u + 1) * width]);
+            prefetch(&item_rows[next_i * width..(next_i + 1) * width]);
+        }
+        // `Ratings::new` checked every id against the counts the tables were sized by.
+        let (u, i) = (u as usize, i as usize);
+        let pu = &mut user_rows[u * width..(u + 1) * width];
+        let qi = &mut item_rows[i * width..(i + 1) * width];
+        let (bu, bi) = (&mut user_bias[u], &mut item_bias[i]);
+        let err = r - (mu + *bu + *bi + dot_rows(pu, qi));
+        *bu += lr * (err - reg * *bu);
+        *bi += lr * (err - reg * *bi);
+        for (p, q) in pu.iter_mut().zip(qi.iter_mut()) {
+            for lane in 0..LANES {
+                let (pf, qf) = (p.0[lane], q.0[lane]);
+                p.0[lane] += lr * (err * qf - reg * pf);
+                q.0[lane] += lr * (err * pf - reg * qf);
+            }
+        }
+    }
+}
+
+/// [`dot_rows`] of two padded rows of `width` [`Lanes`] in AVX2: the partial sums are two 8-lane
+/// registers, folded in halves as [`fold`] does, so the result is the same bit for bit.
 ///
 /// # Safety
-/// The CPU must support AVX2.
+/// The CPU must support AVX2, and both pointers must address `width` [`Lanes`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sgd_pass_avx2(step: SgdStep, parts: Parts<&mut [f32]>, ratings: &[(u32, u32, f32)]) {
-    sgd_pass(step, parts, ratings);
+#[inline]
+unsafe fn dot_rows_avx2(p: *const Lanes, q: *const Lanes, width: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (mut low, mut high) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for c in 0..width {
+        let (p, q) = (p.add(c).cast::<f32>(), q.add(c).cast::<f32>());
+        low = _mm256_add_ps(low, _mm256_mul_ps(_mm256_load_ps(p), _mm256_load_ps(q)));
+        high = _mm256_add_ps(high, _mm256_mul_ps(_mm256_load_ps(p.add(8)), _mm256_load_ps(q.add(8))));
+    }
+    let eight = _mm256_add_ps(low, high);
+    let four = _mm_add_ps(_mm256_castps256_ps128(eight), _mm256_extractf128_ps::<1>(eight));
+    let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
+    _mm_cvtss_f32(_mm_add_ss(two, _mm_movehdup_ps(two)))
+}
+
+/// The factor step of [`sgd_pass`] in AVX2: `p += γ(e q − λ p)`, `q += γ(e p − λ q)` with the old
+/// `p` and `q`, lane by lane in the portable order of operations (no fused multiply-add).
+///
+/// # Safety
+/// The CPU must support AVX2, and both pointers must address `width` [`Lanes`] that do not overlap.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn update_rows_avx2(p: *mut Lanes, q: *mut Lanes, width: usize, err: f32, lr: f32, reg: f32) {
+    use std::arch::x86_64::*;
+    let (err, lr, reg) = (_mm256_set1_ps(err), _mm256_set1_ps(lr), _mm256_set1_ps(reg));
+    for half in 0..2 * width {
+        let (p, q) = (p.cast::<f32>().add(8 * half), q.cast::<f32>().add(8 * half));
+        let (pv, qv) = (_mm256_load_ps(p), _mm256_load_ps(q));
+        let step_p = _mm256_mul_ps(lr, _mm256_sub_ps(_mm256_mul_ps(err, qv), _mm256_mul_ps(reg, pv)));
+        let step_q = _mm256_mul_ps(lr, _mm256_sub_ps(_mm256_mul_ps(err, pv), _mm256_mul_ps(reg, qv)));
+        _mm256_store_ps(p, _mm256_add_ps(pv, step_p));
+        _mm256_store_ps(q, _mm256_add_ps(qv, step_q));
+    }
+}
+
+/// [`sgd_pass`] written with AVX2 intrinsics, giving the same bits (see [`dot_rows_avx2`] and
+/// [`update_rows_avx2`]; written out because the compiler, left to itself, vectorized the
+/// portable loops across rows instead of along them).
+///
+/// Two consecutive ratings that share neither their user nor their item are computed side by
+/// side: neither reads what the other writes, so the result is that of taking them one after the
+/// other, and the processor gets two independent chains of dependent operations to overlap.
+///
+/// # Safety
+/// The CPU must support AVX2, and every id of `ratings` must be within the tables.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sgd_pass_avx2(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
+    let SgdStep { width, lr, reg, mu } = step;
+    let Tables { user_bias, item_bias, user_rows, item_rows } = tables;
+    let (user_rows, item_rows) = (user_rows.as_mut_ptr(), item_rows.as_mut_ptr());
+    let (user_bias, item_bias) = (user_bias.as_mut_ptr(), item_bias.as_mut_ptr());
+    let fetch = |position: usize| {
+        if let Some(&(u, i, _)) = ratings.get(position) {
+            let (u, i) = (u as usize * width, i as usize * width);
+            for line in 0..width {
+                prefetch_line(user_rows.add(u + line));
+                prefetch_line(item_rows.add(i + line));
+            }
+        }
+    };
+    let mut position = 0;
+    while position < ratings.len() {
+        let (u, i, r) = ratings[position];
+        let pair = ratings.get(position + 1).filter(|&&(next_u, next_i, _)| next_u != u && next_i != i);
+        if let Some(&(u2, i2, r2)) = pair {
+            fetch(position + PREFETCH_AHEAD);
+            fetch(position + PREFETCH_AHEAD + 1);
+            let (u, i, u2, i2) = (u as usize, i as usize, u2 as usize, i2 as usize);
+            let (pu, qi) = (user_rows.add(u * width), item_rows.add(i * width));
+            let (pu2, qi2) = (user_rows.add(u2 * width), item_rows.add(i2 * width));
+            let (bu, bi, bu2, bi2) = (user_bias.add(u), item_bias.add(i), user_bias.add(u2), item_bias.add(i2));
+            let dot = dot_rows_avx2(pu, qi, width);
+            let dot2 = dot_rows_avx2(pu2, qi2, width);
+            let err = r - (mu + *bu + *bi + dot);
+            let err2 = r2 - (mu + *bu2 + *bi2 + dot2);
+            *bu += lr * (err - reg * *bu);
+            *bi += lr * (err - reg * *bi);
+            *bu2 += lr * (err2 - reg * *bu2);
+            *bi2 += lr * (err2 - reg * *bi2);
+            update_rows_avx2(pu, qi, width, err, lr, reg);
+            update_rows_avx2(pu2, qi2, width, err2, lr, reg);
+            position += 2;
+        } else {
+            fetch(position + PREFETCH_AHEAD);
+            let (u, i) = (u as usize, i as usize);
+            let (pu, qi) = (user_rows.add(u * width), item_rows.add(i * width));
+            let (bu, bi) = (user_bias.add(u), item_bias.add(i));
+            let err = r - (mu + *bu + *bi + dot_rows_avx2(pu, qi, width));
+            *bu += lr * (err - reg * *bu);
+            *bi += lr * (err - reg * *bi);
+            update_rows_avx2(pu, qi, width, err, lr, reg);
+            position += 1;
+        }
+    }
+}
+
+/// Runs [`sgd_pass`] in its AVX2 build where the CPU has AVX2 (the same bits either way).
+fn run_sgd_pass(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, as checked just above.
+        unsafe { sgd_pass_avx2(step, tables, ratings) };
+        return;
+    }
+    sgd_pass(step, tables, ratings);
+}
+
+/// The number of user ranges and of item ranges of [`MatrixFactorization::fit_dsgd`]: fixed, so
+/// that the model does not depend on the number of threads. 8 keeps 2 to 8 threads busy (8
+/// blocks per sub-epoch) and each block's item rows within a fast cache on MovieLens-sized data.
+pub const STRATA: usize = 8;
+
+/// Tag of the generator that orders the sub-epochs of an epoch; block generators use the block's
+/// index, below `STRATA²`.
+const SUB_EPOCH_ORDER: u64 = u64::MAX;
+
+/// A ChaCha8 generator for one (seed, epoch, block) of [`MatrixFactorization::fit_dsgd`]: the
+/// three numbers are the key, so every block's stream is fixed whatever ran before it.
+fn block_rng(seed: u64, epoch: u64, block: u64) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&epoch.to_le_bytes());
+    key[16..24].copy_from_slice(&block.to_le_bytes());
+    key[24..].copy_from_slice(b"gradDSGD");
+    ChaCha8Rng::from_seed(key)
+}
+
+/// [`shuffle`] for rating triples: the same multiply-shift Fisher–Yates, so shuffling triples
+/// that sit in the order of `order` gives the triples in the order that shuffling `order` gives.
+fn shuffle_ratings(ratings: &mut [(u32, u32, f32)], rng: &mut ChaCha8Rng) {
+    for i in (1..ratings.len()).rev() {
+        let j = below(i + 1, rng);
+        ratings.swap(i, j);
+    }
+}
+
+/// Bounds of [`STRATA`] ranges of consecutive ids in `0..n` that hold about equal numbers of the
+/// `ids` (ratings): range b is `bounds[b]..bounds[b + 1]`. Ranges may be empty.
+fn strata_bounds(n: usize, ids: &[u32]) -> [usize; STRATA + 1] {
+    let mut counts = vec![0usize; n];
+    for &id in ids {
+        counts[id as usize] += 1;
+    }
+    let mut bounds = [n; STRATA + 1];
+    bounds[0] = 0;
+    let (mut next, mut seen) = (1, 0usize);
+    for (id, &count) in counts.iter().enumerate() {
+        // Close range `next - 1` before the first id at which the running count reaches its share.
+        while next < STRATA && seen * STRATA >= next * ids.len() {
+            bounds[next] = id;
+            next += 1;
+        }
+        seen += count;
+    }
+    bounds
+}
+
+/// The range of every id, from [`strata_bounds`].
+fn stratum_of(bounds: &[usize; STRATA + 1]) -> Vec<u8> {
+    let mut of = vec![0u8; bounds[STRATA]];
+    for b in 0..STRATA {
+        of[bounds[b]..bounds[b + 1]].fill(b as u8);
+    }
+    of
+}
+
+/// One (biases, padded rows) pair of sub-slices per range of `bounds`, rows `width` [`Lanes`] wide.
+fn split_strata<'a>(
+    mut bias: &'a mut [f32],
+    mut rows: &'a mut [Lanes],
+    bounds: &[usize; STRATA + 1],
+    width: usize,
+) -> Vec<(&'a mut [f32], &'a mut [Lanes])> {
+    let mut pieces = Vec::with_capacity(STRATA);
+    for b in 0..STRATA {
+        let n = bounds[b + 1] - bounds[b];
+        let (bias_here, bias_rest) = std::mem::take(&mut bias).split_at_mut(n);
+        let (rows_here, rows_rest) = std::mem::take(&mut rows).split_at_mut(n * width);
+        pieces.push((bias_here, rows_here));
+        (bias, rows) = (bias_rest, rows_rest);
+    }
+    pieces
 }
 
 impl MatrixFactorization {
@@ -514,12 +819,16 @@ impl MatrixFactorization {
         })
     }
 
-    /// Builds a model with [`MatrixFactorization::new`] and trains it with
-    /// [`MatrixFactorization::fit_sgd`] for `config.n_epochs` epochs seeded by `config.seed`:
-    /// scikit-surprise's `SVD().fit(trainset)`.
+    /// Builds a model with [`MatrixFactorization::new`] and trains it for `config.n_epochs` epochs
+    /// seeded by `config.seed` with [`MatrixFactorization::fit_sgd`] (the default) or, with
+    /// `config.parallel`, [`MatrixFactorization::fit_dsgd`]: scikit-surprise's `SVD().fit(trainset)`.
     pub fn fit(config: &MfConfig, train: &Ratings<'_>) -> Result<Self, MfError> {
         let mut model = Self::new(config, train)?;
-        model.fit_sgd(train, config.n_epochs, config.seed)?;
+        if config.parallel {
+            model.fit_dsgd(train, config.n_epochs, config.seed)?;
+        } else {
+            model.fit_sgd(train, config.n_epochs, config.seed)?;
+        }
         Ok(model)
     }
 
@@ -543,37 +852,98 @@ impl MatrixFactorization {
     pub fn fit_sgd(&mut self, train: &Ratings<'_>, epochs: usize, seed: u64) -> Result<(), MfError> {
         self.check_shape(train)?;
         let mut rng = shuffle_rng(seed);
-        let mut order: Vec<u32> = (0..train.len() as u32).collect();
-        let mut ordered = Vec::with_capacity(train.len());
-        for _ in 0..epochs {
-            shuffle(&mut order, &mut rng);
-            // Gathered once per epoch, so that the pass reads its ratings in sequence.
-            ordered.clear();
-            ordered.extend(order.iter().map(|&k| {
-                let k = k as usize;
-                (train.users[k], train.items[k], train.ratings[k])
-            }));
-            self.sgd_pass(&ordered);
-        }
+        // The triples themselves are shuffled, in place, with the swaps that would shuffle their
+        // indices: the same order as `fit_minibatch`'s, without gathering the triples each epoch.
+        let mut ordered: Vec<(u32, u32, f32)> =
+            (0..train.len()).map(|k| (train.users[k], train.items[k], train.ratings[k])).collect();
+        self.with_tables(|step, mut tables| {
+            for _ in 0..epochs {
+                shuffle_ratings(&mut ordered, &mut rng);
+                run_sgd_pass(step, tables.reborrow(), &ordered);
+            }
+        });
         Ok(())
     }
 
-    /// One pass of the per-rating update over `ratings`, in their order.
-    fn sgd_pass(&mut self, ratings: &[(u32, u32, f32)]) {
+    /// Trains by the same per-rating update as [`MatrixFactorization::fit_sgd`], visiting the
+    /// ratings in a stratified order whose pieces run in parallel: distributed SGD ("DSGD",
+    /// Gemulla, Nijkamp, Haas and Sismanis, KDD 2011).
+    ///
+    /// Users are cut into [`STRATA`] ranges of consecutive ids holding about equal numbers of
+    /// ratings, and so are items; block (b, c) holds the ratings of user range b for item range c.
+    /// Each epoch runs [`STRATA`] sub-epochs, in an order drawn from (`seed`, epoch); sub-epoch s
+    /// trains the blocks (b, (b + s) mod [`STRATA`]) for b = 0, 1, …, which share no user and no
+    /// item, so they run at once on rayon's pool without touching the same parameter. Within a
+    /// block the ratings are visited in an order shuffled from (`seed`, epoch, block).
+    ///
+    /// Every block's result depends only on its own rows and ratings, and [`STRATA`] is a
+    /// constant, so the model is the same bit for bit on any number of threads (and on one).
+    /// Sequential [`MatrixFactorization::fit_sgd`] visits the ratings in one uniformly random
+    /// order instead; on MovieLens 5-fold cross-validation that order's held-out RMSE is 0.002 to
+    /// 0.004 better (see [`MfConfig::parallel`]), while this one's time per fold falls with the
+    /// threads available.
+    pub fn fit_dsgd(&mut self, train: &Ratings<'_>, epochs: usize, seed: u64) -> Result<(), MfError> {
+        self.check_shape(train)?;
+        let user_bounds = strata_bounds(self.n_users, train.users);
+        let item_bounds = strata_bounds(self.n_items, train.items);
+        let user_stratum = stratum_of(&user_bounds);
+        let item_stratum = stratum_of(&item_bounds);
+        // blocks[s * STRATA + b] is block (b, (b + s) mod STRATA), the b-th of sub-epoch s, with
+        // ids made local to their ranges. Filled in the data's order, so it depends on nothing else.
+        let mut blocks: Vec<Vec<(u32, u32, f32)>> = vec![Vec::new(); STRATA * STRATA];
+        for ((&u, &i), &r) in train.users.iter().zip(train.items).zip(train.ratings) {
+            let (b, c) = (user_stratum[u as usize] as usize, item_stratum[i as usize] as usize);
+            let s = (c + STRATA - b) % STRATA;
+            blocks[s * STRATA + b].push((u - user_bounds[b] as u32, i - item_bounds[c] as u32, r));
+        }
+        let mut sub_epochs: [usize; STRATA] = std::array::from_fn(|s| s);
+        // Inside a scope the loop runs on one of rayon's workers, so that each sub-epoch's fork and
+        // join is a cheap one between workers rather than a sleep and wake-up of this thread.
+        self.with_tables(|step, tables| {
+            rayon::scope(|_| {
+                let Tables { user_bias, item_bias, user_rows, item_rows } = tables;
+                for epoch in 0..epochs as u64 {
+                    let mut rng = block_rng(seed, epoch, SUB_EPOCH_ORDER);
+                    for s in (1..STRATA).rev() {
+                        let j = below(s + 1, &mut rng);
+                        sub_epochs.swap(s, j);
+                    }
+                    for &s in &sub_epochs {
+                        let users = split_strata(user_bias, user_rows, &user_bounds, step.width);
+                        let mut items = split_strata(item_bias, item_rows, &item_bounds, step.width);
+                        items.rotate_left(s);
+                        let sub_epoch = &mut blocks[s * STRATA..(s + 1) * STRATA];
+                        users.into_par_iter().zip(items).zip(sub_epoch.par_iter_mut()).enumerate().for_each(
+                            |(b, (((user_bias, user_rows), (item_bias, item_rows)), block))| {
+                                let id = (s * STRATA + b) as u64;
+                                shuffle_ratings(block, &mut block_rng(seed, epoch, id));
+                                run_sgd_pass(step, Tables { user_bias, item_bias, user_rows, item_rows }, block);
+                            },
+                        );
+                    }
+                }
+            })
+        });
+        Ok(())
+    }
+
+    /// Runs `train` on the biases and on padded copies of the factor tables (see [`pad_rows`]),
+    /// then writes the factors back.
+    fn with_tables(&mut self, train: impl FnOnce(SgdStep, Tables<'_>)) {
+        let k = self.config.n_factors;
         let step = SgdStep {
-            k: self.config.n_factors,
+            width: k.div_ceil(LANES),
             lr: self.config.lr_all as f32,
             reg: self.config.reg_all as f32,
             mu: self.global_mean,
         };
-        let parts = split_mut(&mut self.params, self.n_users, self.n_items, step.k);
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, as checked just above.
-            unsafe { sgd_pass_avx2(step, parts, ratings) };
-            return;
-        }
-        sgd_pass(step, parts, ratings);
+        let Parts { user_bias, item_bias, user_factors, item_factors } =
+            split_mut(&mut self.params, self.n_users, self.n_items, k);
+        let mut user_rows = pad_rows(user_factors, k);
+        let mut item_rows = pad_rows(item_factors, k);
+        train(step, Tables { user_bias, item_bias, user_rows: &mut user_rows, item_rows: &mut item_rows });
+        unpad_rows(&user_rows, user_factors, k);
+        unpad_rows(&item_rows, item_factors, k);
     }
 
     /// Trains with `optimizer` on mini-batches of `batch_size` ratings for `epochs` epochs and
@@ -878,12 +1248,28 @@ mod tests {
         let mut portable: Vec<f32> =
             (0..(n_users + n_items) * (k + 1)).map(|_| normal.sample(&mut rng) as f32).collect();
         let mut wide = portable.clone();
+        // Random ids: some neighbours share a user or an item (taken one by one), most do not
+        // (taken in pairs by the AVX2 pass).
         let ratings: Vec<(u32, u32, f32)> =
-            (0..200u32).map(|j| (j % 7, (j * 3) % 5, (j % 9) as f32 * 0.5 + 1.0)).collect();
-        let step = SgdStep { k, lr: 0.01, reg: 0.05, mu: 3.1 };
-        sgd_pass(step, split_mut(&mut portable, n_users, n_items, k), &ratings);
-        // SAFETY: AVX2 support was checked above.
-        unsafe { sgd_pass_avx2(step, split_mut(&mut wide, n_users, n_items, k), &ratings) };
+            (0..300u32).map(|j| (rng.next_u32() % 7, rng.next_u32() % 5, (j % 9) as f32 * 0.5 + 1.0)).collect();
+        let shared = ratings.windows(2).filter(|w| w[0].0 == w[1].0 || w[0].1 == w[1].1).count();
+        assert!(shared > 20 && shared < 200, "{shared} neighbours share a row");
+        let step = SgdStep { width: k.div_ceil(LANES), lr: 0.01, reg: 0.05, mu: 3.1 };
+        let run = |params: &mut Vec<f32>, wide: bool| {
+            let Parts { user_bias, item_bias, user_factors, item_factors } = split_mut(params, n_users, n_items, k);
+            let (mut user_rows, mut item_rows) = (pad_rows(user_factors, k), pad_rows(item_factors, k));
+            let tables = Tables { user_bias, item_bias, user_rows: &mut user_rows, item_rows: &mut item_rows };
+            if wide {
+                // SAFETY: AVX2 support was checked above.
+                unsafe { sgd_pass_avx2(step, tables, &ratings) };
+            } else {
+                sgd_pass(step, tables, &ratings);
+            }
+            unpad_rows(&user_rows, user_factors, k);
+            unpad_rows(&item_rows, item_factors, k);
+        };
+        run(&mut portable, false);
+        run(&mut wide, true);
         assert!(portable.iter().zip(&wide).all(|(a, b)| a.to_bits() == b.to_bits()));
         assert!(portable.iter().all(|p| p.is_finite()));
     }

@@ -271,3 +271,52 @@ fn bad_data_and_options_are_reported() {
     let other_shape = Ratings::new(3, 6, &users, &items, &ratings).unwrap();
     assert!(matches!(model.fit_sgd(&other_shape, 1, 0), Err(MfError::ShapeMismatch { .. })));
 }
+
+/// Stratified parallel SGD: the model is the same bit for bit on pools of 1, 2 and 3 threads (and
+/// on the global pool), differs from the sequential trainer's, and learns as well.
+#[test]
+fn stratified_sgd_is_independent_of_the_thread_count() {
+    let data = low_rank(6);
+    let train = data.train();
+    let config = MfConfig { parallel: true, ..small_config() };
+    let bits = |m: &MatrixFactorization| m.params().iter().map(|p| p.to_bits()).collect::<Vec<u32>>();
+    let on_threads = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| MatrixFactorization::fit(&config, &train).unwrap())
+    };
+    let one = on_threads(1);
+    for threads in [2, 3] {
+        let other = on_threads(threads);
+        let differing = bits(&one).iter().zip(&bits(&other)).filter(|(a, b)| a != b).count();
+        assert_eq!(differing, 0, "{threads} threads");
+    }
+    assert_eq!(bits(&one), bits(&MatrixFactorization::fit(&config, &train).unwrap()));
+
+    let mut direct = MatrixFactorization::new(&config, &train).unwrap();
+    direct.fit_dsgd(&train, config.n_epochs, config.seed).unwrap();
+    assert_eq!(bits(&one), bits(&direct));
+    let sequential = MatrixFactorization::fit(&MfConfig { parallel: false, ..config.clone() }, &train).unwrap();
+    assert_ne!(bits(&one), bits(&sequential));
+    let reseeded = MatrixFactorization::fit(&MfConfig { seed: 8, ..config.clone() }, &train).unwrap();
+    assert_ne!(bits(&one), bits(&reseeded));
+
+    let (stratified, plain, baseline) = (data.test_rmse(&one), data.test_rmse(&sequential), data.baseline_rmse());
+    assert!(stratified < 0.5 * baseline, "stratified {stratified}, global mean {baseline}");
+    assert!(stratified < 1.1 * plain, "stratified {stratified}, sequential {plain}");
+}
+
+/// Fewer users or items than strata leaves some ranges empty; training must still work.
+#[test]
+fn stratified_sgd_handles_fewer_users_than_strata() {
+    let users = [0u32, 1, 2, 0, 1];
+    let items = [0u32, 1, 0, 1, 0];
+    let ratings = [4.0f32, 2.0, 3.5, 1.0, 5.0];
+    let train = Ratings::new(3, 2, &users, &items, &ratings).unwrap();
+    let config = MfConfig { n_factors: 3, n_epochs: 50, lr_all: 0.05, parallel: true, ..MfConfig::default() };
+    let model = MatrixFactorization::fit(&config, &train).unwrap();
+    assert!(model.params().iter().all(|p| p.is_finite()));
+    let error = model.rmse(&users, &items, &ratings);
+    let mean = ratings.iter().sum::<f32>() / ratings.len() as f32;
+    let baseline = gradus::mf::rmse(&vec![mean; ratings.len()], &ratings);
+    assert!(error < 0.5 * baseline, "training RMSE {error}, global mean {baseline}");
+}
