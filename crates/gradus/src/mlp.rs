@@ -14,6 +14,7 @@
 //! The math is generic over [`Real`]: models train in `f32`, and the same code runs in `f64` to
 //! check it against PyTorch's float64 reference gradients.
 
+use std::any::TypeId;
 use std::ops::Range;
 
 use rand::{Rng, SeedableRng};
@@ -70,18 +71,11 @@ impl Activation {
     /// Applies the activation in place; NaN stays NaN, so that non-finite checks see it.
     fn apply<T: Real>(self, values: &mut [T]) {
         match self {
-            Activation::Relu => values.iter_mut().for_each(|v| {
-                if *v < T::ZERO {
-                    *v = T::ZERO;
-                }
-            }),
+            // Selects rather than branches: the signs are random, and selects vectorize.
+            Activation::Relu => values.iter_mut().for_each(|v| *v = if *v < T::ZERO { T::ZERO } else { *v }),
             Activation::LeakyRelu => {
                 let slope = T::from_f64(LEAKY_RELU_SLOPE);
-                values.iter_mut().for_each(|v| {
-                    if *v < T::ZERO {
-                        *v *= slope;
-                    }
-                })
+                values.iter_mut().for_each(|v| *v = if *v < T::ZERO { *v * slope } else { *v })
             }
             Activation::Tanh => values.iter_mut().for_each(|v| *v = v.tanh()),
             Activation::Sigmoid => values.iter_mut().for_each(|v| {
@@ -98,18 +92,10 @@ impl Activation {
     fn backprop<T: Real>(self, outputs: &[T], delta: &mut [T]) {
         let pairs = delta.iter_mut().zip(outputs);
         match self {
-            Activation::Relu => pairs.for_each(|(d, &out)| {
-                if out <= T::ZERO {
-                    *d = T::ZERO;
-                }
-            }),
+            Activation::Relu => pairs.for_each(|(d, &out)| *d = if out <= T::ZERO { T::ZERO } else { *d }),
             Activation::LeakyRelu => {
                 let slope = T::from_f64(LEAKY_RELU_SLOPE);
-                pairs.for_each(|(d, &out)| {
-                    if out <= T::ZERO {
-                        *d *= slope;
-                    }
-                })
+                pairs.for_each(|(d, &out)| *d = if out <= T::ZERO { *d * slope } else { *d })
             }
             Activation::Tanh => pairs.for_each(|(d, &out)| *d *= T::ONE - out * out),
             Activation::Sigmoid => pairs.for_each(|(d, &out)| *d *= out * (T::ONE - out)),
@@ -404,29 +390,7 @@ impl Mlp {
                 Some(start) => &before[start..start + rows * n_in],
             };
             let output = &mut after[..rows * n_out];
-            let bias = &params[layer.bias.clone()];
-            output.chunks_exact_mut(n_out).for_each(|row| row.copy_from_slice(bias));
-            let weight = &params[layer.weight.clone()];
-            // output (rows × n_out) += input (rows × n_in) · Wᵀ, W stored [n_out][n_in].
-            // SAFETY: the dimensions and strides address exactly the three slices.
-            unsafe {
-                T::gemm(
-                    rows,
-                    n_in,
-                    n_out,
-                    T::ONE,
-                    input.as_ptr(),
-                    n_in as isize,
-                    1,
-                    weight.as_ptr(),
-                    1,
-                    n_in as isize,
-                    T::ONE,
-                    output.as_mut_ptr(),
-                    n_out as isize,
-                    1,
-                );
-            }
+            layer_forward(input, &params[layer.weight.clone()], &params[layer.bias.clone()], rows, n_in, output);
             self.activations[i].apply(output);
             input_offset = Some(offset);
             offset += rows * n_out;
@@ -470,25 +434,7 @@ impl Mlp {
             };
             let layer_delta = &delta[..rows * n_out];
             // ∂W (n_out × n_in) = deltaᵀ (n_out × rows) · input (rows × n_in).
-            // SAFETY: the dimensions and strides address exactly the three slices.
-            unsafe {
-                T::gemm(
-                    n_out,
-                    rows,
-                    n_in,
-                    T::ONE,
-                    layer_delta.as_ptr(),
-                    1,
-                    n_out as isize,
-                    input.as_ptr(),
-                    n_in as isize,
-                    1,
-                    T::ZERO,
-                    grad[layer.weight.clone()].as_mut_ptr(),
-                    n_in as isize,
-                    1,
-                );
-            }
+            layer_weight_grad(layer_delta, input, rows, n_out, &mut grad[layer.weight.clone()]);
             // ∂b = column sums of delta.
             let bias_grad = &mut grad[layer.bias.clone()];
             bias_grad.fill(T::ZERO);
@@ -498,25 +444,7 @@ impl Mlp {
             if i > 0 {
                 // delta of the layer below (rows × n_in) = delta (rows × n_out) · W (n_out × n_in).
                 let below = &mut next_delta[..rows * n_in];
-                // SAFETY: the dimensions and strides address exactly the three slices.
-                unsafe {
-                    T::gemm(
-                        rows,
-                        n_out,
-                        n_in,
-                        T::ONE,
-                        layer_delta.as_ptr(),
-                        n_out as isize,
-                        1,
-                        params[layer.weight.clone()].as_ptr(),
-                        n_in as isize,
-                        1,
-                        T::ZERO,
-                        below.as_mut_ptr(),
-                        n_in as isize,
-                        1,
-                    );
-                }
+                layer_backprop(layer_delta, &params[layer.weight.clone()], rows, n_out, below);
                 self.activations[i - 1].backprop(input, below);
                 std::mem::swap(&mut delta, &mut next_delta);
             }
@@ -531,6 +459,498 @@ fn grow<T: Real>(buffer: &mut Vec<T>, len: usize) -> &mut [T] {
         buffer.resize(len, T::ZERO);
     }
     &mut buffer[..len]
+}
+
+/// `slice` as `f32`, when `T` is `f32`: the passes below take the hand-written kernels then.
+fn as_f32<T: Real>(slice: &[T]) -> Option<&[f32]> {
+    // SAFETY: `T` is `f32` itself, checked by its type id.
+    (TypeId::of::<T>() == TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(slice.as_ptr().cast::<f32>(), slice.len()) })
+}
+
+/// `slice` as `f32`, mutably, when `T` is `f32`.
+fn as_f32_mut<T: Real>(slice: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: `T` is `f32` itself, checked by its type id.
+    (TypeId::of::<T>() == TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts_mut(slice.as_mut_ptr().cast::<f32>(), slice.len()) })
+}
+
+/// Multiply-adds below which a layer pass stays on the calling thread.
+const SPLIT_WORK: usize = 1 << 20;
+
+/// How many pieces to cut a pass of `work` multiply-adds over `items` rows (or columns) into,
+/// each at least `granule` items. Any split gives the same bits: every output element is
+/// computed by the same operations whichever piece holds it.
+fn pieces(work: usize, items: usize, granule: usize) -> usize {
+    if work < SPLIT_WORK {
+        return 1;
+    }
+    rayon::current_num_threads().min(items.div_ceil(granule)).max(1)
+}
+
+/// `output (rows × n_out) = input (rows × n_in) · Wᵀ + bias`, `W` stored `[n_out][n_in]`.
+fn layer_forward<T: Real>(input: &[T], weight: &[T], bias: &[T], rows: usize, n_in: usize, output: &mut [T]) {
+    let n_out = bias.len();
+    if let (Some(x), Some(w), Some(b), Some(out)) = (as_f32(input), as_f32(weight), as_f32(bias), as_f32_mut(output)) {
+        let parts = pieces(rows * n_in * n_out, rows, 4);
+        if parts > 1 {
+            let chunk = rows.div_ceil(parts).next_multiple_of(4);
+            out.par_chunks_mut(chunk * n_out)
+                .zip(x.par_chunks(chunk * n_in))
+                .for_each(|(out, x)| kernels::forward(x, w, b, n_in, out));
+        } else {
+            kernels::forward(x, w, b, n_in, out);
+        }
+        return;
+    }
+    output.chunks_exact_mut(n_out).for_each(|row| row.copy_from_slice(bias));
+    // SAFETY: the dimensions and strides address exactly the three slices.
+    unsafe {
+        T::gemm(
+            rows,
+            n_in,
+            n_out,
+            T::ONE,
+            input.as_ptr(),
+            n_in as isize,
+            1,
+            weight.as_ptr(),
+            1,
+            n_in as isize,
+            T::ONE,
+            output.as_mut_ptr(),
+            n_out as isize,
+            1,
+        );
+    }
+}
+
+/// `grad_w (n_out × n_in) = deltaᵀ (n_out × rows) · input (rows × n_in)`, overwritten.
+fn layer_weight_grad<T: Real>(delta: &[T], input: &[T], rows: usize, n_out: usize, grad_w: &mut [T]) {
+    let n_in = grad_w.len() / n_out;
+    if let (Some(d), Some(x), Some(g)) = (as_f32(delta), as_f32(input), as_f32_mut(grad_w)) {
+        let parts = pieces(rows * n_in * n_out, n_out, 4);
+        let chunk = n_out.div_ceil(parts).next_multiple_of(4).min(n_out);
+        g.par_chunks_mut(chunk * n_in).enumerate().for_each(|(p, g)| {
+            let start = p * chunk;
+            kernels::outer(d, n_out, x, n_in, rows, start..start + g.len() / n_in, g);
+        });
+        return;
+    }
+    // SAFETY: the dimensions and strides address exactly the three slices.
+    unsafe {
+        T::gemm(
+            n_out,
+            rows,
+            n_in,
+            T::ONE,
+            delta.as_ptr(),
+            1,
+            n_out as isize,
+            input.as_ptr(),
+            n_in as isize,
+            1,
+            T::ZERO,
+            grad_w.as_mut_ptr(),
+            n_in as isize,
+            1,
+        );
+    }
+}
+
+/// `below (rows × n_in) = delta (rows × n_out) · W (n_out × n_in)`, overwritten.
+fn layer_backprop<T: Real>(delta: &[T], weight: &[T], rows: usize, n_out: usize, below: &mut [T]) {
+    let n_in = weight.len() / n_out;
+    if let (Some(d), Some(w), Some(out)) = (as_f32(delta), as_f32(weight), as_f32_mut(below)) {
+        // The kernel sums over its first operand's rows: hand it deltaᵀ (n_out × rows).
+        let mut transposed = vec![0.0f32; n_out * rows];
+        for (r, row) in d.chunks_exact(n_out).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                transposed[j * rows + r] = v;
+            }
+        }
+        let parts = pieces(rows * n_in * n_out, rows, 4);
+        let chunk = rows.div_ceil(parts).next_multiple_of(4).min(rows).max(1);
+        out.par_chunks_mut(chunk * n_in).enumerate().for_each(|(p, out)| {
+            let start = p * chunk;
+            kernels::outer(&transposed, rows, w, n_in, n_out, start..start + out.len() / n_in, out);
+        });
+        return;
+    }
+    // SAFETY: the dimensions and strides address exactly the three slices.
+    unsafe {
+        T::gemm(
+            rows,
+            n_out,
+            n_in,
+            T::ONE,
+            delta.as_ptr(),
+            n_out as isize,
+            1,
+            weight.as_ptr(),
+            n_in as isize,
+            1,
+            T::ZERO,
+            below.as_mut_ptr(),
+            n_in as isize,
+            1,
+        );
+    }
+}
+
+/// Hand-written `f32` layer passes for small batches, where a general matrix product spends much
+/// of its time packing its operands.
+///
+/// Every output element is computed by the same sequence of operations whichever tile, row range
+/// or thread it falls in, so splitting the work (across threads, or into tiles of any shape)
+/// never changes a bit. Each pass is compiled three times: for AVX-512 and for AVX2 (both with
+/// fused multiply-adds, chosen at run time; they give the same bits, only their tile shapes
+/// differ) and for the baseline target (unfused, so its last bits may differ).
+mod kernels {
+    /// Interleaved partial sums per dot product (one 512-bit or two 256-bit vectors).
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+        if FMA {
+            a.mul_add(b, c)
+        } else {
+            a * b + c
+        }
+    }
+
+    /// Adds the lanes pairwise (a fixed tree), then `tail`.
+    #[inline(always)]
+    fn reduce(mut lanes: [f32; LANES], tail: f32) -> f32 {
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for i in 0..width {
+                lanes[i] += lanes[i + width];
+            }
+        }
+        lanes[0] + tail
+    }
+
+    /// `out[r][c] = bias[c] + x[r] · w[c]` for an `R × C` tile; `x` and `w` point at rows `n` long.
+    ///
+    /// # Safety
+    /// Each `x[r]` and `w[c]` must address `n` readable elements, each `out[r]` `C` writable ones.
+    #[inline(always)]
+    unsafe fn dot_tile<const FMA: bool, const R: usize, const C: usize>(
+        x: [*const f32; R],
+        w: [*const f32; C],
+        n: usize,
+        bias: &[f32],
+        out: [*mut f32; R],
+    ) {
+        let mut acc = [[[0.0f32; LANES]; C]; R];
+        let full = n / LANES * LANES;
+        let mut k = 0;
+        while k < full {
+            for r in 0..R {
+                // SAFETY: k + LANES <= n.
+                let xv: [f32; LANES] = unsafe { *(x[r].add(k) as *const [f32; LANES]) };
+                for c in 0..C {
+                    let wv: [f32; LANES] = unsafe { *(w[c].add(k) as *const [f32; LANES]) };
+                    for l in 0..LANES {
+                        acc[r][c][l] = madd::<FMA>(xv[l], wv[l], acc[r][c][l]);
+                    }
+                }
+            }
+            k += LANES;
+        }
+        for r in 0..R {
+            for c in 0..C {
+                let mut tail = 0.0f32;
+                for k in full..n {
+                    // SAFETY: k < n.
+                    tail = unsafe { madd::<FMA>(*x[r].add(k), *w[c].add(k), tail) };
+                }
+                // SAFETY: c < C.
+                unsafe { *out[r].add(c) = bias[c] + reduce(acc[r][c], tail) };
+            }
+        }
+    }
+
+    /// `out (rows × n_out) = x (rows × n_in) · wᵀ + bias`, `w` stored `[n_out][n_in]`.
+    #[inline(always)]
+    fn forward_impl<const FMA: bool, const R: usize, const C: usize>(
+        x: &[f32],
+        w: &[f32],
+        bias: &[f32],
+        n_in: usize,
+        out: &mut [f32],
+    ) {
+        let n_out = bias.len();
+        let rows = out.len() / n_out;
+        assert!(x.len() >= rows * n_in && w.len() >= n_out * n_in && out.len() == rows * n_out);
+        let (xp, wp, op) = (x.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+        // SAFETY (all calls): the asserts above bound every row and column addressed.
+        unsafe {
+            let mut r = 0;
+            while r + R <= rows {
+                let xr: [*const f32; R] = std::array::from_fn(|i| xp.add((r + i) * n_in));
+                let orow: [*mut f32; R] = std::array::from_fn(|i| op.add((r + i) * n_out));
+                let mut c = 0;
+                while c + C <= n_out {
+                    let wc: [*const f32; C] = std::array::from_fn(|j| wp.add((c + j) * n_in));
+                    dot_tile::<FMA, R, C>(xr, wc, n_in, &bias[c..], orow.map(|p| p.add(c)));
+                    c += C;
+                }
+                for c in c..n_out {
+                    dot_tile::<FMA, R, 1>(xr, [wp.add(c * n_in)], n_in, &bias[c..], orow.map(|p| p.add(c)));
+                }
+                r += R;
+            }
+            for r in r..rows {
+                let xr = [xp.add(r * n_in)];
+                let orow = [op.add(r * n_out)];
+                let mut c = 0;
+                while c + C <= n_out {
+                    let wc: [*const f32; C] = std::array::from_fn(|j| wp.add((c + j) * n_in));
+                    dot_tile::<FMA, 1, C>(xr, wc, n_in, &bias[c..], orow.map(|p| p.add(c)));
+                    c += C;
+                }
+                for c in c..n_out {
+                    dot_tile::<FMA, 1, 1>(xr, [wp.add(c * n_in)], n_in, &bias[c..], orow.map(|p| p.add(c)));
+                }
+            }
+        }
+    }
+
+    /// `out[j][k] = Σᵣ a[r][j] b[r][k]` (rows in order, starting from zero) for the `J × K` tile
+    /// at (`j`, `k`); `a` is `rows × a_stride`, `b` is `rows × b_stride`, `out` is `[…][out_stride]`.
+    ///
+    /// # Safety
+    /// Every element addressed must lie in the buffers.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn outer_tile<const FMA: bool, const J: usize, const K: usize>(
+        a: *const f32,
+        a_stride: usize,
+        b: *const f32,
+        b_stride: usize,
+        rows: usize,
+        j: usize,
+        k: usize,
+        out: *mut f32,
+        out_stride: usize,
+    ) {
+        let mut acc = [[0.0f32; K]; J];
+        for r in 0..rows {
+            // SAFETY: forwarded from the caller.
+            let bv: [f32; K] = unsafe { *(b.add(r * b_stride + k) as *const [f32; K]) };
+            for (jj, acc) in acc.iter_mut().enumerate() {
+                let av = unsafe { *a.add(r * a_stride + j + jj) };
+                for l in 0..K {
+                    acc[l] = madd::<FMA>(av, bv[l], acc[l]);
+                }
+            }
+        }
+        for (jj, acc) in acc.iter().enumerate() {
+            // SAFETY: forwarded from the caller.
+            unsafe { *(out.add((j + jj) * out_stride + k) as *mut [f32; K]) = *acc };
+        }
+    }
+
+    /// `out[j][k] = Σᵣ a[r][j] b[r][k]` for `j` in `j_range` (written to `out`'s rows from 0) and
+    /// every `k < b_width`: `aᵀ b` over `rows` rows, each element summed over the rows in order.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn outer_impl<const FMA: bool, const J: usize, const K: usize>(
+        a: &[f32],
+        a_width: usize,
+        b: &[f32],
+        b_width: usize,
+        rows: usize,
+        j_range: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        assert!(a.len() >= rows * a_width && b.len() >= rows * b_width && j_range.end <= a_width);
+        assert!(out.len() >= j_range.len() * b_width);
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        // `out` row o is j = j_range.start + o: shift `a` so that column j lines up with o.
+        // SAFETY (all calls): the asserts above bound every element addressed.
+        unsafe {
+            let ap = ap.add(j_range.start);
+            let op = out.as_mut_ptr();
+            let js = j_range.len();
+            let mut j = 0;
+            while j + J <= js {
+                let mut k = 0;
+                while k + K <= b_width {
+                    outer_tile::<FMA, J, K>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                    k += K;
+                }
+                for k in k..b_width {
+                    outer_tile::<FMA, J, 1>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                }
+                j += J;
+            }
+            for j in j..js {
+                let mut k = 0;
+                while k + K <= b_width {
+                    outer_tile::<FMA, 1, K>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                    k += K;
+                }
+                for k in k..b_width {
+                    outer_tile::<FMA, 1, 1>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn forward_avx512(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
+        forward_impl::<true, 4, 4>(x, w, bias, n_in, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn forward_avx2(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
+        forward_impl::<true, 2, 3>(x, w, bias, n_in, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn outer_avx512(
+        a: &[f32],
+        a_width: usize,
+        b: &[f32],
+        b_width: usize,
+        rows: usize,
+        j: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        outer_impl::<true, 4, 64>(a, a_width, b, b_width, rows, j, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn outer_avx2(
+        a: &[f32],
+        a_width: usize,
+        b: &[f32],
+        b_width: usize,
+        rows: usize,
+        j: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        outer_impl::<true, 4, 24>(a, a_width, b, b_width, rows, j, out)
+    }
+
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Isa {
+        Avx512,
+        Avx2,
+        Baseline,
+    }
+
+    fn isa() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx2") && has!("fma") {
+                return Isa::Avx512;
+            }
+            if has!("avx2") && has!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    }
+
+    /// `out (rows × n_out) = x (rows × n_in) · wᵀ + bias` with `w` stored `[n_out][n_in]`.
+    pub(super) fn forward(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
+        match isa() {
+            // SAFETY: the CPU has the features, checked by `isa`.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { forward_avx512(x, w, bias, n_in, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { forward_avx2(x, w, bias, n_in, out) },
+            _ => forward_impl::<false, 2, 2>(x, w, bias, n_in, out),
+        }
+    }
+
+    /// Rows `j_range` of `aᵀ b` into `out` (`j_range.len() × b_width`): `a` is `rows × a_width`,
+    /// `b` is `rows × b_width`; each element is summed over the rows in order.
+    pub(super) fn outer(
+        a: &[f32],
+        a_width: usize,
+        b: &[f32],
+        b_width: usize,
+        rows: usize,
+        j_range: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        match isa() {
+            // SAFETY: the CPU has the features, checked by `isa`.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { outer_avx512(a, a_width, b, b_width, rows, j_range, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { outer_avx2(a, a_width, b, b_width, rows, j_range, out) },
+            _ => outer_impl::<false, 2, 16>(a, a_width, b, b_width, rows, j_range, out),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn values(len: usize, seed: usize) -> Vec<f32> {
+            (0..len).map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0).collect()
+        }
+
+        /// The tile shape decides only which elements are computed together, never their bits:
+        /// the dispatched kernels (big tiles) match 1 × 1 tiles of the same arithmetic.
+        #[test]
+        fn tile_shapes_do_not_change_a_bit() {
+            if isa() == Isa::Baseline {
+                return;
+            }
+            for (rows, n_in, n_out) in [(1, 1, 1), (7, 33, 5), (13, 100, 19), (64, 784, 12)] {
+                let (x, w, bias) = (values(rows * n_in, 1), values(n_out * n_in, 2), values(n_out, 3));
+                let (mut tiled, mut single) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
+                forward(&x, &w, &bias, n_in, &mut tiled);
+                forward_impl::<true, 1, 1>(&x, &w, &bias, n_in, &mut single);
+                assert_eq!(tiled, single);
+                let (mut tiled, mut single) = (vec![0.0; n_out * n_in], vec![0.0; n_out * n_in]);
+                outer(&bias.repeat(rows), n_out, &x, n_in, rows, 0..n_out, &mut tiled);
+                outer_impl::<true, 1, 1>(&bias.repeat(rows), n_out, &x, n_in, rows, 0..n_out, &mut single);
+                assert_eq!(tiled, single);
+                // A range of rows of the product equals those rows of the whole.
+                let mut part = vec![0.0; n_in];
+                outer(&bias.repeat(rows), n_out, &x, n_in, rows, n_out - 1..n_out, &mut part);
+                assert_eq!(part, tiled[(n_out - 1) * n_in..]);
+            }
+        }
+
+        #[test]
+        fn kernels_compute_the_products() {
+            let (rows, n_in, n_out) = (6, 37, 9);
+            let (x, w, bias) = (values(rows * n_in, 4), values(n_out * n_in, 5), values(n_out, 6));
+            let mut out = vec![0.0; rows * n_out];
+            forward(&x, &w, &bias, n_in, &mut out);
+            let delta = values(rows * n_out, 7);
+            let mut grad = vec![0.0; n_out * n_in];
+            outer(&delta, n_out, &x, n_in, rows, 0..n_out, &mut grad);
+            for r in 0..rows {
+                for c in 0..n_out {
+                    let exact: f64 = bias[c] as f64
+                        + (0..n_in).map(|k| x[r * n_in + k] as f64 * w[c * n_in + k] as f64).sum::<f64>();
+                    assert!((out[r * n_out + c] as f64 - exact).abs() < 1e-4, "forward {r} {c}");
+                }
+            }
+            for j in 0..n_out {
+                for k in 0..n_in {
+                    let exact: f64 = (0..rows).map(|r| delta[r * n_out + j] as f64 * x[r * n_in + k] as f64).sum();
+                    assert!((grad[j * n_in + k] as f64 - exact).abs() < 1e-5, "outer {j} {k}");
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -552,6 +972,40 @@ mod tests {
         assert_eq!(Mlp::new(&[3, 2], &[], Loss::Mse).unwrap_err().option, "activations");
         let bad_loss = Loss::Huber { delta: -1.0 };
         assert_eq!(Mlp::new(&[3, 2], &[Activation::Relu], bad_loss).unwrap_err().option, "delta");
+    }
+
+    /// Layers big enough to be split across threads inside one block give the same bits on any
+    /// number of threads, and agree with the `f64` pass (matrix products) to `f32` precision.
+    #[test]
+    fn split_layers_are_bit_identical_across_thread_counts() {
+        let mlp = Mlp::new(&[300, 70, 5], &[Activation::Relu, Activation::Identity], Loss::Mse).unwrap();
+        assert!(BLOCK_ROWS * 300 * 70 >= SPLIT_WORK, "the first layer must be split");
+        let params: Vec<f32> = mlp.init(3);
+        for rows in [BLOCK_ROWS, 3 * BLOCK_ROWS + 5] {
+            let x: Vec<f32> = (0..rows * 300).map(|i| ((i * 7919) % 1999) as f32 / 1000.0 - 1.0).collect();
+            let targets: Vec<f32> = (0..rows * 5).map(|i| ((i * 31) % 7) as f32 / 7.0).collect();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    let mut grad = vec![0.0f32; mlp.num_params()];
+                    let loss = mlp.loss_and_gradient(&params, &x, rows, &targets, &mut grad);
+                    let mut out = vec![0.0f32; rows * 5];
+                    mlp.predict(&params, &x, rows, &mut out);
+                    (loss.to_bits(), grad, out)
+                })
+            };
+            let single = run(1);
+            assert_eq!(run(2), single);
+            assert_eq!(run(3), single);
+            let to64 = |v: &[f32]| v.iter().map(|&e| e as f64).collect::<Vec<f64>>();
+            let mut grad64 = vec![0.0f64; mlp.num_params()];
+            let loss64 = mlp.loss_and_gradient(&to64(&params), &to64(&x), rows, &to64(&targets), &mut grad64);
+            assert!((f64::from_bits(single.0) - loss64).abs() <= 1e-5 * loss64.abs());
+            let scale = grad64.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+            for (g, g32) in grad64.iter().zip(&single.1) {
+                assert!((g - *g32 as f64).abs() <= 1e-4 * scale, "{g} vs {g32}");
+            }
+        }
     }
 
     #[test]
