@@ -979,7 +979,7 @@ mod tests {
     #[test]
     fn split_layers_are_bit_identical_across_thread_counts() {
         let mlp = Mlp::new(&[300, 70, 5], &[Activation::Relu, Activation::Identity], Loss::Mse).unwrap();
-        assert!(BLOCK_ROWS * 300 * 70 >= SPLIT_WORK, "the first layer must be split");
+        const { assert!(BLOCK_ROWS * 300 * 70 >= SPLIT_WORK, "the first layer must be split") };
         let params: Vec<f32> = mlp.init(3);
         for rows in [BLOCK_ROWS, 3 * BLOCK_ROWS + 5] {
             let x: Vec<f32> = (0..rows * 300).map(|i| ((i * 7919) % 1999) as f32 / 1000.0 - 1.0).collect();
