@@ -606,7 +606,7 @@ fn layer_backprop<T: Real>(delta: &[T], weight: &[T], rows: usize, n_out: usize,
 /// never changes a bit. Each pass is compiled three times: for AVX-512 and for AVX2 (both with
 /// fused multiply-adds, chosen at run time; they give the same bits, only their tile shapes
 /// differ) and for the baseline target (unfused, so its last bits may differ).
-mod kernels {
+pub(crate) mod kernels {
     /// Interleaved partial sums per dot product (one 512-bit or two 256-bit vectors).
     const LANES: usize = 16;
 
@@ -698,6 +698,11 @@ mod kernels {
                     dot_tile::<FMA, R, C>(xr, wc, n_in, &bias[c..], orow.map(|p| p.add(c)));
                     c += C;
                 }
+                if C > 2 && c + 2 <= n_out {
+                    let wc = [wp.add(c * n_in), wp.add((c + 1) * n_in)];
+                    dot_tile::<FMA, R, 2>(xr, wc, n_in, &bias[c..], orow.map(|p| p.add(c)));
+                    c += 2;
+                }
                 for c in c..n_out {
                     dot_tile::<FMA, R, 1>(xr, [wp.add(c * n_in)], n_in, &bias[c..], orow.map(|p| p.add(c)));
                 }
@@ -788,6 +793,17 @@ mod kernels {
                 }
                 j += J;
             }
+            if J > 2 && j + 2 <= js {
+                let mut k = 0;
+                while k + K <= b_width {
+                    outer_tile::<FMA, 2, K>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                    k += K;
+                }
+                for k in k..b_width {
+                    outer_tile::<FMA, 2, 1>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                }
+                j += 2;
+            }
             for j in j..js {
                 let mut k = 0;
                 while k + K <= b_width {
@@ -863,7 +879,7 @@ mod kernels {
     }
 
     /// `out (rows × n_out) = x (rows × n_in) · wᵀ + bias` with `w` stored `[n_out][n_in]`.
-    pub(super) fn forward(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
+    pub(crate) fn forward(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
         match isa() {
             // SAFETY: the CPU has the features, checked by `isa`.
             #[cfg(target_arch = "x86_64")]
@@ -876,7 +892,7 @@ mod kernels {
 
     /// Rows `j_range` of `aᵀ b` into `out` (`j_range.len() × b_width`): `a` is `rows × a_width`,
     /// `b` is `rows × b_width`; each element is summed over the rows in order.
-    pub(super) fn outer(
+    pub(crate) fn outer(
         a: &[f32],
         a_width: usize,
         b: &[f32],

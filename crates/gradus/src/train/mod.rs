@@ -539,7 +539,7 @@ impl Trainer {
                     }
                     micro = 0;
                 }
-                if grad.iter().any(|g| !g.is_finite()) {
+                if !all_finite(&grad) {
                     if config.skip_nonfinite {
                         skipped += 1;
                         continue;
@@ -577,7 +577,7 @@ impl Trainer {
                     break 'epochs;
                 }
             }
-            if params.iter().any(|p| !p.is_finite()) {
+            if !all_finite(params) {
                 params.copy_from_slice(&last_good);
                 return Err(self.diverged(epoch, step, last_good_loss, f64::NAN));
             }
@@ -742,6 +742,13 @@ impl Trainer {
             ),
         }
     }
+}
+
+/// Whether every value is finite: a branch-free scan over the exponent bits, which vectorizes
+/// (an early-exit search does not, and runs on every update).
+pub(crate) fn all_finite(values: &[f32]) -> bool {
+    const EXPONENT: u32 = 0x7f80_0000;
+    values.chunks(1024).all(|chunk| !chunk.iter().fold(false, |bad, v| bad | (v.to_bits() & EXPONENT == EXPONENT)))
 }
 
 /// The Euclidean norm of `grad`: [`grad_norm`]'s deterministic `f64` sum (eight interleaved partial
