@@ -15,8 +15,9 @@ use crate::error::{non_negative, ConfigError};
 use crate::loss::Loss;
 use rayon::prelude::*;
 
-use crate::mlp::{kernels, Activation, Mlp, BLOCK_ROWS};
-use crate::model::Model;
+use crate::mlp::kernels::{self, RowSource};
+use crate::mlp::{Activation, Mlp, BLOCK_ROWS};
+use crate::model::{Model, Rows};
 use crate::params::ParamLayout;
 use crate::train::Task;
 
@@ -148,7 +149,7 @@ impl LinearModel {
     }
 
     /// Outputs `b + W x` of the `rows` rows of `x` into `out` (`rows × outputs`), one block.
-    fn forward_block(&self, params: &[f32], x: &[f32], out: &mut [f32]) {
+    fn forward_block(&self, params: &[f32], x: RowSource<'_>, out: &mut [f32]) {
         let inputs = self.net.input_size();
         let (weights, bias) = params.split_at(inputs * self.net.output_size());
         kernels::forward(x, weights, bias, inputs, out);
@@ -161,11 +162,11 @@ impl LinearModel {
         assert_eq!(x.len(), rows * inputs, "input length is not rows × input size");
         assert_eq!(out.len(), rows * outputs, "output buffer length");
         if rows <= BLOCK_ROWS {
-            self.forward_block(params, x, out);
+            self.forward_block(params, RowSource::dense(x, inputs), out);
         } else {
-            x.par_chunks(BLOCK_ROWS * inputs)
-                .zip(out.par_chunks_mut(BLOCK_ROWS * outputs))
-                .for_each(|(x_block, out_block)| self.forward_block(params, x_block, out_block));
+            x.par_chunks(BLOCK_ROWS * inputs).zip(out.par_chunks_mut(BLOCK_ROWS * outputs)).for_each(
+                |(x_block, out_block)| self.forward_block(params, RowSource::dense(x_block, inputs), out_block),
+            );
         }
     }
 
@@ -174,14 +175,14 @@ impl LinearModel {
     fn block_loss_gradient(
         &self,
         params: &[f32],
-        x: &[f32],
+        x: RowSource<'_>,
         targets: &[f32],
         grad_scale: f32,
         grad: &mut [f32],
         scratch: &mut Vec<f32>,
     ) -> f64 {
         let (inputs, outputs) = (self.net.input_size(), self.net.output_size());
-        let rows = x.len() / inputs;
+        let rows = x.rows();
         scratch.resize(2 * rows * outputs, 0.0);
         let (out, delta) = scratch.split_at_mut(rows * outputs);
         self.forward_block(params, x, out);
@@ -195,14 +196,14 @@ impl LinearModel {
         loss
     }
 
-    /// The mean data loss (no penalty) and its gradient.
-    fn data_loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
-        let (inputs, outputs) = (self.net.input_size(), self.net.output_size());
+    /// The mean data loss (no penalty) and its gradient, over the rows of `x` against `y`.
+    fn data_loss_and_gradient(&self, params: &[f32], x: RowSource<'_>, y: &[f32], grad: &mut [f32]) -> f64 {
+        let rows = x.rows();
+        let outputs = self.net.output_size();
         let loss = self.net.loss();
         let target_width = loss.target_len(1, outputs);
         assert_eq!(params.len(), self.net.num_params(), "parameter buffer length");
         assert_eq!(grad.len(), params.len(), "gradient buffer length");
-        assert_eq!(x.len(), rows * inputs, "input length is not rows × input size");
         assert_eq!(y.len(), rows * target_width, "wrong number of targets");
         if rows == 0 {
             grad.fill(0.0);
@@ -213,7 +214,7 @@ impl LinearModel {
         let blocks = rows.div_ceil(BLOCK_ROWS);
         let block = |b: usize, block_grad: &mut [f32], scratch: &mut Vec<f32>| {
             let range = b * BLOCK_ROWS..rows.min((b + 1) * BLOCK_ROWS);
-            let x_block = &x[range.start * inputs..range.end * inputs];
+            let x_block = x.slice(range.clone());
             let y_block = &y[range.start * target_width..range.end * target_width];
             self.block_loss_gradient(params, x_block, y_block, grad_scale, block_grad, scratch)
         };
@@ -274,9 +275,20 @@ impl Model for LinearModel {
     }
 
     fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
-        let data = self.data_loss_and_gradient(params, x, y, rows, grad);
+        assert_eq!(x.len(), rows * self.net.input_size(), "input length is not rows × input size");
+        let data = self.data_loss_and_gradient(params, RowSource::dense(x, self.net.input_size()), y, grad);
         let w = self.weight_range();
         data + self.penalty.apply(&params[w.clone()], &mut grad[w])
+    }
+
+    /// Reads the batch's rows where they lie instead of copying them.
+    fn loss_and_gradient_rows(&self, params: &[f32], data: Rows<'_>, indices: &[usize], grad: &mut [f32]) -> f64 {
+        assert_eq!(data.cols, self.net.input_size(), "input width");
+        let y: Vec<f32> = indices.iter().map(|&i| data.y[i]).collect();
+        let x = RowSource::indexed(data.x, data.cols, indices);
+        let loss = self.data_loss_and_gradient(params, x, &y, grad);
+        let w = self.weight_range();
+        loss + self.penalty.apply(&params[w.clone()], &mut grad[w])
     }
 
     fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::loss::{Loss, Real};
 use crate::params::ParamLayout;
+use kernels::RowSource;
 
 /// Rows per block of a batch: the unit of parallel work and of the fixed-order gradient sum.
 ///
@@ -497,9 +498,9 @@ fn layer_forward<T: Real>(input: &[T], weight: &[T], bias: &[T], rows: usize, n_
             let chunk = rows.div_ceil(parts).next_multiple_of(4);
             out.par_chunks_mut(chunk * n_out)
                 .zip(x.par_chunks(chunk * n_in))
-                .for_each(|(out, x)| kernels::forward(x, w, b, n_in, out));
+                .for_each(|(out, x)| kernels::forward(RowSource::dense(x, n_in), w, b, n_in, out));
         } else {
-            kernels::forward(x, w, b, n_in, out);
+            kernels::forward(RowSource::dense(x, n_in), w, b, n_in, out);
         }
         return;
     }
@@ -533,7 +534,7 @@ fn layer_weight_grad<T: Real>(delta: &[T], input: &[T], rows: usize, n_out: usiz
         let chunk = n_out.div_ceil(parts).next_multiple_of(4).min(n_out);
         g.par_chunks_mut(chunk * n_in).enumerate().for_each(|(p, g)| {
             let start = p * chunk;
-            kernels::outer(d, n_out, x, n_in, rows, start..start + g.len() / n_in, g);
+            kernels::outer(d, n_out, RowSource::dense(x, n_in), n_in, rows, start..start + g.len() / n_in, g);
         });
         return;
     }
@@ -573,7 +574,15 @@ fn layer_backprop<T: Real>(delta: &[T], weight: &[T], rows: usize, n_out: usize,
         let chunk = rows.div_ceil(parts).next_multiple_of(4).min(rows).max(1);
         out.par_chunks_mut(chunk * n_in).enumerate().for_each(|(p, out)| {
             let start = p * chunk;
-            kernels::outer(&transposed, rows, w, n_in, n_out, start..start + out.len() / n_in, out);
+            kernels::outer(
+                &transposed,
+                rows,
+                RowSource::dense(w, n_in),
+                n_in,
+                n_out,
+                start..start + out.len() / n_in,
+                out,
+            );
         });
         return;
     }
@@ -607,6 +616,69 @@ fn layer_backprop<T: Real>(delta: &[T], weight: &[T], rows: usize, n_out: usize,
 /// fused multiply-adds, chosen at run time; they give the same bits, only their tile shapes
 /// differ) and for the baseline target (unfused, so its last bits may differ).
 pub(crate) mod kernels {
+    /// The rows of a row-major matrix, in place or picked by index (so that a batch of scattered
+    /// training rows needs no copy).
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct RowSource<'a> {
+        data: &'a [f32],
+        width: usize,
+        index: Option<&'a [usize]>,
+        rows: usize,
+    }
+
+    impl<'a> RowSource<'a> {
+        /// All rows of `data`, `width` wide.
+        pub(crate) fn dense(data: &'a [f32], width: usize) -> Self {
+            assert!(width > 0, "rows of width 0");
+            Self { data, width, index: None, rows: data.len() / width }
+        }
+
+        /// The rows of `data` at `index`, in that order.
+        ///
+        /// # Panics
+        /// If an index is out of range.
+        pub(crate) fn indexed(data: &'a [f32], width: usize, index: &'a [usize]) -> Self {
+            assert!(width > 0, "rows of width 0");
+            let rows = data.len() / width;
+            assert!(index.iter().all(|&i| i < rows), "row index out of range");
+            Self { data, width, index: Some(index), rows: index.len() }
+        }
+
+        /// Rows `range` of this source.
+        pub(crate) fn slice(self, range: std::ops::Range<usize>) -> Self {
+            assert!(range.start <= range.end && range.end <= self.rows, "row range out of bounds");
+            match self.index {
+                Some(index) => Self { index: Some(&index[range.clone()]), rows: range.len(), ..self },
+                None => Self {
+                    data: &self.data[range.start * self.width..range.end * self.width],
+                    rows: range.len(),
+                    ..self
+                },
+            }
+        }
+
+        /// The number of rows.
+        pub(crate) fn rows(&self) -> usize {
+            self.rows
+        }
+
+        /// Row `r`'s first element.
+        ///
+        /// # Safety
+        /// `r` must be below [`RowSource::rows`].
+        #[inline(always)]
+        unsafe fn row(&self, r: usize) -> *const f32 {
+            // SAFETY: `r < rows`, and every index was checked against the data at construction.
+            unsafe {
+                let i = match self.index {
+                    Some(index) => *index.get_unchecked(r),
+                    None => r,
+                };
+                self.data.as_ptr().add(i * self.width)
+            }
+        }
+    }
+
     /// Interleaved partial sums per dot product (one 512-bit or two 256-bit vectors).
     const LANES: usize = 16;
 
@@ -676,7 +748,7 @@ pub(crate) mod kernels {
     /// `out (rows × n_out) = x (rows × n_in) · wᵀ + bias`, `w` stored `[n_out][n_in]`.
     #[inline(always)]
     fn forward_impl<const FMA: bool, const R: usize, const C: usize>(
-        x: &[f32],
+        x: RowSource<'_>,
         w: &[f32],
         bias: &[f32],
         n_in: usize,
@@ -684,13 +756,13 @@ pub(crate) mod kernels {
     ) {
         let n_out = bias.len();
         let rows = out.len() / n_out;
-        assert!(x.len() >= rows * n_in && w.len() >= n_out * n_in && out.len() == rows * n_out);
-        let (xp, wp, op) = (x.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+        assert!(x.rows >= rows && x.width == n_in && w.len() >= n_out * n_in && out.len() == rows * n_out);
+        let (wp, op) = (w.as_ptr(), out.as_mut_ptr());
         // SAFETY (all calls): the asserts above bound every row and column addressed.
         unsafe {
             let mut r = 0;
             while r + R <= rows {
-                let xr: [*const f32; R] = std::array::from_fn(|i| xp.add((r + i) * n_in));
+                let xr: [*const f32; R] = std::array::from_fn(|i| x.row(r + i));
                 let orow: [*mut f32; R] = std::array::from_fn(|i| op.add((r + i) * n_out));
                 let mut c = 0;
                 while c + C <= n_out {
@@ -709,7 +781,7 @@ pub(crate) mod kernels {
                 r += R;
             }
             for r in r..rows {
-                let xr = [xp.add(r * n_in)];
+                let xr = [x.row(r)];
                 let orow = [op.add(r * n_out)];
                 let mut c = 0;
                 while c + C <= n_out {
@@ -734,8 +806,7 @@ pub(crate) mod kernels {
     unsafe fn outer_tile<const FMA: bool, const J: usize, const K: usize>(
         a: *const f32,
         a_stride: usize,
-        b: *const f32,
-        b_stride: usize,
+        b: RowSource<'_>,
         rows: usize,
         j: usize,
         k: usize,
@@ -745,7 +816,7 @@ pub(crate) mod kernels {
         let mut acc = [[0.0f32; K]; J];
         for r in 0..rows {
             // SAFETY: forwarded from the caller.
-            let bv: [f32; K] = unsafe { *(b.add(r * b_stride + k) as *const [f32; K]) };
+            let bv: [f32; K] = unsafe { *(b.row(r).add(k) as *const [f32; K]) };
             for (jj, acc) in acc.iter_mut().enumerate() {
                 let av = unsafe { *a.add(r * a_stride + j + jj) };
                 for l in 0..K {
@@ -766,15 +837,15 @@ pub(crate) mod kernels {
     fn outer_impl<const FMA: bool, const J: usize, const K: usize>(
         a: &[f32],
         a_width: usize,
-        b: &[f32],
+        b: RowSource<'_>,
         b_width: usize,
         rows: usize,
         j_range: std::ops::Range<usize>,
         out: &mut [f32],
     ) {
-        assert!(a.len() >= rows * a_width && b.len() >= rows * b_width && j_range.end <= a_width);
+        assert!(a.len() >= rows * a_width && b.rows >= rows && b.width == b_width && j_range.end <= a_width);
         assert!(out.len() >= j_range.len() * b_width);
-        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        let (ap, bp) = (a.as_ptr(), b);
         // `out` row o is j = j_range.start + o: shift `a` so that column j lines up with o.
         // SAFETY (all calls): the asserts above bound every element addressed.
         unsafe {
@@ -785,33 +856,33 @@ pub(crate) mod kernels {
             while j + J <= js {
                 let mut k = 0;
                 while k + K <= b_width {
-                    outer_tile::<FMA, J, K>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                    outer_tile::<FMA, J, K>(ap, a_width, bp, rows, j, k, op, b_width);
                     k += K;
                 }
                 for k in k..b_width {
-                    outer_tile::<FMA, J, 1>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                    outer_tile::<FMA, J, 1>(ap, a_width, bp, rows, j, k, op, b_width);
                 }
                 j += J;
             }
             if J > 2 && j + 2 <= js {
                 let mut k = 0;
                 while k + K <= b_width {
-                    outer_tile::<FMA, 2, K>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                    outer_tile::<FMA, 2, K>(ap, a_width, bp, rows, j, k, op, b_width);
                     k += K;
                 }
                 for k in k..b_width {
-                    outer_tile::<FMA, 2, 1>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                    outer_tile::<FMA, 2, 1>(ap, a_width, bp, rows, j, k, op, b_width);
                 }
                 j += 2;
             }
             for j in j..js {
                 let mut k = 0;
                 while k + K <= b_width {
-                    outer_tile::<FMA, 1, K>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                    outer_tile::<FMA, 1, K>(ap, a_width, bp, rows, j, k, op, b_width);
                     k += K;
                 }
                 for k in k..b_width {
-                    outer_tile::<FMA, 1, 1>(ap, a_width, bp, b_width, rows, j, k, op, b_width);
+                    outer_tile::<FMA, 1, 1>(ap, a_width, bp, rows, j, k, op, b_width);
                 }
             }
         }
@@ -819,13 +890,13 @@ pub(crate) mod kernels {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn forward_avx512(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
+    fn forward_avx512(x: RowSource<'_>, w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
         forward_impl::<true, 4, 4>(x, w, bias, n_in, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn forward_avx2(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
+    fn forward_avx2(x: RowSource<'_>, w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
         forward_impl::<true, 2, 3>(x, w, bias, n_in, out)
     }
 
@@ -834,7 +905,7 @@ pub(crate) mod kernels {
     fn outer_avx512(
         a: &[f32],
         a_width: usize,
-        b: &[f32],
+        b: RowSource<'_>,
         b_width: usize,
         rows: usize,
         j: std::ops::Range<usize>,
@@ -848,7 +919,7 @@ pub(crate) mod kernels {
     fn outer_avx2(
         a: &[f32],
         a_width: usize,
-        b: &[f32],
+        b: RowSource<'_>,
         b_width: usize,
         rows: usize,
         j: std::ops::Range<usize>,
@@ -879,7 +950,7 @@ pub(crate) mod kernels {
     }
 
     /// `out (rows × n_out) = x (rows × n_in) · wᵀ + bias` with `w` stored `[n_out][n_in]`.
-    pub(crate) fn forward(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
+    pub(crate) fn forward(x: RowSource<'_>, w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
         match isa() {
             // SAFETY: the CPU has the features, checked by `isa`.
             #[cfg(target_arch = "x86_64")]
@@ -895,7 +966,7 @@ pub(crate) mod kernels {
     pub(crate) fn outer(
         a: &[f32],
         a_width: usize,
-        b: &[f32],
+        b: RowSource<'_>,
         b_width: usize,
         rows: usize,
         j_range: std::ops::Range<usize>,
@@ -929,18 +1000,45 @@ pub(crate) mod kernels {
             for (rows, n_in, n_out) in [(1, 1, 1), (7, 33, 5), (13, 100, 19), (64, 784, 12)] {
                 let (x, w, bias) = (values(rows * n_in, 1), values(n_out * n_in, 2), values(n_out, 3));
                 let (mut tiled, mut single) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
-                forward(&x, &w, &bias, n_in, &mut tiled);
-                forward_impl::<true, 1, 1>(&x, &w, &bias, n_in, &mut single);
+                forward(RowSource::dense(&x, n_in), &w, &bias, n_in, &mut tiled);
+                forward_impl::<true, 1, 1>(RowSource::dense(&x, n_in), &w, &bias, n_in, &mut single);
                 assert_eq!(tiled, single);
                 let (mut tiled, mut single) = (vec![0.0; n_out * n_in], vec![0.0; n_out * n_in]);
-                outer(&bias.repeat(rows), n_out, &x, n_in, rows, 0..n_out, &mut tiled);
-                outer_impl::<true, 1, 1>(&bias.repeat(rows), n_out, &x, n_in, rows, 0..n_out, &mut single);
+                outer(&bias.repeat(rows), n_out, RowSource::dense(&x, n_in), n_in, rows, 0..n_out, &mut tiled);
+                outer_impl::<true, 1, 1>(
+                    &bias.repeat(rows),
+                    n_out,
+                    RowSource::dense(&x, n_in),
+                    n_in,
+                    rows,
+                    0..n_out,
+                    &mut single,
+                );
                 assert_eq!(tiled, single);
                 // A range of rows of the product equals those rows of the whole.
                 let mut part = vec![0.0; n_in];
-                outer(&bias.repeat(rows), n_out, &x, n_in, rows, n_out - 1..n_out, &mut part);
+                outer(&bias.repeat(rows), n_out, RowSource::dense(&x, n_in), n_in, rows, n_out - 1..n_out, &mut part);
                 assert_eq!(part, tiled[(n_out - 1) * n_in..]);
             }
+        }
+
+        /// Rows picked by index give the same bits as the same rows copied out first.
+        #[test]
+        fn indexed_rows_match_gathered_rows() {
+            let (rows, n_in, n_out) = (20, 45, 7);
+            let (x, w, bias) = (values(rows * n_in, 8), values(n_out * n_in, 9), values(n_out, 10));
+            let index: Vec<usize> = (0..13).map(|i| (i * 7) % rows).collect();
+            let gathered: Vec<f32> = index.iter().flat_map(|&i| x[i * n_in..(i + 1) * n_in].to_vec()).collect();
+            let (mut by_index, mut by_copy) = (vec![0.0; 13 * n_out], vec![0.0; 13 * n_out]);
+            forward(RowSource::indexed(&x, n_in, &index), &w, &bias, n_in, &mut by_index);
+            forward(RowSource::dense(&gathered, n_in), &w, &bias, n_in, &mut by_copy);
+            assert_eq!(by_index, by_copy);
+            let delta = values(13 * n_out, 11);
+            let (mut by_index, mut by_copy) = (vec![0.0; n_out * n_in], vec![0.0; n_out * n_in]);
+            let source = RowSource::indexed(&x, n_in, &index).slice(0..13);
+            outer(&delta, n_out, source, n_in, 13, 0..n_out, &mut by_index);
+            outer(&delta, n_out, RowSource::dense(&gathered, n_in), n_in, 13, 0..n_out, &mut by_copy);
+            assert_eq!(by_index, by_copy);
         }
 
         #[test]
@@ -948,10 +1046,10 @@ pub(crate) mod kernels {
             let (rows, n_in, n_out) = (6, 37, 9);
             let (x, w, bias) = (values(rows * n_in, 4), values(n_out * n_in, 5), values(n_out, 6));
             let mut out = vec![0.0; rows * n_out];
-            forward(&x, &w, &bias, n_in, &mut out);
+            forward(RowSource::dense(&x, n_in), &w, &bias, n_in, &mut out);
             let delta = values(rows * n_out, 7);
             let mut grad = vec![0.0; n_out * n_in];
-            outer(&delta, n_out, &x, n_in, rows, 0..n_out, &mut grad);
+            outer(&delta, n_out, RowSource::dense(&x, n_in), n_in, rows, 0..n_out, &mut grad);
             for r in 0..rows {
                 for c in 0..n_out {
                     let exact: f64 = bias[c] as f64
