@@ -276,7 +276,7 @@ impl Mlp {
             let block_rows = x_block.len() / inputs;
             T::with_scratch(0, |scratch| {
                 let activations = grow(scratch, block_rows * self.activation_width());
-                self.forward_block(params, x_block, block_rows, activations);
+                self.forward_block(params, Input::Dense(x_block), block_rows, activations);
                 let last = self.activation_offset(self.num_layers() - 1, block_rows);
                 out_block.copy_from_slice(&activations[last..last + block_rows * outputs]);
             })
@@ -301,6 +301,33 @@ impl Mlp {
     /// If `params`, `grad`, `x` or `targets` have the wrong length.
     pub fn loss_and_gradient<T: Real>(&self, params: &[T], x: &[T], rows: usize, targets: &[T], grad: &mut [T]) -> f64 {
         self.check_lengths(params, x, rows);
+        self.loss_and_gradient_of(params, Input::Dense(x), rows, targets, grad)
+    }
+
+    /// [`Mlp::loss_and_gradient`] of the rows of `x` (`width` wide) at `indices`, in that order,
+    /// read where they lie; `targets` holds one target per picked row. The same bits as the
+    /// rows copied out first.
+    pub(crate) fn loss_and_gradient_picked(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        indices: &[usize],
+        targets: &[f32],
+        grad: &mut [f32],
+    ) -> f64 {
+        assert_eq!(params.len(), self.num_params(), "parameter buffer length");
+        let source = RowSource::indexed(x, self.input_size(), indices);
+        self.loss_and_gradient_of(params, Input::Picked(source), indices.len(), targets, grad)
+    }
+
+    fn loss_and_gradient_of<T: Real>(
+        &self,
+        params: &[T],
+        x: Input<'_, T>,
+        rows: usize,
+        targets: &[T],
+        grad: &mut [T],
+    ) -> f64 {
         let outputs = self.output_size();
         let target_width = self.loss.target_len(1, outputs);
         assert_eq!(targets.len(), rows * target_width, "wrong number of targets");
@@ -315,7 +342,7 @@ impl Mlp {
         let block = |b: usize, block_grad: &mut [T]| -> f64 {
             let rows_range = b * BLOCK_ROWS..rows.min((b + 1) * BLOCK_ROWS);
             let block_rows = rows_range.len();
-            let x_block = &x[rows_range.start * inputs..rows_range.end * inputs];
+            let x_block = x.rows_range(rows_range.clone(), inputs);
             let targets_block = &targets[rows_range.start * target_width..rows_range.end * target_width];
             T::with_scratch(0, |scratch| {
                 self.block_loss_gradient(params, x_block, block_rows, targets_block, grad_scale, block_grad, scratch)
@@ -380,7 +407,7 @@ impl Mlp {
 
     /// Runs the layers on a block of `rows` rows, writing every layer's outputs into
     /// `activations` (layer after layer, each `rows × sizes[i + 1]`).
-    fn forward_block<T: Real>(&self, params: &[T], x: &[T], rows: usize, activations: &mut [T]) {
+    fn forward_block<T: Real>(&self, params: &[T], x: Input<'_, T>, rows: usize, activations: &mut [T]) {
         let mut offset = 0;
         let mut input_offset = None;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -388,7 +415,7 @@ impl Mlp {
             let (before, after) = activations.split_at_mut(offset);
             let input = match input_offset {
                 None => x,
-                Some(start) => &before[start..start + rows * n_in],
+                Some(start) => Input::Dense(&before[start..start + rows * n_in]),
             };
             let output = &mut after[..rows * n_out];
             layer_forward(input, &params[layer.weight.clone()], &params[layer.bias.clone()], rows, n_in, output);
@@ -404,7 +431,7 @@ impl Mlp {
     fn block_loss_gradient<T: Real>(
         &self,
         params: &[T],
-        x: &[T],
+        x: Input<'_, T>,
         rows: usize,
         targets: &[T],
         grad_scale: T,
@@ -431,7 +458,7 @@ impl Mlp {
                 x
             } else {
                 let start = self.activation_offset(i - 1, rows);
-                &activations[start..start + rows * n_in]
+                Input::Dense(&activations[start..start + rows * n_in])
             };
             let layer_delta = &delta[..rows * n_out];
             // ∂W (n_out × n_in) = deltaᵀ (n_out × rows) · input (rows × n_in).
@@ -446,7 +473,7 @@ impl Mlp {
                 // delta of the layer below (rows × n_in) = delta (rows × n_out) · W (n_out × n_in).
                 let below = &mut next_delta[..rows * n_in];
                 layer_backprop(layer_delta, &params[layer.weight.clone()], rows, n_out, below);
-                self.activations[i - 1].backprop(input, below);
+                self.activations[i - 1].backprop(input.dense(), below);
                 std::mem::swap(&mut delta, &mut next_delta);
             }
         }
@@ -460,6 +487,41 @@ fn grow<T: Real>(buffer: &mut Vec<T>, len: usize) -> &mut [T] {
         buffer.resize(len, T::ZERO);
     }
     &mut buffer[..len]
+}
+
+/// A block's input rows: a row-major matrix, or (in `f32` only) rows of the training set picked
+/// by index, which the kernels read where they lie.
+#[derive(Clone, Copy)]
+enum Input<'a, T> {
+    Dense(&'a [T]),
+    Picked(RowSource<'a>),
+}
+
+impl<'a, T: Real> Input<'a, T> {
+    /// Rows `range` (of `width` values each).
+    fn rows_range(self, range: Range<usize>, width: usize) -> Self {
+        match self {
+            Input::Dense(x) => Input::Dense(&x[range.start * width..range.end * width]),
+            Input::Picked(source) => Input::Picked(source.slice(range)),
+        }
+    }
+
+    /// The rows for the `f32` kernels, when `T` is `f32`.
+    fn source(self, width: usize) -> Option<RowSource<'a>> {
+        match self {
+            Input::Dense(x) => as_f32(x).map(|x| RowSource::dense(x, width)),
+            Input::Picked(source) => Some(source),
+        }
+    }
+
+    /// The matrix, for the generic passes (which never see picked rows: those are `f32` only, and
+    /// `f32` always takes the kernels).
+    fn dense(self) -> &'a [T] {
+        match self {
+            Input::Dense(x) => x,
+            Input::Picked(_) => unreachable!("picked rows are f32 only and take the f32 kernels"),
+        }
+    }
 }
 
 /// `slice` as `f32`, when `T` is `f32`: the passes below take the hand-written kernels then.
@@ -490,20 +552,24 @@ fn pieces(work: usize, items: usize, granule: usize) -> usize {
 }
 
 /// `output (rows × n_out) = input (rows × n_in) · Wᵀ + bias`, `W` stored `[n_out][n_in]`.
-fn layer_forward<T: Real>(input: &[T], weight: &[T], bias: &[T], rows: usize, n_in: usize, output: &mut [T]) {
+fn layer_forward<T: Real>(input: Input<'_, T>, weight: &[T], bias: &[T], rows: usize, n_in: usize, output: &mut [T]) {
     let n_out = bias.len();
-    if let (Some(x), Some(w), Some(b), Some(out)) = (as_f32(input), as_f32(weight), as_f32(bias), as_f32_mut(output)) {
+    if let (Some(x), Some(w), Some(b), Some(out)) =
+        (input.source(n_in), as_f32(weight), as_f32(bias), as_f32_mut(output))
+    {
         let parts = pieces(rows * n_in * n_out, rows, 4);
         if parts > 1 {
             let chunk = rows.div_ceil(parts).next_multiple_of(4);
-            out.par_chunks_mut(chunk * n_out)
-                .zip(x.par_chunks(chunk * n_in))
-                .for_each(|(out, x)| kernels::forward(RowSource::dense(x, n_in), w, b, n_in, out));
+            out.par_chunks_mut(chunk * n_out).enumerate().for_each(|(p, out)| {
+                let start = p * chunk;
+                kernels::forward(x.slice(start..start + out.len() / n_out), w, b, n_in, out)
+            });
         } else {
-            kernels::forward(RowSource::dense(x, n_in), w, b, n_in, out);
+            kernels::forward(x.slice(0..rows), w, b, n_in, out);
         }
         return;
     }
+    let input = input.dense();
     output.chunks_exact_mut(n_out).for_each(|row| row.copy_from_slice(bias));
     // SAFETY: the dimensions and strides address exactly the three slices.
     unsafe {
@@ -527,17 +593,18 @@ fn layer_forward<T: Real>(input: &[T], weight: &[T], bias: &[T], rows: usize, n_
 }
 
 /// `grad_w (n_out × n_in) = deltaᵀ (n_out × rows) · input (rows × n_in)`, overwritten.
-fn layer_weight_grad<T: Real>(delta: &[T], input: &[T], rows: usize, n_out: usize, grad_w: &mut [T]) {
+fn layer_weight_grad<T: Real>(delta: &[T], input: Input<'_, T>, rows: usize, n_out: usize, grad_w: &mut [T]) {
     let n_in = grad_w.len() / n_out;
-    if let (Some(d), Some(x), Some(g)) = (as_f32(delta), as_f32(input), as_f32_mut(grad_w)) {
+    if let (Some(d), Some(x), Some(g)) = (as_f32(delta), input.source(n_in), as_f32_mut(grad_w)) {
         let parts = pieces(rows * n_in * n_out, n_out, 4);
         let chunk = n_out.div_ceil(parts).next_multiple_of(4).min(n_out);
         g.par_chunks_mut(chunk * n_in).enumerate().for_each(|(p, g)| {
             let start = p * chunk;
-            kernels::outer(d, n_out, RowSource::dense(x, n_in), n_in, rows, start..start + g.len() / n_in, g);
+            kernels::outer(d, n_out, x, n_in, rows, start..start + g.len() / n_in, g);
         });
         return;
     }
+    let input = input.dense();
     // SAFETY: the dimensions and strides address exactly the three slices.
     unsafe {
         T::gemm(
@@ -1120,6 +1187,32 @@ mod tests {
                 assert!((g - *g32 as f64).abs() <= 1e-4 * scale, "{g} vs {g32}");
             }
         }
+    }
+
+    /// Rows picked by index (the engine's mini-batches) give the bits of the same rows copied out.
+    #[test]
+    fn picked_rows_match_gathered_rows() {
+        use crate::model::{Model, Rows};
+        let mlp = Mlp::new(
+            &[300, 70, 4],
+            &[Activation::Tanh, Activation::Identity],
+            Loss::CrossEntropy { label_smoothing: 0.0 },
+        )
+        .unwrap();
+        let params = mlp.init(5);
+        let rows = 200;
+        let x: Vec<f32> = (0..rows * 300).map(|i| ((i * 7919) % 1999) as f32 / 1000.0 - 1.0).collect();
+        let y: Vec<f32> = (0..rows).map(|i| (i % 4) as f32).collect();
+        let data = Rows::new(&x, &y, 300);
+        let indices: Vec<usize> = (0..150).map(|i| (i * 37 + 11) % rows).collect();
+        let (mut gx, mut gy) = (Vec::new(), Vec::new());
+        data.gather(&indices, &mut gx, &mut gy);
+        let mut by_copy = vec![0.0f32; mlp.num_params()];
+        let loss_copy = Mlp::loss_and_gradient(&mlp, &params, &gx, indices.len(), &gy, &mut by_copy);
+        let mut picked = vec![0.0f32; mlp.num_params()];
+        let loss_picked = mlp.loss_and_gradient_rows(&params, data, &indices, &mut picked);
+        assert_eq!(loss_picked.to_bits(), loss_copy.to_bits());
+        assert_eq!(picked, by_copy);
     }
 
     #[test]

@@ -180,6 +180,12 @@ impl Model for crate::mlp::Mlp {
         self.predict(params, x, rows, out);
     }
 
+    fn loss_and_gradient_rows(&self, params: &[f32], data: Rows<'_>, indices: &[usize], grad: &mut [f32]) -> f64 {
+        assert_eq!(data.cols, self.input_size(), "input width");
+        let targets: Vec<f32> = indices.iter().map(|&i| data.y[i]).collect();
+        self.loss_and_gradient_picked(params, data.x, indices, &targets, grad)
+    }
+
     fn loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize) -> f64 {
         self.loss_only(params, x, y, rows)
     }
