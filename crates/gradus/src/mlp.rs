@@ -815,7 +815,7 @@ pub(crate) mod kernels {
     /// `out (rows × n_out) = x (rows × n_in) · wᵀ + bias`, `w` stored `[n_out][n_in]`.
     #[inline(always)]
     fn forward_impl<const FMA: bool, const R: usize, const C: usize>(
-        x: RowSource<'_>,
+        x: &[f32],
         w: &[f32],
         bias: &[f32],
         n_in: usize,
@@ -823,13 +823,13 @@ pub(crate) mod kernels {
     ) {
         let n_out = bias.len();
         let rows = out.len() / n_out;
-        assert!(x.rows >= rows && x.width == n_in && w.len() >= n_out * n_in && out.len() == rows * n_out);
-        let (wp, op) = (w.as_ptr(), out.as_mut_ptr());
+        assert!(x.len() >= rows * n_in && w.len() >= n_out * n_in && out.len() == rows * n_out);
+        let (xp, wp, op) = (x.as_ptr(), w.as_ptr(), out.as_mut_ptr());
         // SAFETY (all calls): the asserts above bound every row and column addressed.
         unsafe {
             let mut r = 0;
             while r + R <= rows {
-                let xr: [*const f32; R] = std::array::from_fn(|i| x.row(r + i));
+                let xr: [*const f32; R] = std::array::from_fn(|i| xp.add((r + i) * n_in));
                 let orow: [*mut f32; R] = std::array::from_fn(|i| op.add((r + i) * n_out));
                 let mut c = 0;
                 while c + C <= n_out {
@@ -848,7 +848,7 @@ pub(crate) mod kernels {
                 r += R;
             }
             for r in r..rows {
-                let xr = [x.row(r)];
+                let xr = [xp.add(r * n_in)];
                 let orow = [op.add(r * n_out)];
                 let mut c = 0;
                 while c + C <= n_out {
@@ -957,13 +957,13 @@ pub(crate) mod kernels {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn forward_avx512(x: RowSource<'_>, w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
+    fn forward_avx512(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
         forward_impl::<true, 4, 4>(x, w, bias, n_in, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn forward_avx2(x: RowSource<'_>, w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
+    fn forward_avx2(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
         forward_impl::<true, 2, 3>(x, w, bias, n_in, out)
     }
 
@@ -1018,6 +1018,39 @@ pub(crate) mod kernels {
 
     /// `out (rows × n_out) = x (rows × n_in) · wᵀ + bias` with `w` stored `[n_out][n_in]`.
     pub(crate) fn forward(x: RowSource<'_>, w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
+        assert_eq!(x.width, n_in, "input width");
+        let rows = out.len() / bias.len();
+        assert!(x.rows >= rows, "too few input rows");
+        match x.index {
+            None => forward_dense(&x.data[..rows * n_in], w, bias, n_in, out),
+            Some(index) => {
+                // Picked rows are copied out for this pass (the product reads each row many
+                // times; read through the index, its loop compiles to much slower code).
+                thread_local! {
+                    static PICKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+                }
+                let gather = |buffer: &mut Vec<f32>| {
+                    buffer.clear();
+                    for &i in &index[..rows] {
+                        buffer.extend_from_slice(&x.data[i * n_in..(i + 1) * n_in]);
+                    }
+                };
+                PICKED.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut buffer) => {
+                        gather(&mut buffer);
+                        forward_dense(&buffer, w, bias, n_in, out)
+                    }
+                    Err(_) => {
+                        let mut buffer = Vec::new();
+                        gather(&mut buffer);
+                        forward_dense(&buffer, w, bias, n_in, out)
+                    }
+                })
+            }
+        }
+    }
+
+    fn forward_dense(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
         match isa() {
             // SAFETY: the CPU has the features, checked by `isa`.
             #[cfg(target_arch = "x86_64")]
@@ -1068,7 +1101,7 @@ pub(crate) mod kernels {
                 let (x, w, bias) = (values(rows * n_in, 1), values(n_out * n_in, 2), values(n_out, 3));
                 let (mut tiled, mut single) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
                 forward(RowSource::dense(&x, n_in), &w, &bias, n_in, &mut tiled);
-                forward_impl::<true, 1, 1>(RowSource::dense(&x, n_in), &w, &bias, n_in, &mut single);
+                forward_impl::<true, 1, 1>(&x, &w, &bias, n_in, &mut single);
                 assert_eq!(tiled, single);
                 let (mut tiled, mut single) = (vec![0.0; n_out * n_in], vec![0.0; n_out * n_in]);
                 outer(&bias.repeat(rows), n_out, RowSource::dense(&x, n_in), n_in, rows, 0..n_out, &mut tiled);
