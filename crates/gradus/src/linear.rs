@@ -3,10 +3,9 @@
 //!
 //! A linear model has the parameter layout of a one-layer [`Mlp`] (identity activation):
 //! `layer0.weight` (`[outputs][inputs]`, as PyTorch's `Linear`) and `layer0.bias`, and the same
-//! losses. Its passes are written out here rather than taken from the MLP's matrix products: with
-//! at most a handful of outputs, a general matrix product spends most of its time packing the
-//! inputs, while a direct pass reads each row once for the outputs and once (from cache) for the
-//! gradient. Batches are cut into blocks of [`BLOCK_ROWS`] rows that run on rayon's pool, each
+//! losses. Its passes use the MLP's hand-written `f32` kernels rather than a general matrix
+//! product, which with a handful of outputs would spend most of its time packing the inputs.
+//! Batches are cut into blocks of [`BLOCK_ROWS`] rows that run on rayon's pool, each
 //! into its own gradient buffer, added in block order: the gradient does not depend on the number
 //! of threads.
 
@@ -16,8 +15,9 @@ use crate::error::{non_negative, ConfigError};
 use crate::loss::Loss;
 use rayon::prelude::*;
 
+use crate::mlp::kernels::{self, RowSource};
 use crate::mlp::{Activation, Mlp, BLOCK_ROWS};
-use crate::model::Model;
+use crate::model::{Model, Rows};
 use crate::params::ParamLayout;
 use crate::train::Task;
 
@@ -149,10 +149,10 @@ impl LinearModel {
     }
 
     /// Outputs `b + W x` of the `rows` rows of `x` into `out` (`rows × outputs`), one block.
-    fn forward_block(&self, params: &[f32], x: &[f32], out: &mut [f32]) {
+    fn forward_block(&self, params: &[f32], x: RowSource<'_>, out: &mut [f32]) {
         let inputs = self.net.input_size();
         let (weights, bias) = params.split_at(inputs * self.net.output_size());
-        kernels::forward(weights, bias, inputs, x, out);
+        kernels::forward(x, weights, bias, inputs, out);
     }
 
     /// Outputs of any number of rows, blocks in parallel.
@@ -162,11 +162,11 @@ impl LinearModel {
         assert_eq!(x.len(), rows * inputs, "input length is not rows × input size");
         assert_eq!(out.len(), rows * outputs, "output buffer length");
         if rows <= BLOCK_ROWS {
-            self.forward_block(params, x, out);
+            self.forward_block(params, RowSource::dense(x, inputs), out);
         } else {
-            x.par_chunks(BLOCK_ROWS * inputs)
-                .zip(out.par_chunks_mut(BLOCK_ROWS * outputs))
-                .for_each(|(x_block, out_block)| self.forward_block(params, x_block, out_block));
+            x.par_chunks(BLOCK_ROWS * inputs).zip(out.par_chunks_mut(BLOCK_ROWS * outputs)).for_each(
+                |(x_block, out_block)| self.forward_block(params, RowSource::dense(x_block, inputs), out_block),
+            );
         }
     }
 
@@ -175,31 +175,35 @@ impl LinearModel {
     fn block_loss_gradient(
         &self,
         params: &[f32],
-        x: &[f32],
+        x: RowSource<'_>,
         targets: &[f32],
         grad_scale: f32,
         grad: &mut [f32],
         scratch: &mut Vec<f32>,
     ) -> f64 {
         let (inputs, outputs) = (self.net.input_size(), self.net.output_size());
-        let rows = x.len() / inputs;
+        let rows = x.rows();
         scratch.resize(2 * rows * outputs, 0.0);
         let (out, delta) = scratch.split_at_mut(rows * outputs);
         self.forward_block(params, x, out);
         let loss = self.net.loss().sum_grad(out, targets, outputs, grad_scale, delta);
         let (grad_weights, grad_bias) = grad.split_at_mut(inputs * outputs);
-        kernels::backward(x, delta, inputs, grad_weights, grad_bias);
+        kernels::outer(delta, outputs, x, inputs, rows, 0..outputs, grad_weights);
+        grad_bias.fill(0.0);
+        for row in delta.chunks_exact(outputs) {
+            grad_bias.iter_mut().zip(row).for_each(|(g, &d)| *g += d);
+        }
         loss
     }
 
-    /// The mean data loss (no penalty) and its gradient.
-    fn data_loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
-        let (inputs, outputs) = (self.net.input_size(), self.net.output_size());
+    /// The mean data loss (no penalty) and its gradient, over the rows of `x` against `y`.
+    fn data_loss_and_gradient(&self, params: &[f32], x: RowSource<'_>, y: &[f32], grad: &mut [f32]) -> f64 {
+        let rows = x.rows();
+        let outputs = self.net.output_size();
         let loss = self.net.loss();
         let target_width = loss.target_len(1, outputs);
         assert_eq!(params.len(), self.net.num_params(), "parameter buffer length");
         assert_eq!(grad.len(), params.len(), "gradient buffer length");
-        assert_eq!(x.len(), rows * inputs, "input length is not rows × input size");
         assert_eq!(y.len(), rows * target_width, "wrong number of targets");
         if rows == 0 {
             grad.fill(0.0);
@@ -210,7 +214,7 @@ impl LinearModel {
         let blocks = rows.div_ceil(BLOCK_ROWS);
         let block = |b: usize, block_grad: &mut [f32], scratch: &mut Vec<f32>| {
             let range = b * BLOCK_ROWS..rows.min((b + 1) * BLOCK_ROWS);
-            let x_block = &x[range.start * inputs..range.end * inputs];
+            let x_block = x.slice(range.clone());
             let y_block = &y[range.start * target_width..range.end * target_width];
             self.block_loss_gradient(params, x_block, y_block, grad_scale, block_grad, scratch)
         };
@@ -243,166 +247,6 @@ impl LinearModel {
     }
 }
 
-/// The two passes over a block of rows, compiled twice: with AVX2 and FMA (chosen at run time
-/// when the CPU has them) and for the baseline target. Both use a fixed order of operations, so
-/// the results do not depend on the thread count; they differ between the two variants by
-/// rounding (fused multiply-adds).
-mod kernels {
-    /// Interleaved partial sums per dot product: enough independent chains (eight 8-wide vectors)
-    /// to hide the latency of the multiply-adds.
-    const LANES: usize = 64;
-
-    #[inline(always)]
-    fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-        if FMA {
-            a.mul_add(b, c)
-        } else {
-            a * b + c
-        }
-    }
-
-    /// Lanes per dot product when four are computed together (four times two 8-wide vectors).
-    const GROUP_LANES: usize = 16;
-
-    /// Adds the lanes pairwise (a fixed tree), then the scalar tail.
-    #[inline(always)]
-    fn reduce<const N: usize>(mut lanes: [f32; N], tail: f32) -> f32 {
-        let mut width = N;
-        while width > 1 {
-            width /= 2;
-            for i in 0..width {
-                lanes[i] += lanes[i + width];
-            }
-        }
-        lanes[0] + tail
-    }
-
-    /// `Σ w[i] x[i]`: lanes accumulated in a fixed order, added pairwise, then the tail.
-    #[inline(always)]
-    fn dot<const FMA: bool>(w: &[f32], x: &[f32]) -> f32 {
-        let mut lanes = [0.0f32; LANES];
-        let (w_blocks, x_blocks) = (w.chunks_exact(LANES), x.chunks_exact(LANES));
-        let mut tail = 0.0f32;
-        for (&a, &b) in w_blocks.remainder().iter().zip(x_blocks.remainder()) {
-            tail = madd::<FMA>(a, b, tail);
-        }
-        for (ws, xs) in w_blocks.zip(x_blocks) {
-            for i in 0..LANES {
-                lanes[i] = madd::<FMA>(ws[i], xs[i], lanes[i]);
-            }
-        }
-        reduce(lanes, tail)
-    }
-
-    /// Four dot products with the same `x`, which is then read once for the four: fewer loads per
-    /// multiply-add than four calls of [`dot`].
-    #[inline(always)]
-    fn dot4<const FMA: bool>(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
-        let (mut l0, mut l1, mut l2, mut l3) =
-            ([0.0f32; GROUP_LANES], [0.0; GROUP_LANES], [0.0; GROUP_LANES], [0.0; GROUP_LANES]);
-        let x_blocks = x.chunks_exact(GROUP_LANES);
-        let [w0, w1, w2, w3] = w.map(|w| w.chunks_exact(GROUP_LANES));
-        let tails = w.map(|w| {
-            let start = x.len() - x_blocks.remainder().len();
-            w[start..x.len()].iter().zip(x_blocks.remainder()).fold(0.0f32, |t, (&a, &b)| madd::<FMA>(a, b, t))
-        });
-        for ((((xs, a), b), c), d) in x_blocks.zip(w0).zip(w1).zip(w2).zip(w3) {
-            for i in 0..GROUP_LANES {
-                l0[i] = madd::<FMA>(a[i], xs[i], l0[i]);
-                l1[i] = madd::<FMA>(b[i], xs[i], l1[i]);
-                l2[i] = madd::<FMA>(c[i], xs[i], l2[i]);
-                l3[i] = madd::<FMA>(d[i], xs[i], l3[i]);
-            }
-        }
-        [reduce(l0, tails[0]), reduce(l1, tails[1]), reduce(l2, tails[2]), reduce(l3, tails[3])]
-    }
-
-    #[inline(always)]
-    fn forward_impl<const FMA: bool>(weights: &[f32], bias: &[f32], inputs: usize, x: &[f32], out: &mut [f32]) {
-        let outputs = bias.len();
-        for (row, out_row) in x.chunks_exact(inputs).zip(out.chunks_exact_mut(outputs)) {
-            // Outputs in groups of four, the rest one by one: which kernel computes an output
-            // depends on its index alone.
-            let groups = outputs / 4;
-            for g in 0..groups {
-                let w = |k: usize| &weights[(4 * g + k) * inputs..(4 * g + k + 1) * inputs];
-                let sums = dot4::<FMA>([w(0), w(1), w(2), w(3)], row);
-                for k in 0..4 {
-                    out_row[4 * g + k] = bias[4 * g + k] + sums[k];
-                }
-            }
-            for c in 4 * groups..outputs {
-                out_row[c] = bias[c] + dot::<FMA>(&weights[c * inputs..(c + 1) * inputs], row);
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn backward_impl<const FMA: bool>(
-        x: &[f32],
-        delta: &[f32],
-        inputs: usize,
-        grad_weights: &mut [f32],
-        grad_bias: &mut [f32],
-    ) {
-        let outputs = grad_bias.len();
-        grad_weights.fill(0.0);
-        grad_bias.fill(0.0);
-        for (row, delta_row) in x.chunks_exact(inputs).zip(delta.chunks_exact(outputs)) {
-            for ((g, &d), gb) in grad_weights.chunks_exact_mut(inputs).zip(delta_row).zip(grad_bias.iter_mut()) {
-                *gb += d;
-                // Rows whose gradient vanishes (a confident, right prediction) cost nothing.
-                if d != 0.0 {
-                    g.iter_mut().zip(row).for_each(|(g, &v)| *g = madd::<FMA>(d, v, *g));
-                }
-            }
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn forward_avx2(weights: &[f32], bias: &[f32], inputs: usize, x: &[f32], out: &mut [f32]) {
-        forward_impl::<true>(weights, bias, inputs, x, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn backward_avx2(x: &[f32], delta: &[f32], inputs: usize, grad_weights: &mut [f32], grad_bias: &mut [f32]) {
-        backward_impl::<true>(x, delta, inputs, grad_weights, grad_bias)
-    }
-
-    fn has_avx2_fma() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    }
-
-    /// `out[r][c] = bias[c] + Σₖ weights[c][k] x[r][k]` for every row `r` of `x` (`inputs` wide).
-    pub(super) fn forward(weights: &[f32], bias: &[f32], inputs: usize, x: &[f32], out: &mut [f32]) {
-        if has_avx2_fma() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            return unsafe { forward_avx2(weights, bias, inputs, x, out) };
-        }
-        forward_impl::<false>(weights, bias, inputs, x, out)
-    }
-
-    /// `grad_weights[c][k] = Σᵣ delta[r][c] x[r][k]` and `grad_bias[c] = Σᵣ delta[r][c]`, rows in order.
-    pub(super) fn backward(x: &[f32], delta: &[f32], inputs: usize, grad_weights: &mut [f32], grad_bias: &mut [f32]) {
-        if has_avx2_fma() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            return unsafe { backward_avx2(x, delta, inputs, grad_weights, grad_bias) };
-        }
-        backward_impl::<false>(x, delta, inputs, grad_weights, grad_bias)
-    }
-}
-
 impl Model for LinearModel {
     fn task(&self) -> Task {
         match self.kind {
@@ -431,9 +275,20 @@ impl Model for LinearModel {
     }
 
     fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
-        let data = self.data_loss_and_gradient(params, x, y, rows, grad);
+        assert_eq!(x.len(), rows * self.net.input_size(), "input length is not rows × input size");
+        let data = self.data_loss_and_gradient(params, RowSource::dense(x, self.net.input_size()), y, grad);
         let w = self.weight_range();
         data + self.penalty.apply(&params[w.clone()], &mut grad[w])
+    }
+
+    /// Reads the batch's rows where they lie instead of copying them.
+    fn loss_and_gradient_rows(&self, params: &[f32], data: Rows<'_>, indices: &[usize], grad: &mut [f32]) -> f64 {
+        assert_eq!(data.cols, self.net.input_size(), "input width");
+        let y: Vec<f32> = indices.iter().map(|&i| data.y[i]).collect();
+        let x = RowSource::indexed(data.x, data.cols, indices);
+        let loss = self.data_loss_and_gradient(params, x, &y, grad);
+        let w = self.weight_range();
+        loss + self.penalty.apply(&params[w.clone()], &mut grad[w])
     }
 
     fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {

@@ -66,6 +66,27 @@ pub trait Model: Send + Sync {
     /// its gradient with respect to `params`, written into `grad` (overwritten).
     fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64;
 
+    /// [`Model::loss_and_gradient`] over the rows of `data` at `indices`, in that order (a
+    /// shuffled mini-batch). The default copies them into a contiguous batch first; models that
+    /// can read scattered rows override it to skip the copy.
+    fn loss_and_gradient_rows(&self, params: &[f32], data: Rows<'_>, indices: &[usize], grad: &mut [f32]) -> f64 {
+        thread_local! {
+            static BATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        BATCH.with(|batch| match batch.try_borrow_mut() {
+            Ok(mut batch) => {
+                let (x, y) = &mut *batch;
+                data.gather(indices, x, y);
+                self.loss_and_gradient(params, x, y, indices.len(), grad)
+            }
+            Err(_) => {
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                data.gather(indices, &mut x, &mut y);
+                self.loss_and_gradient(params, &x, &y, indices.len(), grad)
+            }
+        })
+    }
+
     /// Raw outputs for the `rows` rows of `x`: values for regression, logits for classification
     /// (`rows × outputs()`), written into `out`.
     fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]);
@@ -157,6 +178,12 @@ impl Model for crate::mlp::Mlp {
 
     fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {
         self.predict(params, x, rows, out);
+    }
+
+    fn loss_and_gradient_rows(&self, params: &[f32], data: Rows<'_>, indices: &[usize], grad: &mut [f32]) -> f64 {
+        assert_eq!(data.cols, self.input_size(), "input width");
+        let targets: Vec<f32> = indices.iter().map(|&i| data.y[i]).collect();
+        self.loss_and_gradient_picked(params, data.x, indices, &targets, grad)
     }
 
     fn loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize) -> f64 {

@@ -494,8 +494,6 @@ impl Trainer {
         let mut accumulated = vec![0.0f32; if config.accumulate > 1 { params.len() } else { 0 }];
         let mut last_good = params.to_vec();
         let mut last_good_loss = initial_loss;
-        let mut batch_x = Vec::with_capacity(batch_size * train.cols);
-        let mut batch_y = Vec::with_capacity(batch_size);
         let mut warnings = Vec::new();
         let mut vanishing_epochs = vec![0usize; diagnostics.len()];
         let mut exploding_epochs = vec![0usize; diagnostics.len()];
@@ -513,8 +511,7 @@ impl Trainer {
                 let loss = if batch.len() == train.rows {
                     model.loss_and_gradient(params, train.x, train.y, train.rows, &mut grad)
                 } else {
-                    train.gather(batch, &mut batch_x, &mut batch_y);
-                    model.loss_and_gradient(params, &batch_x, &batch_y, batch.len(), &mut grad)
+                    model.loss_and_gradient_rows(params, train, batch, &mut grad)
                 };
                 let exploded = loss > config.divergence_factor * initial_loss.abs().max(1e-12);
                 if !loss.is_finite() || exploded {
@@ -539,7 +536,7 @@ impl Trainer {
                     }
                     micro = 0;
                 }
-                if grad.iter().any(|g| !g.is_finite()) {
+                if !all_finite(&grad) {
                     if config.skip_nonfinite {
                         skipped += 1;
                         continue;
@@ -577,7 +574,7 @@ impl Trainer {
                     break 'epochs;
                 }
             }
-            if params.iter().any(|p| !p.is_finite()) {
+            if !all_finite(params) {
                 params.copy_from_slice(&last_good);
                 return Err(self.diverged(epoch, step, last_good_loss, f64::NAN));
             }
@@ -742,6 +739,13 @@ impl Trainer {
             ),
         }
     }
+}
+
+/// Whether every value is finite: a branch-free scan over the exponent bits, which vectorizes
+/// (an early-exit search does not, and runs on every update).
+pub(crate) fn all_finite(values: &[f32]) -> bool {
+    const EXPONENT: u32 = 0x7f80_0000;
+    values.chunks(1024).all(|chunk| !chunk.iter().fold(false, |bad, v| bad | (v.to_bits() & EXPONENT == EXPONENT)))
 }
 
 /// The Euclidean norm of `grad`: [`grad_norm`]'s deterministic `f64` sum (eight interleaved partial
