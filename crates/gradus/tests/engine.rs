@@ -123,6 +123,28 @@ fn every_batch_mode_reduces_the_loss_with_the_expected_number_of_updates() {
 }
 
 #[test]
+fn running_train_loss_skips_the_evaluation_pass_but_not_the_training() {
+    let (x, y) = synthetic_regression();
+    let data = Rows::new(&x, &y, 2);
+    let model = LinearModel::linear(2, Penalty::default()).unwrap();
+    let run = |evaluate_train: bool| {
+        let mut params = model.init_params(0);
+        let config = TrainConfig { epochs: 5, batch: BatchMode::MiniBatch(16), evaluate_train, ..Default::default() };
+        let report = Trainer::new(config, sgd(0.1)).unwrap().fit(&model, &mut params, data, None, &mut []).unwrap();
+        (params, report)
+    };
+    let (full_params, full) = run(true);
+    let (running_params, running) = run(false);
+    assert_eq!(bits(&full_params), bits(&running_params), "evaluation must not change training");
+    assert!(full.history[0].train.contains_key("r2"));
+    for (f, r) in full.history.iter().zip(&running.history) {
+        assert_eq!(r.train.keys().collect::<Vec<_>>(), vec!["loss"]);
+        // Each batch loss is taken before its update, so the running mean trails the end-of-epoch loss.
+        assert!(r.train["loss"] >= f.train["loss"], "epoch {}: {} < {}", f.epoch, r.train["loss"], f.train["loss"]);
+    }
+}
+
+#[test]
 fn epoch_order_is_a_permutation_drawn_from_seed_and_epoch() {
     let a = epoch_order(100, 3, 1, true);
     assert_eq!(a, epoch_order(100, 3, 1, true));

@@ -116,6 +116,11 @@ pub struct TrainConfig {
     pub schedule_unit: ScheduleUnit,
     /// Epochs a layer's gradient must look vanishing or exploding before a warning (default 3).
     pub diagnostic_patience: usize,
+    /// Measure the training metrics with a full pass over the training rows after each epoch
+    /// (default true). When false, the epoch's training record holds only `loss`: the mean of the
+    /// epoch's mini-batch losses, each taken before its update (as Keras reports it), which saves a
+    /// forward pass over the training set per epoch.
+    pub evaluate_train: bool,
     /// Checkpoints (default none).
     pub checkpoint: Option<CheckpointConfig>,
 }
@@ -136,6 +141,7 @@ impl Default for TrainConfig {
             divergence_factor: 1e4,
             schedule_unit: ScheduleUnit::Epoch,
             diagnostic_patience: 3,
+            evaluate_train: true,
             checkpoint: None,
         }
     }
@@ -506,6 +512,7 @@ impl Trainer {
             let mut norm_count = 0u64;
             let mut layer_norm_sum = vec![0.0f64; diagnostics.len()];
             let mut micro = 0usize;
+            let (mut batch_loss_sum, mut batch_rows) = (0.0f64, 0usize);
             for (batch_index, batch) in order.chunks(batch_size).enumerate() {
                 // The full-batch gradient does not depend on the row order: skip the copy.
                 let loss = if batch.len() == train.rows {
@@ -519,6 +526,8 @@ impl Trainer {
                     params.copy_from_slice(&last_good);
                     return Err(self.diverged(epoch, step.max(1), last_good_loss, loss));
                 }
+                batch_loss_sum += loss * batch.len() as f64;
+                batch_rows += batch.len();
                 if config.accumulate > 1 {
                     for (a, g) in accumulated.iter_mut().zip(&grad) {
                         *a += g;
@@ -579,7 +588,11 @@ impl Trainer {
                 return Err(self.diverged(epoch, step, last_good_loss, f64::NAN));
             }
 
-            let train_metrics = evaluate(model, params, train);
+            let train_metrics = if config.evaluate_train {
+                evaluate(model, params, train)
+            } else {
+                Metrics::from([("loss".to_string(), batch_loss_sum / batch_rows.max(1) as f64)])
+            };
             let val_metrics = validation.map(|v| evaluate(model, params, v)).unwrap_or_default();
             let train_loss = train_metrics.get("loss").copied().unwrap_or(f64::NAN);
             if !train_loss.is_finite() || train_loss > config.divergence_factor * initial_loss.abs().max(1e-12) {
