@@ -29,6 +29,21 @@ pub fn bar(len: u64, enabled: bool) -> ProgressBar {
     bar
 }
 
+/// A progress bar over `len` mini-batches (the learning-rate range test), hidden unless `enabled`.
+pub fn step_bar(len: u64, enabled: bool) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "[{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} mini-batches {msg} ({per_sec}, ETA {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
 /// Observes one training run.
 pub struct RunObserver<'a> {
     /// The bar (shared across runs in a comparison).
@@ -45,7 +60,7 @@ pub struct RunObserver<'a> {
 
 impl Observer for RunObserver<'_> {
     fn on_step(&mut self, info: &StepInfo) -> bool {
-        if !self.bar.is_hidden() && (info.step % 8 == 0 || info.steps_per_epoch < 8) {
+        if !self.bar.is_hidden() && (info.step.is_multiple_of(8) || info.steps_per_epoch < 8) {
             self.bar.set_message(format!("epoch {} loss {:.4}", info.epoch, info.loss));
         }
         true

@@ -141,7 +141,10 @@ fn panels() -> Vec<Panel> {
                 Series {
                     label: "validation".into(),
                     x: steps.clone(),
-                    y: steps.iter().map(|s| if *s as u32 % 7 == 0 { f64::NAN } else { 2.5 / s - 0.02 }).collect(),
+                    y: steps
+                        .iter()
+                        .map(|s| if (*s as u32).is_multiple_of(7) { f64::NAN } else { 2.5 / s - 0.02 })
+                        .collect(),
                 },
             ],
             log_x: false,

@@ -335,7 +335,7 @@ impl Loss {
     /// If `cols` is zero or does not divide `outputs.len()`, or if `targets` or `grad_out` have
     /// the wrong length: shapes are fixed by model code.
     pub fn value_grad<T: Real>(&self, outputs: &[T], targets: &[T], cols: usize, grad_out: &mut [T]) -> f64 {
-        assert!(cols > 0 && outputs.len() % cols == 0, "outputs are not rows of {cols}");
+        assert!(cols > 0 && outputs.len().is_multiple_of(cols), "outputs are not rows of {cols}");
         let rows = outputs.len() / cols;
         let denominator = self.mean_denominator(rows, cols);
         if denominator == 0 {
@@ -361,7 +361,7 @@ impl Loss {
         grad_scale: T,
         grad_out: &mut [T],
     ) -> f64 {
-        assert!(cols > 0 && outputs.len() % cols == 0, "outputs are not rows of {cols}");
+        assert!(cols > 0 && outputs.len().is_multiple_of(cols), "outputs are not rows of {cols}");
         assert_eq!(grad_out.len(), outputs.len(), "gradient length differs from the outputs'");
         let rows = outputs.len() / cols;
         assert_eq!(targets.len(), self.target_len(rows, cols), "wrong number of targets");

@@ -153,8 +153,21 @@ pub fn range_test(
     model: &dyn Model,
     params: &[f32],
     data: Rows<'_>,
+    optimizer: Box<dyn Optimizer>,
+    config: &RangeTestConfig,
+) -> Result<RangeTest, RangeTestError> {
+    range_test_with_progress(model, params, data, optimizer, config, &mut |_, _, _| {})
+}
+
+/// [`range_test`], calling `on_step(step, lr, smoothed_loss)` after each mini-batch (for a
+/// progress bar; `step` counts from 1).
+pub fn range_test_with_progress(
+    model: &dyn Model,
+    params: &[f32],
+    data: Rows<'_>,
     mut optimizer: Box<dyn Optimizer>,
     config: &RangeTestConfig,
+    on_step: &mut dyn FnMut(usize, f64, f64),
 ) -> Result<RangeTest, RangeTestError> {
     config.validate()?;
     if data.rows == 0 {
@@ -207,6 +220,7 @@ pub fn range_test(
         best = best.min(corrected);
         optimizer.set_lr(lr);
         optimizer.step(&mut params, &grads);
+        on_step(step + 1, lr, corrected);
     }
 
     let (suggestion, rule, min_loss_lr, min_loss_suggestion) = suggest(&lrs, &smoothed, config.start_lr);

@@ -513,7 +513,7 @@ impl SavedModel {
     /// Standardizes a copy of raw `features` (`rows × inputs`, row-major) as in training.
     pub fn prepare(&self, features: &[f32]) -> Result<Vec<f32>, SavedModelError> {
         let mut x = features.to_vec();
-        if x.len() % self.inputs().max(1) != 0 {
+        if !x.len().is_multiple_of(self.inputs().max(1)) {
             return Err(DataError::PartialRow { values: x.len(), cols: self.inputs() }.into());
         }
         if let Some(s) = &self.standardizer {

@@ -283,9 +283,9 @@ fn parameter_groups_scale_lr_and_override_weight_decay() {
     // Each element's options, worked out from the groups by hand ("e" is in no group).
     let mut elements: ElementOptions = Vec::new();
     for (len, options) in [(5, (0.5, Some(0.1))), (7, (2.0, None)), (3, (1.0, Some(0.0))), (11, (0.5, Some(0.1)))] {
-        elements.extend(std::iter::repeat(options).take(len));
+        elements.extend(std::iter::repeat_n(options, len));
     }
-    elements.extend(std::iter::repeat((1.0, None)).take(4));
+    elements.extend(std::iter::repeat_n((1.0, None), 4));
     assert_eq!(elements.len(), layout.len());
 
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -293,7 +293,7 @@ fn parameter_groups_scale_lr_and_override_weight_decay() {
         for options in configs(name) {
             // Give every configuration some weight decay so that the overrides matter.
             let mut options = options;
-            if options.get("weight_decay").map_or(true, |w| w.as_f64() == Some(0.0)) {
+            if options.get("weight_decay").is_none_or(|w| w.as_f64() == Some(0.0)) {
                 options["weight_decay"] = json!(0.02);
             }
             let mut params = random_params(&mut rng, layout.len());

@@ -2,7 +2,7 @@
 //! and training rows that `gradus train` would use with the same options, its suggested learning
 //! rate, and a plot of the loss against the learning rate.
 
-use gradus::lr_find::{range_test, RangeTest, RangeTestConfig, RangeTestError};
+use gradus::lr_find::{range_test_with_progress, RangeTest, RangeTestConfig, RangeTestError};
 use gradus::train::Task;
 use serde_json::json;
 
@@ -71,8 +71,21 @@ pub fn run(args: &LrFindArgs, quiet: bool) -> Result<(), CliError> {
     ));
     let params = model.init_params(settings.seed);
     let started = std::time::Instant::now();
-    let result = range_test(model.as_ref(), &params, data.train(), settings.optimizer.build()?, &config)
-        .map_err(range_test_error)?;
+    let bar = crate::progress::step_bar(config.num_steps as u64, crate::progress::bars_enabled(quiet));
+    let mut on_step = |step: usize, lr: f64, smoothed: f64| {
+        bar.set_position(step as u64);
+        bar.set_message(format!("lr {lr:.1e} smoothed loss {smoothed:.4}"));
+    };
+    let result = range_test_with_progress(
+        model.as_ref(),
+        &params,
+        data.train(),
+        settings.optimizer.build()?,
+        &config,
+        &mut on_step,
+    );
+    bar.finish_and_clear();
+    let result = result.map_err(range_test_error)?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
         let value = json!({

@@ -82,7 +82,7 @@ impl Standardizer {
         if cols == 0 && features.is_empty() {
             return Ok(());
         }
-        if cols == 0 || features.len() % cols != 0 {
+        if cols == 0 || !features.len().is_multiple_of(cols) {
             return Err(DataError::PartialRow { values: features.len(), cols });
         }
         for row in features.chunks_exact_mut(cols) {
