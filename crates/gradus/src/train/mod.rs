@@ -31,7 +31,7 @@ use crate::error::ConfigError;
 use crate::model::{evaluate, Model, Rows};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::schedule::{LrSchedule, PlateauState};
-use crate::transform::{clip_grad_norm, clip_grad_value, grad_norm};
+use crate::transform::{all_finite, clip_grad_norm, clip_grad_value, grad_norm};
 pub use metrics::{Metrics, Task};
 
 /// How many rows each update sees, named as in the textbooks.
@@ -752,13 +752,6 @@ impl Trainer {
             ),
         }
     }
-}
-
-/// Whether every value is finite: a branch-free scan over the exponent bits, which vectorizes
-/// (an early-exit search does not, and runs on every update).
-pub(crate) fn all_finite(values: &[f32]) -> bool {
-    const EXPONENT: u32 = 0x7f80_0000;
-    values.chunks(1024).all(|chunk| !chunk.iter().fold(false, |bad, v| bad | (v.to_bits() & EXPONENT == EXPONENT)))
 }
 
 /// The Euclidean norm of `grad`: [`grad_norm`]'s deterministic `f64` sum (eight interleaved partial

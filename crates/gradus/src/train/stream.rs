@@ -36,7 +36,7 @@ use crate::data::{DataError, Standardizer, StreamingReader};
 use crate::error::ConfigError;
 use crate::model::Model;
 use crate::schedule::LrSchedule;
-use crate::transform::{clip_grad_norm, clip_grad_value};
+use crate::transform::{all_finite, clip_grad_norm, clip_grad_value};
 
 /// What one streamed epoch read and how fast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,7 +197,7 @@ pub fn fit_stream(
                 }
                 micro = 0;
             }
-            if grad.iter().any(|g| !g.is_finite()) {
+            if !all_finite(&grad) {
                 if config.skip_nonfinite {
                     skipped += 1;
                     continue;
@@ -234,7 +234,7 @@ pub fn fit_stream(
         if rows == 0 {
             return Err(TrainError::Data(format!("`{}` holds no data rows", reader.path().display())));
         }
-        if params.iter().any(|p| !p.is_finite()) {
+        if !all_finite(params) {
             params.copy_from_slice(&last_good);
             return Err(trainer.diverged(epoch, step, last_good_loss, f64::NAN));
         }
