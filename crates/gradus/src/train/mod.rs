@@ -557,27 +557,12 @@ impl Trainer {
                 for (k, (_, range)) in diagnostics.iter().enumerate() {
                     layer_norm_sum[k] += global_norm(&grad[range.clone()]);
                 }
-                let norm = match config.clip_norm {
-                    Some(max) => clip_grad_norm(&mut grad, max),
-                    None => global_norm(&grad),
-                };
-                if let Some(v) = config.clip_value {
-                    clip_grad_value(&mut grad, v as f32);
-                }
+                let update = Update { epoch, steps_per_epoch, loss };
+                let (norm, keep_going) =
+                    self.apply_update(params, &mut grad, &mut last_good, &mut step, update, observers);
                 norm_sum += norm;
                 norm_count += 1;
-                last_good.copy_from_slice(params);
                 last_good_loss = loss;
-                self.optimizer.step(params, &grad);
-                step += 1;
-                if config.schedule_unit == ScheduleUnit::Step {
-                    self.apply_schedule(epoch, step);
-                }
-                let info = StepInfo { epoch, step, steps_per_epoch, loss, lr: self.optimizer.lr() };
-                let mut keep_going = true;
-                for o in observers.iter_mut() {
-                    keep_going &= o.on_step(&info);
-                }
                 if !keep_going {
                     termination = Termination::Interrupted;
                     break 'epochs;
@@ -727,6 +712,46 @@ impl Trainer {
         Ok(TrainReport { history, termination, skipped_updates: skipped, warnings, best_epoch })
     }
 
+    /// One update, shared by in-memory and streaming training: clips `grad` (returning its norm
+    /// before clipping), keeps the parameters it is about to change in `last_good`, steps the
+    /// optimizer, advances a per-step schedule and tells the observers. Returns the norm and
+    /// whether every observer wants to go on.
+    pub(crate) fn apply_update(
+        &mut self,
+        params: &mut [f32],
+        grad: &mut [f32],
+        last_good: &mut [f32],
+        step: &mut u64,
+        update: Update,
+        observers: &mut [&mut dyn Observer],
+    ) -> (f64, bool) {
+        let norm = match self.config.clip_norm {
+            Some(max) => clip_grad_norm(grad, max),
+            None => global_norm(grad),
+        };
+        if let Some(v) = self.config.clip_value {
+            clip_grad_value(grad, v as f32);
+        }
+        last_good.copy_from_slice(params);
+        self.optimizer.step(params, grad);
+        *step += 1;
+        if self.config.schedule_unit == ScheduleUnit::Step {
+            self.apply_schedule(update.epoch, *step);
+        }
+        let info = StepInfo {
+            epoch: update.epoch,
+            step: *step,
+            steps_per_epoch: update.steps_per_epoch,
+            loss: update.loss,
+            lr: self.optimizer.lr(),
+        };
+        let mut keep_going = true;
+        for o in observers.iter_mut() {
+            keep_going &= o.on_step(&info);
+        }
+        (norm, keep_going)
+    }
+
     /// Sets the optimizer's learning rate from the schedule for `step` (or `epoch − 1` per epoch).
     fn apply_schedule(&mut self, epoch: usize, step: u64) {
         if let Some(LrSchedule::Function(s)) = &self.lr_control {
@@ -752,6 +777,14 @@ impl Trainer {
             ),
         }
     }
+}
+
+/// Where an update happens, for [`Trainer::apply_update`]'s observers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Update {
+    pub(crate) epoch: usize,
+    pub(crate) steps_per_epoch: u64,
+    pub(crate) loss: f64,
 }
 
 /// The Euclidean norm of `grad`: [`grad_norm`]'s deterministic `f64` sum (eight interleaved partial

@@ -29,14 +29,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    global_norm, EpochRecord, Metrics, Observer, ScheduleUnit, StepInfo, Termination, TrainError, TrainReport, Trainer,
-};
+use super::{EpochRecord, Metrics, Observer, Termination, TrainError, TrainReport, Trainer, Update};
 use crate::data::{DataError, Standardizer, StreamingReader};
 use crate::error::ConfigError;
 use crate::model::Model;
 use crate::schedule::LrSchedule;
-use crate::transform::{all_finite, clip_grad_norm, clip_grad_value};
+use crate::transform::all_finite;
 
 /// What one streamed epoch read and how fast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,30 +200,16 @@ pub fn fit_stream(
                     skipped += 1;
                     continue;
                 }
-                params.copy_from_slice(&last_good);
-                return Err(trainer.diverged(epoch, step + 1, last_good_loss, f64::NAN));
+                // The loss at `params` was finite: they are the last good ones (as in memory);
+                // the update that would have diverged is the next one.
+                return Err(trainer.diverged(epoch, step + 1, loss, f64::NAN));
             }
-            let norm = match config.clip_norm {
-                Some(max) => clip_grad_norm(&mut grad, max),
-                None => global_norm(&grad),
-            };
-            if let Some(v) = config.clip_value {
-                clip_grad_value(&mut grad, v as f32);
-            }
+            let update = Update { epoch, steps_per_epoch, loss };
+            let (norm, keep_going) =
+                trainer.apply_update(params, &mut grad, &mut last_good, &mut step, update, observers);
             norm_sum += norm;
             norm_count += 1;
-            last_good.copy_from_slice(params);
             last_good_loss = loss;
-            trainer.optimizer.step(params, &grad);
-            step += 1;
-            if config.schedule_unit == ScheduleUnit::Step {
-                trainer.apply_schedule(epoch, step);
-            }
-            let info = StepInfo { epoch, step, steps_per_epoch, loss, lr: trainer.optimizer.lr() };
-            let mut keep_going = true;
-            for o in observers.iter_mut() {
-                keep_going &= o.on_step(&info);
-            }
             if !keep_going {
                 termination = Termination::Interrupted;
                 break 'epochs;
