@@ -779,7 +779,7 @@ impl Trainer {
     }
 }
 
-/// Where an update happens, for [`Trainer::apply_update`]'s observers.
+/// Where an update happens, for the observers of `Trainer::apply_update`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Update {
     pub(crate) epoch: usize,

@@ -22,7 +22,7 @@
 //!   configuration error), and no vanishing/exploding gradient warnings.
 //! - The batch size, shuffling and its seed are the reader's; `batch`, `shuffle` and `seed` of
 //!   the [`TrainConfig`](super::TrainConfig) are not used.
-//! - [`StepInfo::steps_per_epoch`] is unknown (0) during the first epoch, then the count seen in
+//! - [`StepInfo::steps_per_epoch`](super::StepInfo::steps_per_epoch) is unknown (0) during the first epoch, then the count seen in
 //!   the previous one.
 
 use std::time::Instant;
