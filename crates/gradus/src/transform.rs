@@ -44,8 +44,8 @@ pub fn clip_grad_value(grads: &mut [f32], clip_value: f32) {
 /// magnitude), computed in `f64`.
 ///
 /// Deterministic: the buffer is cut into chunks of [`CHUNK`] elements, each chunk's sum is
-/// accumulated in a fixed order (eight interleaved partial sums), and the chunk sums are added in
-/// buffer order, so the result does not depend on the thread count.
+/// accumulated in a fixed order (32 interleaved partial sums, added pairwise at the end), and the
+/// chunk sums are added in buffer order, so the result does not depend on the thread count.
 pub fn grad_norm(grads: &[f32], norm_type: f64) -> f64 {
     if norm_type == f64::INFINITY {
         let chunk_max = |c: &[f32]| c.iter().fold(0.0f32, |m, &g| if g.abs() > m || g.is_nan() { g.abs() } else { m });
@@ -56,41 +56,63 @@ pub fn grad_norm(grads: &[f32], norm_type: f64) -> f64 {
         };
         return maxima.into_iter().fold(0.0f64, |m, g| if g as f64 > m || g.is_nan() { g as f64 } else { m });
     }
-    let power = |g: f32| {
+    if norm_type == 2.0 {
+        return sum_of_squares(grads).sqrt();
+    }
+    let total = chunked_sum(grads, |g| {
         let g = (g as f64).abs();
-        if norm_type == 2.0 {
-            g * g
-        } else if norm_type == 1.0 {
+        if norm_type == 1.0 {
             g
         } else {
             g.powf(norm_type)
         }
-    };
-    let chunk_sum = |c: &[f32]| {
-        let mut lanes = [0.0f64; 8];
-        let mut blocks = c.chunks_exact(8);
-        for block in &mut blocks {
-            for (lane, &g) in lanes.iter_mut().zip(block) {
-                *lane += power(g);
-            }
-        }
-        for (lane, &g) in lanes.iter_mut().zip(blocks.remainder()) {
-            *lane += power(g);
-        }
-        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
-    };
-    let sums: Vec<f64> = if grads.len() < PARALLEL_THRESHOLD {
-        grads.chunks(CHUNK).map(chunk_sum).collect()
-    } else {
-        grads.par_chunks(CHUNK).map(chunk_sum).collect()
-    };
-    let total: f64 = sums.into_iter().sum();
-    if norm_type == 2.0 {
-        total.sqrt()
-    } else if norm_type == 1.0 {
+    });
+    if norm_type == 1.0 {
         total
     } else {
         total.powf(1.0 / norm_type)
+    }
+}
+
+/// `Σ g²` over `values`, in `f64`, deterministically as [`grad_norm`] sums. It is finite exactly
+/// when every element is: the square of the largest `f32` is far below `f64`'s range.
+pub fn sum_of_squares(values: &[f32]) -> f64 {
+    chunked_sum(values, |g| {
+        let g = g as f64;
+        g * g
+    })
+}
+
+/// `Σ term(v)` over `values`, chunk by chunk (on rayon's threads when long), chunk sums added in
+/// order.
+fn chunked_sum(values: &[f32], term: impl Fn(f32) -> f64 + Sync) -> f64 {
+    // 32 independent partial sums: four vectors of eight `f64`, enough to keep the adder busy
+    // instead of waiting on one dependency chain.
+    const LANES: usize = 32;
+    let chunk_sum = |c: &[f32]| {
+        let mut lanes = [0.0f64; LANES];
+        let mut blocks = c.chunks_exact(LANES);
+        for block in &mut blocks {
+            for (lane, &g) in lanes.iter_mut().zip(block) {
+                *lane += term(g);
+            }
+        }
+        for (lane, &g) in lanes.iter_mut().zip(blocks.remainder()) {
+            *lane += term(g);
+        }
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for i in 0..width {
+                lanes[i] += lanes[i + width];
+            }
+        }
+        lanes[0]
+    };
+    if values.len() < PARALLEL_THRESHOLD {
+        values.chunks(CHUNK).map(chunk_sum).sum()
+    } else {
+        values.par_chunks(CHUNK).map(chunk_sum).collect::<Vec<f64>>().into_iter().sum()
     }
 }
 
@@ -115,13 +137,18 @@ pub fn clip_grad_norm(grads: &mut [f32], max_norm: f64) -> f64 {
 /// [`clip_grad_norm`] for any `norm_type` (PyTorch's option: 2, `f64::INFINITY`, or any `p > 0`).
 pub fn clip_grad_norm_with(grads: &mut [f32], max_norm: f64, norm_type: f64) -> f64 {
     let norm = grad_norm(grads, norm_type);
+    clip_to_norm(grads, max_norm, norm);
+    norm
+}
+
+/// The rescaling of [`clip_grad_norm`], given the norm `norm` of `grads` already measured.
+pub(crate) fn clip_to_norm(grads: &mut [f32], max_norm: f64, norm: f64) {
     let scale = max_norm / (norm + 1e-6);
     // A NaN norm scales too (to NaN), so that it propagates as in PyTorch.
     if scale < 1.0 || scale.is_nan() {
         let scale = scale as f32;
         map_in_place(grads, |g| g * scale);
     }
-    norm
 }
 
 /// Clipping by value with a checked `clip_value`.

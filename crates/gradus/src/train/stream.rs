@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EpochRecord, Metrics, Observer, Termination, TrainError, TrainReport, Trainer, Update};
+use super::{EpochRecord, GradientNorms, Metrics, Observer, Termination, TrainError, TrainReport, Trainer, Update};
 use crate::data::{DataError, Standardizer, StreamingReader};
 use crate::error::ConfigError;
 use crate::model::Model;
@@ -136,6 +136,7 @@ pub fn fit_stream(
     let mut grad = vec![0.0f32; params.len()];
     let mut accumulated = vec![0.0f32; if config.accumulate > 1 { params.len() } else { 0 }];
     let mut last_good = params.to_vec();
+    let mut norms = GradientNorms::new(params.len(), &[]);
     // The divergence reference: the first batch's loss at the starting parameters.
     let mut initial_loss: Option<f64> = None;
     let mut last_good_loss = f64::NAN;
@@ -195,7 +196,8 @@ pub fn fit_stream(
                 }
                 micro = 0;
             }
-            if !all_finite(&grad) {
+            let norm = norms.measure(&grad);
+            if !norm.is_finite() {
                 if config.skip_nonfinite {
                     skipped += 1;
                     continue;
@@ -205,8 +207,8 @@ pub fn fit_stream(
                 return Err(trainer.diverged(epoch, step + 1, loss, f64::NAN));
             }
             let update = Update { epoch, steps_per_epoch, loss };
-            let (norm, keep_going) =
-                trainer.apply_update(params, &mut grad, &mut last_good, &mut step, update, observers);
+            let keep_going =
+                trainer.apply_update(params, &mut grad, norm, &mut last_good, &mut step, update, observers);
             norm_sum += norm;
             norm_count += 1;
             last_good_loss = loss;
