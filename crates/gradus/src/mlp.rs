@@ -901,7 +901,7 @@ pub(crate) mod kernels {
     /// every `k < b_width`: `aᵀ b` over `rows` rows, each element summed over the rows in order.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn outer_impl<const FMA: bool, const J: usize, const K: usize>(
+    fn outer_impl<const FMA: bool, const J: usize, const K: usize, const K_TAIL: usize>(
         a: &[f32],
         a_width: usize,
         b: RowSource<'_>,
@@ -926,6 +926,10 @@ pub(crate) mod kernels {
                     outer_tile::<FMA, J, K>(ap, a_width, bp, rows, j, k, op, b_width);
                     k += K;
                 }
+                while k + K_TAIL <= b_width {
+                    outer_tile::<FMA, J, K_TAIL>(ap, a_width, bp, rows, j, k, op, b_width);
+                    k += K_TAIL;
+                }
                 for k in k..b_width {
                     outer_tile::<FMA, J, 1>(ap, a_width, bp, rows, j, k, op, b_width);
                 }
@@ -937,6 +941,10 @@ pub(crate) mod kernels {
                     outer_tile::<FMA, 2, K>(ap, a_width, bp, rows, j, k, op, b_width);
                     k += K;
                 }
+                while k + K_TAIL <= b_width {
+                    outer_tile::<FMA, 2, K_TAIL>(ap, a_width, bp, rows, j, k, op, b_width);
+                    k += K_TAIL;
+                }
                 for k in k..b_width {
                     outer_tile::<FMA, 2, 1>(ap, a_width, bp, rows, j, k, op, b_width);
                 }
@@ -947,6 +955,10 @@ pub(crate) mod kernels {
                 while k + K <= b_width {
                     outer_tile::<FMA, 1, K>(ap, a_width, bp, rows, j, k, op, b_width);
                     k += K;
+                }
+                while k + K_TAIL <= b_width {
+                    outer_tile::<FMA, 1, K_TAIL>(ap, a_width, bp, rows, j, k, op, b_width);
+                    k += K_TAIL;
                 }
                 for k in k..b_width {
                     outer_tile::<FMA, 1, 1>(ap, a_width, bp, rows, j, k, op, b_width);
@@ -978,7 +990,7 @@ pub(crate) mod kernels {
         j: std::ops::Range<usize>,
         out: &mut [f32],
     ) {
-        outer_impl::<true, 4, 64>(a, a_width, b, b_width, rows, j, out)
+        outer_impl::<true, 4, 64, 16>(a, a_width, b, b_width, rows, j, out)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -992,7 +1004,7 @@ pub(crate) mod kernels {
         j: std::ops::Range<usize>,
         out: &mut [f32],
     ) {
-        outer_impl::<true, 4, 24>(a, a_width, b, b_width, rows, j, out)
+        outer_impl::<true, 4, 24, 8>(a, a_width, b, b_width, rows, j, out)
     }
 
     #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1078,7 +1090,7 @@ pub(crate) mod kernels {
             Isa::Avx512 => unsafe { outer_avx512(a, a_width, b, b_width, rows, j_range, out) },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe { outer_avx2(a, a_width, b, b_width, rows, j_range, out) },
-            _ => outer_impl::<false, 2, 16>(a, a_width, b, b_width, rows, j_range, out),
+            _ => outer_impl::<false, 2, 16, 4>(a, a_width, b, b_width, rows, j_range, out),
         }
     }
 
@@ -1105,7 +1117,7 @@ pub(crate) mod kernels {
                 assert_eq!(tiled, single);
                 let (mut tiled, mut single) = (vec![0.0; n_out * n_in], vec![0.0; n_out * n_in]);
                 outer(&bias.repeat(rows), n_out, RowSource::dense(&x, n_in), n_in, rows, 0..n_out, &mut tiled);
-                outer_impl::<true, 1, 1>(
+                outer_impl::<true, 1, 1, 1>(
                     &bias.repeat(rows),
                     n_out,
                     RowSource::dense(&x, n_in),

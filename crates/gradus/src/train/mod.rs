@@ -25,6 +25,7 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -32,6 +33,7 @@ use crate::error::ConfigError;
 use crate::model::{evaluate, Model, Rows};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::schedule::{LrSchedule, PlateauState};
+use crate::parallel::{CHUNK, PARALLEL_THRESHOLD};
 use crate::transform::{all_finite, clip_grad_value, clip_to_norm, sum_of_squares};
 pub use metrics::{Metrics, Task};
 
@@ -757,7 +759,7 @@ impl Trainer {
         if let Some(v) = self.config.clip_value {
             clip_grad_value(grad, v as f32);
         }
-        last_good.copy_from_slice(params);
+        copy_parallel(params, last_good);
         self.optimizer.step(params, grad);
         *step += 1;
         if self.config.schedule_unit == ScheduleUnit::Step {
@@ -810,6 +812,16 @@ pub(crate) struct Update {
     pub(crate) epoch: usize,
     pub(crate) steps_per_epoch: u64,
     pub(crate) loss: f64,
+}
+
+/// `destination ← source`, on rayon's threads when long (a single thread does not saturate the
+/// memory bandwidth).
+fn copy_parallel(source: &[f32], destination: &mut [f32]) {
+    if source.len() < PARALLEL_THRESHOLD {
+        destination.copy_from_slice(source);
+    } else {
+        destination.par_chunks_mut(CHUNK).zip(source.par_chunks(CHUNK)).for_each(|(d, s)| d.copy_from_slice(s));
+    }
 }
 
 /// The global L2 norm of a gradient and the norms of the tracked segments within it, from one
