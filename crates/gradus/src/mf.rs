@@ -42,9 +42,17 @@ pub const USER_FACTORS: &str = "user_factors";
 /// Name of the segment holding the item factors q_i (`n_items × n_factors`, one item per row).
 pub const ITEM_FACTORS: &str = "item_factors";
 
-/// Stream of the ChaCha generator that orders the ratings, kept apart from the stream (0) that
-/// initializes the factors so that equal seeds do not correlate the two.
+/// Stream of the ChaCha generator that orders the ratings, kept apart from the streams that
+/// initialize the factors so that equal seeds do not correlate the two.
 const SHUFFLE_STREAM: u64 = 1;
+
+/// The factors are drawn in blocks of this many values, block b from the ChaCha stream
+/// `INIT_STREAMS + b` of the seed: the blocks are drawn in parallel, and the values do not depend
+/// on the number of threads.
+const INIT_BLOCK: usize = 8192;
+
+/// The first of the factor initialization streams (see [`INIT_BLOCK`]).
+const INIT_STREAMS: u64 = 1 << 32;
 
 /// What went wrong with a model's configuration or data.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -931,8 +939,9 @@ impl MatrixFactorization {
     /// An untrained model for `train`'s users and items: μ is the mean of `train`'s ratings, the
     /// clamping range their minimum and maximum, the known users and items those with at least
     /// one rating in `train`; biases are zero and factors are drawn from
-    /// N(`init_mean`, `init_std_dev`²) with a ChaCha8 generator seeded by `config.seed` (users'
-    /// rows first, then items').
+    /// N(`init_mean`, `init_std_dev`²) with ChaCha8 generators seeded by `config.seed`, one stream
+    /// per block of [`INIT_BLOCK`] values of the factor tables (users' rows first, then items'),
+    /// drawn on rayon's threads: the same values on any number of threads.
     pub fn new(config: &MfConfig, train: &Ratings<'_>) -> Result<Self, MfError> {
         config.validate()?;
         if train.is_empty() {
@@ -956,10 +965,13 @@ impl MatrixFactorization {
         let mut params = vec![0.0f32; len];
         let normal = Normal::new(config.init_mean, config.init_std_dev)
             .map_err(|_| ConfigError::new("init_std_dev", config.init_std_dev, "a finite number >= 0"))?;
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        for p in &mut params[n_users + n_items..] {
-            *p = normal.sample(&mut rng) as f32;
-        }
+        params[n_users + n_items..].par_chunks_mut(INIT_BLOCK).enumerate().for_each(|(block, values)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+            rng.set_stream(INIT_STREAMS + block as u64);
+            for p in values {
+                *p = normal.sample(&mut rng) as f32;
+            }
+        });
         Ok(Self {
             config: config.clone(),
             n_users,
