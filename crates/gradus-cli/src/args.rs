@@ -72,6 +72,11 @@ pub struct TrainOptions {
     /// Latent factors of matrix factorization [default: 100].
     #[arg(long, value_name = "N")]
     pub factors: Option<usize>,
+    /// Order in which per-rating SGD visits the ratings in matrix factorization: `random` (one shuffled
+    /// sequence, as Funk SVD and scikit-surprise) or `stratified` (blocks that share no user or item,
+    /// trained at once on every thread: DSGD; the same model on any thread count) [default: random].
+    #[arg(long, value_name = "ORDER", value_parser = ["random", "stratified"])]
+    pub mf_order: Option<String>,
     /// L2 penalty of linear models and matrix factorization [default: 0; mf: 0.02].
     #[arg(long, value_name = "X")]
     pub l2: Option<f64>,

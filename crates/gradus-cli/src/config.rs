@@ -20,6 +20,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "hidden",
     "activation",
     "factors",
+    "mf_order",
     "l2",
     "l1",
     "optimizer",
@@ -75,6 +76,7 @@ struct FileConfig {
     hidden: Option<Vec<usize>>,
     activation: Option<String>,
     factors: Option<usize>,
+    mf_order: Option<String>,
     l2: Option<f64>,
     l1: Option<f64>,
     optimizer: Option<String>,
@@ -200,7 +202,7 @@ pub fn apply(args: &mut TrainArgs) -> Result<(), CliError> {
     }
     fill!(args.data, file; data, dataset, target, task);
     fill!(args.options, file;
-        model, hidden, activation, factors, l2, l1, optimizer, lr, momentum, dampening, beta1, beta2, eps,
+        model, hidden, activation, factors, mf_order, l2, l1, optimizer, lr, momentum, dampening, beta1, beta2, eps,
         weight_decay, alpha, rho, lr_decay, batch_size, epochs, schedule, gamma, step_size, milestones, max_lr,
         eta_min, plateau_patience, warmup, clip_norm, clip_value, early_stop, tol, val_fraction, seed, threads);
     fill!(args, file; folds, save, checkpoint_every, checkpoint, resume, plot, metrics_json);

@@ -93,7 +93,12 @@ impl MfSettings {
     /// `sgd (Funk SVD, lr 0.005, reg 0.02)` and the like.
     pub fn describe(&self) -> String {
         match &self.optimizer {
-            None => format!("sgd per rating (Funk SVD, lr {}, l2 {})", self.config.lr_all, self.config.reg_all),
+            None => format!(
+                "sgd per rating ({}, lr {}, l2 {})",
+                if self.config.parallel { "stratified order, DSGD" } else { "Funk SVD" },
+                self.config.lr_all,
+                self.config.reg_all
+            ),
             Some(o) => format!("{}, l2 {}", o.describe(), self.config.reg_all),
         }
     }
@@ -147,6 +152,7 @@ pub fn resolve(opts: &TrainOptions) -> Result<MfSettings, CliError> {
         lr_all: lr,
         reg_all: opts.l2.unwrap_or(DEFAULT_REG),
         seed: opts.seed.unwrap_or(0),
+        parallel: opts.mf_order.as_deref() == Some("stratified"),
         ..MfConfig::default()
     };
     config.validate().map_err(|mut e| {
@@ -165,6 +171,11 @@ pub fn resolve(opts: &TrainOptions) -> Result<MfSettings, CliError> {
     let per_rating = plain_sgd && matches!(batch, None | Some(gradus::train::BatchMode::Stochastic));
     if per_rating {
         return Ok(MfSettings { config, optimizer: None, batch: None });
+    }
+    if opts.mf_order.is_some() {
+        return Err(CliError::usage(
+            "--mf-order applies to per-rating sgd (--optimizer sgd with no momentum, batch size 1), not mini-batches",
+        ));
     }
     if label == "lbfgs" {
         return Err(CliError::usage(
@@ -197,19 +208,26 @@ fn as_mf<'a>(r: &'a Ratings) -> Result<gradus::mf::Ratings<'a>, CliError> {
 }
 
 /// Loss (the training objective: half the squared error plus the L2 penalty), rmse and mae of
-/// `model` on `r`; the gradient's norm as second value.
-fn metrics(model: &MatrixFactorization, r: &Ratings, grad: &mut [f32]) -> (Metrics, f64) {
+/// `model` on `r`; with `grad`, also the norm of the gradient of the loss on `r` (else 0).
+fn metrics(model: &MatrixFactorization, r: &Ratings, grad: Option<&mut [f32]>) -> (Metrics, f64) {
     let mut m = Metrics::new();
     if r.is_empty() {
         return (m, 0.0);
     }
     let triples: Vec<(u32, u32, f32)> =
         r.users.iter().zip(&r.items).zip(&r.ratings).map(|((&u, &i), &v)| (u, i, v)).collect();
-    let loss = model.loss_and_gradient(model.params(), &triples, grad);
+    let (loss, grad_norm) = match grad {
+        Some(grad) => {
+            let loss = model.loss_and_gradient(model.params(), &triples, grad);
+            (loss, gradus::transform::sum_of_squares(grad).sqrt())
+        }
+        None => (model.loss(&triples), 0.0),
+    };
     m.insert("loss".into(), loss);
-    m.insert("rmse".into(), model.rmse(&r.users, &r.items, &r.ratings));
-    m.insert("mae".into(), model.mae(&r.users, &r.items, &r.ratings));
-    (m, grad.iter().map(|&g| f64::from(g).powi(2)).sum::<f64>().sqrt())
+    let predicted = model.predict_all(&r.users, &r.items);
+    m.insert("rmse".into(), gradus::mf::rmse(&predicted, &r.ratings));
+    m.insert("mae".into(), gradus::mf::mae(&predicted, &r.ratings));
+    (m, grad_norm)
 }
 
 /// Trains on `train` one epoch at a time (epoch `e` shuffles with seed `seed + e`), recording
@@ -231,13 +249,14 @@ pub fn fit(
     for epoch in 1..=settings.config.n_epochs {
         let seed = settings.config.seed.wrapping_add(epoch as u64);
         match optimizer.as_mut() {
+            None if settings.config.parallel => model.fit_dsgd(&r, 1, seed).map_err(usage)?,
             None => model.fit_sgd(&r, 1, seed).map_err(usage)?,
             Some(opt) => {
                 let batch = settings.batch.unwrap_or(DEFAULT_BATCH).min(train.len());
                 model.fit_minibatch(&r, opt.as_mut(), batch, 1, seed).map_err(usage)?;
             }
         }
-        let (train_metrics, grad_norm) = metrics(&model, train, &mut grad);
+        let (train_metrics, grad_norm) = metrics(&model, train, Some(&mut grad));
         let loss = train_metrics.get("loss").copied().unwrap_or(f64::NAN);
         if !loss.is_finite() || model.params().iter().any(|p| !p.is_finite()) {
             return Err(CliError::training(format!("training diverged at epoch {epoch}: the loss is {loss}"))
@@ -246,7 +265,7 @@ pub fn fit(
         let record = EpochRecord {
             epoch,
             train: train_metrics,
-            validation: validation.map(|v| metrics(&model, v, &mut grad).0).unwrap_or_default(),
+            validation: validation.map(|v| metrics(&model, v, None).0).unwrap_or_default(),
             lr,
             grad_norm,
             seconds: start.elapsed().as_secs_f64(),

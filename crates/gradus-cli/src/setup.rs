@@ -275,8 +275,9 @@ pub fn resolve(opts: &TrainOptions, task: Task) -> Result<Settings, CliError> {
     if !is_mlp && (opts.hidden.is_some() || opts.activation.is_some()) {
         return Err(CliError::usage(format!("--hidden and --activation apply to --model mlp, not {model}")));
     }
-    if opts.factors.is_some() {
-        return Err(CliError::usage("--factors applies to --model mf"));
+    if opts.factors.is_some() || opts.mf_order.is_some() {
+        let flag = if opts.factors.is_some() { "--factors" } else { "--mf-order" };
+        return Err(CliError::usage(format!("{flag} applies to --model mf")));
     }
     let hidden = opts.hidden.clone().unwrap_or_else(|| vec![DEFAULT_HIDDEN]);
     if let Some(bad) = hidden.iter().find(|&&h| h == 0) {

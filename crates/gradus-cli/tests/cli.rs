@@ -618,6 +618,18 @@ fn bad_inputs_fail_clearly_without_partial_files() {
         ),
         bad("mf on a feature table", &train(&["--model", "mf", "--dataset", "iris"]), 2, &["iris", "ratings"]),
         bad(
+            "rating order for a feature model",
+            &train(&["--data", "bin.csv", "--mf-order", "stratified"]),
+            2,
+            &["--mf-order", "--model mf"],
+        ),
+        bad(
+            "rating order with mini-batches",
+            &train(&["--model", "mf", "--data", "r.csv", "--mf-order", "stratified", "--optimizer", "adam"]),
+            2,
+            &["--mf-order", "mini-batches"],
+        ),
+        bad(
             "compare on ratings",
             &["compare", "--dataset", "movielens_small"],
             2,
@@ -843,4 +855,16 @@ fn matrix_factorization_trains_saves_predicts_and_evaluates() {
     let adam = read_json(&f.file("adam.json"));
     assert_eq!(adam["optimizer"], "adam");
     assert_eq!(adam["batch_size"], "16");
+
+    // The stratified (DSGD) order: a different model than the shuffled one, which also learns, and
+    // the same one on one thread as on several.
+    let stratified = [&train[..], &["--mf-order", "stratified"]].concat();
+    let out = f.ok(&[&stratified[..], &["--metrics-json", "s1.json", "--threads", "1"]].concat());
+    assert!(out.contains("stratified order"), "{out}");
+    let s1 = read_json(&f.file("s1.json"));
+    let history = s1["history"].as_array().unwrap();
+    assert!(rmse(&history[29]) < rmse(&history[0]), "training rmse falls");
+    assert_ne!(s1["train"], m["train"]);
+    f.ok(&[&stratified[..], &["--metrics-json", "s3.json", "--threads", "3", "-q"]].concat());
+    assert_eq!(read_json(&f.file("s3.json"))["train"], s1["train"]);
 }

@@ -32,6 +32,7 @@ use thiserror::Error;
 use crate::error::{non_negative, ConfigError};
 use crate::optim::Optimizer;
 use crate::params::ParamLayout;
+use crate::transform::sum_of_squares;
 
 /// Name of the segment holding the user biases b_u (`n_users` values).
 pub const USER_BIAS: &str = "user_bias";
@@ -935,6 +936,12 @@ fn split_strata<'a>(
     pieces
 }
 
+/// Squared norms of every factor row (see [`MatrixFactorization::loss`]).
+struct RowNorms {
+    users: Vec<f64>,
+    items: Vec<f64>,
+}
+
 impl MatrixFactorization {
     /// An untrained model for `train`'s users and items: μ is the mean of `train`'s ratings, the
     /// clamping range their minimum and maximum, the known users and items those with at least
@@ -1191,20 +1198,16 @@ impl MatrixFactorization {
         let k = self.config.n_factors;
         let reg = self.config.reg_all as f32;
         let scale = (1.0 / batch.len() as f64) as f32;
-        let mu = self.global_mean;
         let p = split(params, self.n_users, self.n_items, k);
         let g = split_mut(grad, self.n_users, self.n_items, k);
+        let norms = self.row_norms(&p, batch.len());
         let mut loss = 0.0f64;
         for &(u, i, r) in batch {
             let (u, i) = (u as usize, i as usize);
-            assert!(u < self.n_users && i < self.n_items, "rating of unknown user {u} or item {i} in a batch");
+            let (err, rating_loss) = self.rating_loss(&p, norms.as_ref(), u, i, r);
+            loss += rating_loss;
             let (pu, qi) = (&p.user_factors[u * k..(u + 1) * k], &p.item_factors[i * k..(i + 1) * k]);
             let (bu, bi) = (p.user_bias[u], p.item_bias[i]);
-            let err = r - (mu + bu + bi + dot(pu, qi));
-            let squares = f64::from(bu) * f64::from(bu)
-                + f64::from(bi) * f64::from(bi)
-                + pu.iter().chain(qi).map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
-            loss += 0.5 * f64::from(err) * f64::from(err) + 0.5 * f64::from(reg) * squares;
             g.user_bias[u] += scale * (reg * bu - err);
             g.item_bias[i] += scale * (reg * bi - err);
             let gpu = &mut g.user_factors[u * k..(u + 1) * k];
@@ -1217,6 +1220,52 @@ impl MatrixFactorization {
             }
         }
         loss / batch.len() as f64
+    }
+
+    /// The loss of [`MatrixFactorization::loss_and_gradient`] at the model's own parameters,
+    /// without the gradient (a cheaper pass, for validation data).
+    ///
+    /// # Panics
+    /// If a triple names a user or item beyond the model's counts.
+    pub fn loss(&self, batch: &[(u32, u32, f32)]) -> f64 {
+        if batch.is_empty() {
+            return 0.0;
+        }
+        let p = split(&self.params, self.n_users, self.n_items, self.config.n_factors);
+        let norms = self.row_norms(&p, batch.len());
+        let sum: f64 =
+            batch.iter().map(|&(u, i, r)| self.rating_loss(&p, norms.as_ref(), u as usize, i as usize, r).1).sum();
+        sum / batch.len() as f64
+    }
+
+    /// `‖p_u‖²` of every user and `‖q_i‖²` of every item under `p`, when a batch of `ratings`
+    /// ratings would compute more of them one rating at a time (two per rating) than there are
+    /// rows. The same numbers either way: both take [`sum_of_squares`] of the same row.
+    fn row_norms(&self, p: &Parts<&[f32]>, ratings: usize) -> Option<RowNorms> {
+        let k = self.config.n_factors;
+        if k == 0 || 2 * ratings <= self.n_users + self.n_items {
+            return None;
+        }
+        let norms = |rows: &[f32]| rows.par_chunks(k).map(sum_of_squares).collect::<Vec<f64>>();
+        Some(RowNorms { users: norms(p.user_factors), items: norms(p.item_factors) })
+    }
+
+    /// The error `e` of rating `r` of user `u` for item `i` under parameters `p`, and its term
+    /// `½ e² + ½ λ (b_u² + b_i² + ‖p_u‖² + ‖q_i‖²)` of the loss (the squared norms from `norms`
+    /// when given).
+    #[inline]
+    fn rating_loss(&self, p: &Parts<&[f32]>, norms: Option<&RowNorms>, u: usize, i: usize, r: f32) -> (f32, f64) {
+        assert!(u < self.n_users && i < self.n_items, "rating of unknown user {u} or item {i} in a batch");
+        let k = self.config.n_factors;
+        let (pu, qi) = (&p.user_factors[u * k..(u + 1) * k], &p.item_factors[i * k..(i + 1) * k]);
+        let (bu, bi) = (p.user_bias[u], p.item_bias[i]);
+        let err = r - (self.global_mean + bu + bi + dot(pu, qi));
+        let (norm_u, norm_i) = match norms {
+            Some(norms) => (norms.users[u], norms.items[i]),
+            None => (sum_of_squares(pu), sum_of_squares(qi)),
+        };
+        let squares = f64::from(bu) * f64::from(bu) + f64::from(bi) * f64::from(bi) + norm_u + norm_i;
+        (err, 0.5 * f64::from(err) * f64::from(err) + 0.5 * self.config.reg_all as f32 as f64 * squares)
     }
 
     fn check_shape(&self, data: &Ratings<'_>) -> Result<(), MfError> {

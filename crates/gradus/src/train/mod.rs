@@ -32,8 +32,8 @@ use thiserror::Error;
 use crate::error::ConfigError;
 use crate::model::{evaluate, Model, Rows};
 use crate::optim::{Optimizer, OptimizerState};
-use crate::schedule::{LrSchedule, PlateauState};
 use crate::parallel::{CHUNK, PARALLEL_THRESHOLD};
+use crate::schedule::{LrSchedule, PlateauState};
 use crate::transform::{all_finite, clip_grad_value, clip_to_norm, sum_of_squares};
 pub use metrics::{Metrics, Task};
 
