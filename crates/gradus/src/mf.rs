@@ -1029,11 +1029,32 @@ impl MatrixFactorization {
         // indices: the same order as `fit_minibatch`'s, without gathering the triples each epoch.
         let mut ordered: Vec<(u32, u32, f32)> =
             (0..train.len()).map(|k| (train.users[k], train.items[k], train.ratings[k])).collect();
+        if epochs == 0 {
+            return Ok(());
+        }
+        shuffle_ratings(&mut ordered, &mut rng);
+        let mut next = ordered.clone();
+        // While one thread trains on this epoch's order, another (when rayon has one) shuffles a
+        // copy of it into the next epoch's: the same draws in the same sequence as shuffling in
+        // place between the passes, so the same model, with the shuffle off the critical path.
         self.with_tables(|step, mut tables| {
-            for _ in 0..epochs {
-                shuffle_ratings(&mut ordered, &mut rng);
-                run_sgd_pass(step, tables.reborrow(), &ordered);
-            }
+            rayon::scope(|_| {
+                for epoch in 0..epochs {
+                    let tables = tables.reborrow();
+                    if epoch + 1 == epochs {
+                        run_sgd_pass(step, tables, &ordered);
+                        break;
+                    }
+                    rayon::join(
+                        || run_sgd_pass(step, tables, &ordered),
+                        || {
+                            next.copy_from_slice(&ordered);
+                            shuffle_ratings(&mut next, &mut rng);
+                        },
+                    );
+                    std::mem::swap(&mut ordered, &mut next);
+                }
+            })
         });
         Ok(())
     }
