@@ -272,6 +272,24 @@ fn bad_data_and_options_are_reported() {
     assert!(matches!(model.fit_sgd(&other_shape, 1, 0), Err(MfError::ShapeMismatch { .. })));
 }
 
+/// The sequential trainer too (its factors are drawn, and its next epoch shuffled, on other
+/// threads when there are some) gives the same model on any number of threads.
+#[test]
+fn sequential_sgd_is_independent_of_the_thread_count() {
+    let data = low_rank(7);
+    let train = data.train();
+    // 210 rows of 100 factors: the factors are drawn in several blocks.
+    let config = MfConfig { n_factors: 100, n_epochs: 5, ..small_config() };
+    let on_threads = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| MatrixFactorization::fit(&config, &train).unwrap())
+    };
+    let bits = |m: &MatrixFactorization| m.params().iter().map(|p| p.to_bits()).collect::<Vec<u32>>();
+    let one = bits(&on_threads(1));
+    assert_eq!(one, bits(&on_threads(2)));
+    assert_eq!(one, bits(&on_threads(3)));
+}
+
 /// Stratified parallel SGD: the model is the same bit for bit on pools of 1, 2 and 3 threads (and
 /// on the global pool), differs from the sequential trainer's, and learns as well.
 #[test]
