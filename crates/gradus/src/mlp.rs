@@ -771,18 +771,141 @@ pub(crate) mod kernels {
         lanes[0] + tail
     }
 
+    /// [`dot_tile`] of a 4 × 4 tile in AVX-512, with the same bits: the same fused multiply-adds
+    /// into 16 lanes per product, each product's lanes summed by [`reduce`]'s tree (lane i +
+    /// lane i + 8, then + 4, + 2, + 1), then its tail, then the bias.
+    ///
+    /// Instead of 16 horizontal sums (a fifth of the generic tile's time), four rounds of
+    /// shuffles pair up the accumulators so that every add works on 16 lanes: after round one
+    /// each vector holds two products' eight partial sums, after round two four products' four,
+    /// and so on, until one vector holds row r's four sums in its 128-bit block r. A function of
+    /// its own, compiled for AVX-512 and not inlined, with its sixteen accumulators named one by
+    /// one: so written, they stay in registers.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and FMA; each `x[r]` and `w[c]` must address `n` readable
+    /// floats, `bias` 4 and each `out[r]` 4 writable ones.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn dot_tile_4x4_avx512(
+        x: [*const f32; 4],
+        w: [*const f32; 4],
+        n: usize,
+        bias: *const f32,
+        out: [*mut f32; 4],
+    ) {
+        use std::arch::x86_64::*;
+        let z = _mm512_setzero_ps();
+        // a{c}{r} accumulates x[r] · w[c].
+        let (mut a00, mut a01, mut a02, mut a03) = (z, z, z, z);
+        let (mut a10, mut a11, mut a12, mut a13) = (z, z, z, z);
+        let (mut a20, mut a21, mut a22, mut a23) = (z, z, z, z);
+        let (mut a30, mut a31, mut a32, mut a33) = (z, z, z, z);
+        let full = n / LANES * LANES;
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + LANES <= n.
+            unsafe {
+                let (x0, x1, x2, x3) = (
+                    _mm512_loadu_ps(x[0].add(k)),
+                    _mm512_loadu_ps(x[1].add(k)),
+                    _mm512_loadu_ps(x[2].add(k)),
+                    _mm512_loadu_ps(x[3].add(k)),
+                );
+                let w0 = _mm512_loadu_ps(w[0].add(k));
+                a00 = _mm512_fmadd_ps(x0, w0, a00);
+                a01 = _mm512_fmadd_ps(x1, w0, a01);
+                a02 = _mm512_fmadd_ps(x2, w0, a02);
+                a03 = _mm512_fmadd_ps(x3, w0, a03);
+                let w1 = _mm512_loadu_ps(w[1].add(k));
+                a10 = _mm512_fmadd_ps(x0, w1, a10);
+                a11 = _mm512_fmadd_ps(x1, w1, a11);
+                a12 = _mm512_fmadd_ps(x2, w1, a12);
+                a13 = _mm512_fmadd_ps(x3, w1, a13);
+                let w2 = _mm512_loadu_ps(w[2].add(k));
+                a20 = _mm512_fmadd_ps(x0, w2, a20);
+                a21 = _mm512_fmadd_ps(x1, w2, a21);
+                a22 = _mm512_fmadd_ps(x2, w2, a22);
+                a23 = _mm512_fmadd_ps(x3, w2, a23);
+                let w3 = _mm512_loadu_ps(w[3].add(k));
+                a30 = _mm512_fmadd_ps(x0, w3, a30);
+                a31 = _mm512_fmadd_ps(x1, w3, a31);
+                a32 = _mm512_fmadd_ps(x2, w3, a32);
+                a33 = _mm512_fmadd_ps(x3, w3, a33);
+            }
+            k += LANES;
+        }
+        let mut tails = [0.0f32; 16];
+        for (t, tail) in tails.iter_mut().enumerate() {
+            let (r, c) = (t / 4, t % 4);
+            for k in full..n {
+                // SAFETY: k < n.
+                *tail = unsafe { (*x[r].add(k)).mul_add(*w[c].add(k), *tail) };
+            }
+        }
+        // Vector 4c + r is x[r] · w[c] (column-major), so that the sums come out by rows.
+        let acc = [a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33];
+        // Lanes i + 8 onto i: [a.lo, b.lo] + [a.hi, b.hi] (256-bit halves).
+        let s: [__m512; 8] = std::array::from_fn(|m| {
+            let (a, b) = (acc[2 * m], acc[2 * m + 1]);
+            _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(a, b), _mm512_shuffle_f32x4::<0xEE>(a, b))
+        });
+        // Lanes i + 4 onto i: 128-bit blocks 0, 2 of each plus blocks 1, 3.
+        let t: [__m512; 4] = std::array::from_fn(|p| {
+            let (a, b) = (s[2 * p], s[2 * p + 1]);
+            _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(a, b), _mm512_shuffle_f32x4::<0xDD>(a, b))
+        });
+        // Lanes i + 2 onto i, within each 128-bit block.
+        let u: [__m512; 2] = std::array::from_fn(|q| {
+            let (a, b) = (t[2 * q], t[2 * q + 1]);
+            _mm512_add_ps(_mm512_shuffle_ps::<0x44>(a, b), _mm512_shuffle_ps::<0xEE>(a, b))
+        });
+        // Lane i + 1 onto i: block r now holds row r's four sums.
+        let sums = _mm512_add_ps(_mm512_shuffle_ps::<0x88>(u[0], u[1]), _mm512_shuffle_ps::<0xDD>(u[0], u[1]));
+        // SAFETY: `tails` holds 16 floats, `bias` 4.
+        let (tails, bias) = unsafe { (_mm512_loadu_ps(tails.as_ptr()), _mm512_broadcast_f32x4(_mm_loadu_ps(bias))) };
+        let rows = _mm512_add_ps(bias, _mm512_add_ps(sums, tails));
+        // SAFETY: each `out[r]` addresses 4 writable floats.
+        unsafe {
+            _mm_storeu_ps(out[0], _mm512_extractf32x4_ps::<0>(rows));
+            _mm_storeu_ps(out[1], _mm512_extractf32x4_ps::<1>(rows));
+            _mm_storeu_ps(out[2], _mm512_extractf32x4_ps::<2>(rows));
+            _mm_storeu_ps(out[3], _mm512_extractf32x4_ps::<3>(rows));
+        }
+    }
+
     /// `out[r][c] = bias[c] + x[r] · w[c]` for an `R × C` tile; `x` and `w` point at rows `n` long.
     ///
     /// # Safety
     /// Each `x[r]` and `w[c]` must address `n` readable elements, each `out[r]` `C` writable ones.
     #[inline(always)]
-    unsafe fn dot_tile<const FMA: bool, const R: usize, const C: usize>(
+    unsafe fn dot_tile<const FMA: bool, const AVX512: bool, const R: usize, const C: usize>(
         x: [*const f32; R],
         w: [*const f32; C],
         n: usize,
         bias: &[f32],
         out: [*mut f32; R],
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if AVX512 && R == 4 && C == 4 {
+            // Called through an opaque pointer: inlined here (`#[inline(never)]` did not prevent
+            // it), the kernel's accumulators were spilled to the stack on every step, and the
+            // pass ran 25% slower than with the generic tile instead of 25% faster.
+            let kernel: unsafe fn([*const f32; 4], [*const f32; 4], usize, *const f32, [*mut f32; 4]) =
+                dot_tile_4x4_avx512;
+            // SAFETY: `AVX512` is set only in the AVX-512 kernels, which run only where the CPU
+            // has it; the rows and outputs are the caller's promise.
+            unsafe {
+                std::hint::black_box(kernel)(
+                    std::array::from_fn(|r| x[r % R]),
+                    std::array::from_fn(|c| w[c % C]),
+                    n,
+                    bias.as_ptr(),
+                    std::array::from_fn(|r| out[r % R]),
+                )
+            };
+            return;
+        }
         let mut acc = [[[0.0f32; LANES]; C]; R];
         let full = n / LANES * LANES;
         let mut k = 0;
@@ -814,7 +937,7 @@ pub(crate) mod kernels {
 
     /// `out (rows × n_out) = x (rows × n_in) · wᵀ + bias`, `w` stored `[n_out][n_in]`.
     #[inline(always)]
-    fn forward_impl<const FMA: bool, const R: usize, const C: usize>(
+    fn forward_impl<const FMA: bool, const AVX512: bool, const R: usize, const C: usize>(
         x: &[f32],
         w: &[f32],
         bias: &[f32],
@@ -834,16 +957,16 @@ pub(crate) mod kernels {
                 let mut c = 0;
                 while c + C <= n_out {
                     let wc: [*const f32; C] = std::array::from_fn(|j| wp.add((c + j) * n_in));
-                    dot_tile::<FMA, R, C>(xr, wc, n_in, &bias[c..], orow.map(|p| p.add(c)));
+                    dot_tile::<FMA, AVX512, R, C>(xr, wc, n_in, &bias[c..], orow.map(|p| p.add(c)));
                     c += C;
                 }
                 if C > 2 && c + 2 <= n_out {
                     let wc = [wp.add(c * n_in), wp.add((c + 1) * n_in)];
-                    dot_tile::<FMA, R, 2>(xr, wc, n_in, &bias[c..], orow.map(|p| p.add(c)));
+                    dot_tile::<FMA, AVX512, R, 2>(xr, wc, n_in, &bias[c..], orow.map(|p| p.add(c)));
                     c += 2;
                 }
                 for c in c..n_out {
-                    dot_tile::<FMA, R, 1>(xr, [wp.add(c * n_in)], n_in, &bias[c..], orow.map(|p| p.add(c)));
+                    dot_tile::<FMA, AVX512, R, 1>(xr, [wp.add(c * n_in)], n_in, &bias[c..], orow.map(|p| p.add(c)));
                 }
                 r += R;
             }
@@ -853,11 +976,11 @@ pub(crate) mod kernels {
                 let mut c = 0;
                 while c + C <= n_out {
                     let wc: [*const f32; C] = std::array::from_fn(|j| wp.add((c + j) * n_in));
-                    dot_tile::<FMA, 1, C>(xr, wc, n_in, &bias[c..], orow.map(|p| p.add(c)));
+                    dot_tile::<FMA, AVX512, 1, C>(xr, wc, n_in, &bias[c..], orow.map(|p| p.add(c)));
                     c += C;
                 }
                 for c in c..n_out {
-                    dot_tile::<FMA, 1, 1>(xr, [wp.add(c * n_in)], n_in, &bias[c..], orow.map(|p| p.add(c)));
+                    dot_tile::<FMA, AVX512, 1, 1>(xr, [wp.add(c * n_in)], n_in, &bias[c..], orow.map(|p| p.add(c)));
                 }
             }
         }
@@ -970,13 +1093,13 @@ pub(crate) mod kernels {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     fn forward_avx512(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
-        forward_impl::<true, 4, 4>(x, w, bias, n_in, out)
+        forward_impl::<true, true, 4, 4>(x, w, bias, n_in, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn forward_avx2(x: &[f32], w: &[f32], bias: &[f32], n_in: usize, out: &mut [f32]) {
-        forward_impl::<true, 2, 3>(x, w, bias, n_in, out)
+        forward_impl::<true, false, 2, 3>(x, w, bias, n_in, out)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -1069,7 +1192,7 @@ pub(crate) mod kernels {
             Isa::Avx512 => unsafe { forward_avx512(x, w, bias, n_in, out) },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe { forward_avx2(x, w, bias, n_in, out) },
-            _ => forward_impl::<false, 2, 2>(x, w, bias, n_in, out),
+            _ => forward_impl::<false, false, 2, 2>(x, w, bias, n_in, out),
         }
     }
 
@@ -1113,7 +1236,7 @@ pub(crate) mod kernels {
                 let (x, w, bias) = (values(rows * n_in, 1), values(n_out * n_in, 2), values(n_out, 3));
                 let (mut tiled, mut single) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
                 forward(RowSource::dense(&x, n_in), &w, &bias, n_in, &mut tiled);
-                forward_impl::<true, 1, 1>(&x, &w, &bias, n_in, &mut single);
+                forward_impl::<true, false, 1, 1>(&x, &w, &bias, n_in, &mut single);
                 assert_eq!(tiled, single);
                 let (mut tiled, mut single) = (vec![0.0; n_out * n_in], vec![0.0; n_out * n_in]);
                 outer(&bias.repeat(rows), n_out, RowSource::dense(&x, n_in), n_in, rows, 0..n_out, &mut tiled);
