@@ -963,7 +963,7 @@ impl MatrixFactorization {
     /// clamping range their minimum and maximum, the known users and items those with at least
     /// one rating in `train`; biases are zero and factors are drawn from
     /// N(`init_mean`, `init_std_dev`²) with xoshiro256++ generators keyed by `config.seed`, one
-    /// per block of [`INIT_BLOCK`] values of the factor tables (users' rows first, then items'),
+    /// per block of 8192 values of the factor tables (users' rows first, then items'),
     /// drawn on rayon's threads: the same values on any number of threads.
     pub fn new(config: &MfConfig, train: &Ratings<'_>) -> Result<Self, MfError> {
         config.validate()?;
