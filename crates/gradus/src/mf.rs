@@ -164,8 +164,8 @@ pub struct MfConfig {
     /// [`MatrixFactorization::fit_dsgd`] rather than the classic sequential
     /// [`MatrixFactorization::fit_sgd`] (default false). Both are reproducible bit for bit; they
     /// visit the ratings in different orders, so they give different models. The sequential one
-    /// stays the default: on MovieLens 5-fold cross-validation its held-out RMSE is better (0.8732
-    /// against 0.8751 with these defaults, 0.8583 against 0.8626 with `lr_all` 0.01, `reg_all` 0.05).
+    /// stays the default: on MovieLens 5-fold cross-validation its held-out RMSE is better (0.8736
+    /// against 0.8751 with these defaults, 0.8594 against 0.8624 with `lr_all` 0.01, `reg_all` 0.05).
     pub parallel: bool,
 }
 
@@ -1088,8 +1088,8 @@ impl MatrixFactorization {
     /// Every block's result depends only on its own rows and ratings, and [`STRATA`] is a
     /// constant, so the model is the same bit for bit on any number of threads (and on one).
     /// Sequential [`MatrixFactorization::fit_sgd`] visits the ratings in one uniformly random
-    /// order instead; on MovieLens 5-fold cross-validation that order's held-out RMSE is 0.002 to
-    /// 0.004 better (see [`MfConfig::parallel`]), while this one's time per fold falls with the
+    /// order instead; on MovieLens 5-fold cross-validation that order's held-out RMSE is 0.0015 to
+    /// 0.003 better (see [`MfConfig::parallel`]), while this one's time per fold falls with the
     /// threads available.
     pub fn fit_dsgd(&mut self, train: &Ratings<'_>, epochs: usize, seed: u64) -> Result<(), MfError> {
         self.check_shape(train)?;
