@@ -152,7 +152,12 @@ pub fn resolve(opts: &TrainOptions) -> Result<MfSettings, CliError> {
         lr_all: lr,
         reg_all: opts.l2.unwrap_or(DEFAULT_REG),
         seed: opts.seed.unwrap_or(0),
-        parallel: opts.mf_order.as_deref() == Some("stratified"),
+        parallel: match opts.mf_order.as_deref() {
+            None | Some("random") => false,
+            Some("stratified") => true,
+            // Flags are checked by the parser; a configuration file's value arrives here unchecked.
+            Some(other) => return Err(CliError::flag("--mf-order", other, "random or stratified")),
+        },
         ..MfConfig::default()
     };
     config.validate().map_err(|mut e| {

@@ -624,6 +624,13 @@ fn bad_inputs_fail_clearly_without_partial_files() {
             &["--mf-order", "--model mf"],
         ),
         bad(
+            "unknown rating order in a config file",
+            &train(&["--config", "order.toml"]),
+            2,
+            &["--mf-order", "diagonal", "stratified"],
+        )
+        .with("order.toml", "data = \"r.csv\"\nmodel = \"mf\"\nmf_order = \"diagonal\"\n"),
+        bad(
             "rating order with mini-batches",
             &train(&["--model", "mf", "--data", "r.csv", "--mf-order", "stratified", "--optimizer", "adam"]),
             2,
