@@ -177,6 +177,32 @@ fn training_is_reproducible_and_bit_identical_across_thread_counts() {
     assert_ne!(bits(&one), bits(&train(1, 6)), "another shuffle seed gives other parameters");
 }
 
+/// A wider network, whose steps take every parallel path: its first layer is split across the
+/// threads, and its 82,610 parameters are past the length from which the gradient's norm, the
+/// copy of the last good parameters and the optimizer step run in parallel.
+#[test]
+fn wide_network_steps_are_bit_identical_across_thread_counts() {
+    let digits = standardized("digits");
+    let model = small_mlp(64, 1100, 10);
+    assert!(model.num_params() > 65_536);
+    let train = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut params = model.init_params(2);
+            let config = TrainConfig { epochs: 1, batch: BatchMode::MiniBatch(64), seed: 3, ..Default::default() };
+            let mut trainer = Trainer::new(config, adam(1e-3)).unwrap();
+            let report = trainer.fit(&model, &mut params, rows(&digits), None, &mut []).unwrap();
+            (params, report.history[0].grad_norm.to_bits())
+        })
+    };
+    let (one, one_norm) = train(1);
+    for threads in [2, 3] {
+        let (other, other_norm) = train(threads);
+        assert_eq!(bits(&one), bits(&other), "1 and {threads} threads differ");
+        assert_eq!(one_norm, other_norm, "gradient norms on 1 and {threads} threads");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Stopping rules
 // ---------------------------------------------------------------------------------------------

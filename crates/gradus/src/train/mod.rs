@@ -906,3 +906,30 @@ where
     let folds = splits.iter().map(|(train, test)| fit_and_score(train, test)).collect::<Result<Vec<_>, _>>()?;
     Ok(CrossValidation::from_folds(folds))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pieces cover the buffer once whatever the order and gaps of the tracked segments, so
+    /// the global norm is the norm of every element, and each tracked norm is its own segment's.
+    #[test]
+    fn gradient_norms_cover_the_buffer_once() {
+        let grad: Vec<f32> = (0..100).map(|i| (i as f32 - 40.0) * 0.25).collect();
+        let norm = |values: &[f32]| values.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        let tracked = vec![("b".to_string(), 60..90), ("a".to_string(), 10..30), ("c".to_string(), 30..31)];
+        let mut norms = GradientNorms::new(grad.len(), &tracked);
+        let total = norms.measure(&grad);
+        assert!((total - norm(&grad)).abs() < 1e-9 * total);
+        for ((_, range), &measured) in tracked.iter().zip(&norms.segments) {
+            assert!((measured - norm(&grad[range.clone()])).abs() < 1e-9 * measured.max(1.0));
+        }
+        let mut bad = grad.clone();
+        bad[95] = f32::INFINITY;
+        assert!(!norms.measure(&bad).is_finite(), "an element outside every tracked segment");
+        bad[95] = 0.0;
+        bad[12] = f32::NAN;
+        assert!(norms.measure(&bad).is_nan());
+        assert_eq!(GradientNorms::new(0, &[]).measure(&[]), 0.0);
+    }
+}
