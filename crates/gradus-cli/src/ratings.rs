@@ -221,17 +221,17 @@ fn metrics(model: &MatrixFactorization, r: &Ratings, grad: Option<&mut [f32]>) -
     }
     let triples: Vec<(u32, u32, f32)> =
         r.users.iter().zip(&r.items).zip(&r.ratings).map(|((&u, &i), &v)| (u, i, v)).collect();
-    let (loss, grad_norm) = match grad {
+    let grad_norm = match grad {
         Some(grad) => {
-            let loss = model.loss_and_gradient(model.params(), &triples, grad);
-            (loss, gradus::transform::sum_of_squares(grad).sqrt())
+            model.loss_and_gradient(model.params(), &triples, grad);
+            gradus::transform::sum_of_squares(grad).sqrt()
         }
-        None => (model.loss(&triples), 0.0),
+        None => 0.0,
     };
-    m.insert("loss".into(), loss);
-    let predicted = model.predict_all(&r.users, &r.items);
-    m.insert("rmse".into(), gradus::mf::rmse(&predicted, &r.ratings));
-    m.insert("mae".into(), gradus::mf::mae(&predicted, &r.ratings));
+    let evaluated = model.evaluate(&triples);
+    m.insert("loss".into(), evaluated.loss);
+    m.insert("rmse".into(), evaluated.rmse);
+    m.insert("mae".into(), evaluated.mae);
     (m, grad_norm)
 }
 

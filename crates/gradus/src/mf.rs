@@ -952,7 +952,18 @@ fn split_strata<'a>(
     pieces
 }
 
-/// Squared norms of every factor row (see [`MatrixFactorization::loss`]).
+/// What [`MatrixFactorization::evaluate`] measures on a batch of ratings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MfMetrics {
+    /// The mean loss of [`MatrixFactorization::loss_and_gradient`].
+    pub loss: f64,
+    /// Root mean squared error of the predictions (see [`rmse`]).
+    pub rmse: f64,
+    /// Mean absolute error of the predictions (see [`mae`]).
+    pub mae: f64,
+}
+
+/// Squared norms of every factor row (see [`MatrixFactorization::evaluate`]).
 struct RowNorms {
     users: Vec<f64>,
     items: Vec<f64>,
@@ -1240,7 +1251,8 @@ impl MatrixFactorization {
         let mut loss = 0.0f64;
         for &(u, i, r) in batch {
             let (u, i) = (u as usize, i as usize);
-            let (err, rating_loss) = self.rating_loss(&p, norms.as_ref(), u, i, r);
+            let (estimate, rating_loss) = self.rating_loss(&p, norms.as_ref(), u, i, r);
+            let err = r - estimate;
             loss += rating_loss;
             let (pu, qi) = (&p.user_factors[u * k..(u + 1) * k], &p.item_factors[i * k..(i + 1) * k]);
             let (bu, bi) = (p.user_bias[u], p.item_bias[i]);
@@ -1258,20 +1270,37 @@ impl MatrixFactorization {
         loss / batch.len() as f64
     }
 
-    /// The loss of [`MatrixFactorization::loss_and_gradient`] at the model's own parameters,
-    /// without the gradient (a cheaper pass, for validation data).
+    /// The loss of [`MatrixFactorization::loss_and_gradient`] (at the model's own parameters,
+    /// without the gradient) and the RMSE and MAE of [`MatrixFactorization::predict`] on `batch`,
+    /// from one pass on rayon's threads. The batch is cut into fixed chunks whose sums are added in
+    /// order, so the figures do not depend on the thread count. An empty batch gives NaN for each.
     ///
     /// # Panics
     /// If a triple names a user or item beyond the model's counts.
-    pub fn loss(&self, batch: &[(u32, u32, f32)]) -> f64 {
-        if batch.is_empty() {
-            return 0.0;
-        }
+    pub fn evaluate(&self, batch: &[(u32, u32, f32)]) -> MfMetrics {
+        /// Ratings per chunk: enough to amortize a task, few enough to spread over the threads.
+        const CHUNK: usize = 4096;
         let p = split(&self.params, self.n_users, self.n_items, self.config.n_factors);
         let norms = self.row_norms(&p, batch.len());
-        let sum: f64 =
-            batch.iter().map(|&(u, i, r)| self.rating_loss(&p, norms.as_ref(), u as usize, i as usize, r).1).sum();
-        sum / batch.len() as f64
+        let chunk_sums = |chunk: &[(u32, u32, f32)]| {
+            let (mut loss, mut squared, mut absolute) = (0.0f64, 0.0f64, 0.0f64);
+            for &(u, i, r) in chunk {
+                let (estimate, rating_loss) = self.rating_loss(&p, norms.as_ref(), u as usize, i as usize, r);
+                loss += rating_loss;
+                let known = self.user_known[u as usize] && self.item_known[i as usize];
+                let predicted =
+                    if known { estimate.clamp(self.rating_min, self.rating_max) } else { self.predict(u, i) };
+                let error = f64::from(predicted) - f64::from(r);
+                squared += error * error;
+                absolute += error.abs();
+            }
+            [loss, squared, absolute]
+        };
+        let sums: Vec<[f64; 3]> = batch.par_chunks(CHUNK).map(chunk_sums).collect();
+        let [loss, squared, absolute] =
+            sums.iter().fold([0.0; 3], |total, s| [total[0] + s[0], total[1] + s[1], total[2] + s[2]]);
+        let n = batch.len() as f64;
+        MfMetrics { loss: loss / n, rmse: (squared / n).sqrt(), mae: absolute / n }
     }
 
     /// `‖p_u‖²` of every user and `‖q_i‖²` of every item under `p`, when a batch of `ratings`
@@ -1286,22 +1315,23 @@ impl MatrixFactorization {
         Some(RowNorms { users: norms(p.user_factors), items: norms(p.item_factors) })
     }
 
-    /// The error `e` of rating `r` of user `u` for item `i` under parameters `p`, and its term
-    /// `½ e² + ½ λ (b_u² + b_i² + ‖p_u‖² + ‖q_i‖²)` of the loss (the squared norms from `norms`
-    /// when given).
+    /// The unclamped estimate `μ + b_u + b_i + p_u · q_i` of user `u`'s rating of item `i` under
+    /// parameters `p`, and the term `½ e² + ½ λ (b_u² + b_i² + ‖p_u‖² + ‖q_i‖²)` of the loss for
+    /// rating `r`, with `e = r − estimate` (the squared norms from `norms` when given).
     #[inline]
     fn rating_loss(&self, p: &Parts<&[f32]>, norms: Option<&RowNorms>, u: usize, i: usize, r: f32) -> (f32, f64) {
         assert!(u < self.n_users && i < self.n_items, "rating of unknown user {u} or item {i} in a batch");
         let k = self.config.n_factors;
         let (pu, qi) = (&p.user_factors[u * k..(u + 1) * k], &p.item_factors[i * k..(i + 1) * k]);
         let (bu, bi) = (p.user_bias[u], p.item_bias[i]);
-        let err = r - (self.global_mean + bu + bi + dot(pu, qi));
+        let estimate = self.global_mean + bu + bi + dot(pu, qi);
+        let err = r - estimate;
         let (norm_u, norm_i) = match norms {
             Some(norms) => (norms.users[u], norms.items[i]),
             None => (sum_of_squares(pu), sum_of_squares(qi)),
         };
         let squares = f64::from(bu) * f64::from(bu) + f64::from(bi) * f64::from(bi) + norm_u + norm_i;
-        (err, 0.5 * f64::from(err) * f64::from(err) + 0.5 * self.config.reg_all as f32 as f64 * squares)
+        (estimate, 0.5 * f64::from(err) * f64::from(err) + 0.5 * self.config.reg_all as f32 as f64 * squares)
     }
 
     fn check_shape(&self, data: &Ratings<'_>) -> Result<(), MfError> {

@@ -338,3 +338,45 @@ fn stratified_sgd_handles_fewer_users_than_strata() {
     let baseline = gradus::mf::rmse(&vec![mean; ratings.len()], &ratings);
     assert!(error < 0.5 * baseline, "training RMSE {error}, global mean {baseline}");
 }
+
+/// `evaluate` gives `loss_and_gradient`'s loss and the RMSE and MAE of `predict` (unknown users and
+/// items included, which fall back to the biases), the same bits on any number of threads.
+#[test]
+fn evaluate_matches_the_loss_and_the_predictions() {
+    let data = low_rank(9);
+    // User 0 and item 0 keep no training rating: the model does not know them.
+    let kept: Vec<usize> = (0..data.train.0.len()).filter(|&k| data.train.0[k] != 0 && data.train.1[k] != 0).collect();
+    let pick = |column: &[u32]| kept.iter().map(|&k| column[k]).collect::<Vec<u32>>();
+    let (users, items) = (pick(&data.train.0), pick(&data.train.1));
+    let ratings: Vec<f32> = kept.iter().map(|&k| data.train.2[k]).collect();
+    let train = Ratings::new(data.n_users, data.n_items, &users, &items, &ratings).unwrap();
+    let model = MatrixFactorization::fit(&MfConfig { n_factors: 6, n_epochs: 5, ..small_config() }, &train).unwrap();
+    assert!(!model.is_known_user(0) && !model.is_known_item(0));
+    let mut triples: Vec<(u32, u32, f32)> =
+        (0..data.test.0.len()).map(|k| (data.test.0[k], data.test.1[k], data.test.2[k])).collect();
+    // Many copies, so that the pass is cut into several chunks.
+    triples = triples.repeat(40);
+    triples.extend([(0, 3, 3.0), (5, 0, 4.5), (0, 0, 1.0)]);
+
+    let evaluated = model.evaluate(&triples);
+    let mut grad = vec![0.0; model.params().len()];
+    let loss = model.loss_and_gradient(model.params(), &triples, &mut grad);
+    assert!((evaluated.loss - loss).abs() <= 1e-12 * loss, "{} vs {loss}", evaluated.loss);
+    let (users, items, ratings): (Vec<u32>, Vec<u32>, Vec<f32>) = (
+        triples.iter().map(|t| t.0).collect(),
+        triples.iter().map(|t| t.1).collect(),
+        triples.iter().map(|t| t.2).collect(),
+    );
+    let (rmse, mae) = (model.rmse(&users, &items, &ratings), model.mae(&users, &items, &ratings));
+    assert!((evaluated.rmse - rmse).abs() <= 1e-12 * rmse, "{} vs {rmse}", evaluated.rmse);
+    assert!((evaluated.mae - mae).abs() <= 1e-12 * mae, "{} vs {mae}", evaluated.mae);
+
+    let on_threads = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let m = pool.install(|| model.evaluate(&triples));
+        [m.loss.to_bits(), m.rmse.to_bits(), m.mae.to_bits()]
+    };
+    assert_eq!(on_threads(1), on_threads(3));
+    let empty = model.evaluate(&[]);
+    assert!(empty.loss.is_nan() && empty.rmse.is_nan() && empty.mae.is_nan());
+}
