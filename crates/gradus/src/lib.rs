@@ -21,6 +21,7 @@ pub mod lr_find;
 pub mod mf;
 pub mod mlp;
 pub mod model;
+pub mod nn;
 pub mod optim;
 pub mod parallel;
 pub mod params;

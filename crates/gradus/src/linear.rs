@@ -15,9 +15,9 @@ use crate::error::{non_negative, ConfigError};
 use crate::loss::Loss;
 use rayon::prelude::*;
 
-use crate::mlp::kernels::{self, RowSource};
 use crate::mlp::{Activation, Mlp, BLOCK_ROWS};
 use crate::model::{Model, Rows};
+use crate::nn::kernels::{self, RowSource};
 use crate::params::ParamLayout;
 use crate::train::Task;
 

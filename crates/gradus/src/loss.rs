@@ -70,6 +70,10 @@ pub trait Real:
     fn max(self, other: Self) -> Self;
     /// Whether the value is neither infinite nor NaN.
     fn is_finite(self) -> bool;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// The error function `erf(x) = 2/√π ∫₀ˣ e^{−t²} dt` (the standard library has none).
+    fn erf(self) -> Self;
 
     /// `C ← α A B + β C` for row-major or transposed operands given by their strides (see
     /// `matrixmultiply::sgemm`). When `β` is zero, `C` is only written.
@@ -101,12 +105,15 @@ pub trait Real:
     fn with_scratch<R>(slot: usize, f: impl FnOnce(&mut Vec<Self>) -> R) -> R;
 }
 
+/// Scratch slots per thread and type: 0 and 1 for the dense passes, 2 for a network pass's
+/// workspace, 3 for a layer's own temporary (im2col columns), 4 for evaluation blocks.
+const SCRATCH_SLOTS: usize = 5;
+
 macro_rules! impl_real {
-    ($t:ty, $gemm:path, $scratch:ident) => {
+    ($t:ty, $gemm:path, $erf:path, $scratch:ident) => {
         thread_local! {
-            static $scratch: [std::cell::RefCell<Vec<$t>>; 2] = const {
-                [std::cell::RefCell::new(Vec::new()), std::cell::RefCell::new(Vec::new())]
-            };
+            static $scratch: [std::cell::RefCell<Vec<$t>>; SCRATCH_SLOTS] =
+                const { [const { std::cell::RefCell::new(Vec::new()) }; SCRATCH_SLOTS] };
         }
 
         impl Real for $t {
@@ -148,6 +155,14 @@ macro_rules! impl_real {
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn erf(self) -> Self {
+                $erf(self)
+            }
             #[inline]
             unsafe fn gemm(
                 m: usize,
@@ -183,8 +198,8 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32, matrixmultiply::sgemm, SCRATCH_F32);
-impl_real!(f64, matrixmultiply::dgemm, SCRATCH_F64);
+impl_real!(f32, matrixmultiply::sgemm, libm::erff, SCRATCH_F32);
+impl_real!(f64, matrixmultiply::dgemm, libm::erf, SCRATCH_F64);
 
 /// A loss function, with PyTorch's mean reduction.
 ///

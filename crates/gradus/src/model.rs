@@ -87,6 +87,43 @@ pub trait Model: Send + Sync {
         })
     }
 
+    /// One training pass of the engine: the mean loss over the rows of `data` at `indices` (every
+    /// row, in order, when `None`) and its gradient, written into `grad`. `seed` is the run's and
+    /// `step` the number of updates made before this one, so that stochastic layers (dropout) draw
+    /// masks reproducible from the seed; layers with running statistics (batch normalization)
+    /// update them. For every other model this is [`Model::loss_and_gradient`] (or
+    /// [`Model::loss_and_gradient_rows`]), which the default calls.
+    fn train_step(
+        &self,
+        params: &[f32],
+        data: Rows<'_>,
+        indices: Option<&[usize]>,
+        seed: u64,
+        step: u64,
+        grad: &mut [f32],
+    ) -> f64 {
+        let _ = (seed, step);
+        match indices {
+            None => self.loss_and_gradient(params, data.x, data.y, data.rows, grad),
+            Some(indices) => self.loss_and_gradient_rows(params, data, indices, grad),
+        }
+    }
+
+    /// State the model keeps beside its parameters, which no optimizer updates (batch
+    /// normalization's running statistics): saved with checkpoints and models. Empty by default.
+    fn buffers(&self) -> Vec<f32> {
+        Vec::new()
+    }
+
+    /// Restores what [`Model::buffers`] returned; fails when it does not fit the model.
+    fn set_buffers(&self, buffers: &[f32]) -> Result<(), String> {
+        if buffers.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} running statistics for a model that keeps none", buffers.len()))
+        }
+    }
+
     /// Raw outputs for the `rows` rows of `x`: values for regression, logits for classification
     /// (`rows × outputs()`), written into `out`.
     fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]);
@@ -146,18 +183,23 @@ pub fn evaluate(model: &dyn Model, params: &[f32], data: Rows<'_>) -> Metrics {
     metrics
 }
 
-impl Model for crate::mlp::Mlp {
+/// The task a loss trains for.
+pub(crate) fn task_of(loss: crate::loss::Loss) -> Task {
+    use crate::loss::Loss;
+    match loss {
+        Loss::BceWithLogits | Loss::Hinge => Task::Binary,
+        Loss::CrossEntropy { .. } => Task::Multiclass,
+        Loss::Mse | Loss::L1 | Loss::Huber { .. } => Task::Regression,
+    }
+}
+
+impl Model for crate::nn::Network {
     fn task(&self) -> Task {
-        use crate::loss::Loss;
-        match self.loss() {
-            Loss::BceWithLogits | Loss::Hinge => Task::Binary,
-            Loss::CrossEntropy { .. } => Task::Multiclass,
-            Loss::Mse | Loss::L1 | Loss::Huber { .. } => Task::Regression,
-        }
+        task_of(self.loss())
     }
 
     fn layout(&self) -> &ParamLayout {
-        crate::mlp::Mlp::layout(self)
+        crate::nn::Network::layout(self)
     }
 
     fn inputs(&self) -> usize {
@@ -169,43 +211,74 @@ impl Model for crate::mlp::Mlp {
     }
 
     fn init_params(&self, seed: u64) -> Vec<f32> {
-        self.init(seed)
+        crate::nn::Network::init_params(self, seed)
     }
 
     fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
-        crate::mlp::Mlp::loss_and_gradient(self, params, x, rows, y, grad)
+        crate::nn::Network::loss_and_gradient(self, params, x, rows, y, grad)
+    }
+
+    fn loss_and_gradient_rows(&self, params: &[f32], data: Rows<'_>, indices: &[usize], grad: &mut [f32]) -> f64 {
+        let step = crate::nn::TrainingStep { seed: 0, step: 0, update_buffers: false };
+        network_rows(self, params, data, Some(indices), grad, step)
+    }
+
+    fn train_step(
+        &self,
+        params: &[f32],
+        data: Rows<'_>,
+        indices: Option<&[usize]>,
+        seed: u64,
+        step: u64,
+        grad: &mut [f32],
+    ) -> f64 {
+        network_rows(self, params, data, indices, grad, crate::nn::TrainingStep { seed, step, update_buffers: true })
+    }
+
+    fn buffers(&self) -> Vec<f32> {
+        crate::nn::Network::buffers(self)
+    }
+
+    fn set_buffers(&self, buffers: &[f32]) -> Result<(), String> {
+        crate::nn::Network::set_buffers(self, buffers)
     }
 
     fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {
         self.predict(params, x, rows, out);
     }
 
-    fn loss_and_gradient_rows(&self, params: &[f32], data: Rows<'_>, indices: &[usize], grad: &mut [f32]) -> f64 {
-        assert_eq!(data.cols, self.input_size(), "input width");
-        let targets: Vec<f32> = indices.iter().map(|&i| data.y[i]).collect();
-        self.loss_and_gradient_picked(params, data.x, indices, &targets, grad)
-    }
-
-    fn loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize) -> f64 {
-        self.loss_only(params, x, y, rows)
-    }
-
     fn forward_and_loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, out: &mut [f32]) -> f64 {
-        mlp_forward_and_loss(self, params, x, y, rows, out)
+        self.predict(params, x, rows, out);
+        let mut grad_out = vec![0.0f32; out.len()];
+        self.loss().value_grad(out, y, self.output_shape().last(), &mut grad_out)
     }
 }
 
-/// [`Model::forward_and_loss`] for an [`Mlp`](crate::mlp::Mlp): the loss of the predicted outputs,
-/// equal to [`Mlp::loss_only`](crate::mlp::Mlp::loss_only) without its second forward pass.
-pub(crate) fn mlp_forward_and_loss(
-    mlp: &crate::mlp::Mlp,
+/// A network's training pass over rows of `data` at `indices` (all when `None`).
+fn network_rows(
+    net: &crate::nn::Network,
     params: &[f32],
-    x: &[f32],
-    y: &[f32],
-    rows: usize,
-    out: &mut [f32],
+    data: Rows<'_>,
+    indices: Option<&[usize]>,
+    grad: &mut [f32],
+    step: crate::nn::TrainingStep,
 ) -> f64 {
-    mlp.predict(params, x, rows, out);
-    let mut grad_out = vec![0.0f32; out.len()];
-    mlp.loss().value_grad(out, y, mlp.output_size(), &mut grad_out)
+    assert_eq!(data.cols, net.input_size(), "input width");
+    match indices {
+        None => net.train_rows(params, data.x, None, data.y, grad, step),
+        Some(indices) => {
+            thread_local! {
+                static TARGETS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            let mut run = |targets: &mut Vec<f32>| {
+                targets.clear();
+                targets.extend(indices.iter().map(|&i| data.y[i]));
+                net.train_rows(params, data.x, Some(indices), targets, grad, step)
+            };
+            TARGETS.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut targets) => run(&mut targets),
+                Err(_) => run(&mut Vec::new()),
+            })
+        }
+    }
 }

@@ -336,6 +336,12 @@ pub struct Checkpoint {
     pub skipped_updates: u64,
     /// Starting loss (the divergence reference).
     pub initial_loss: f64,
+    /// The model's running statistics ([`Model::buffers`]) after `epoch` epochs.
+    #[serde(default)]
+    pub buffers: Vec<f32>,
+    /// The running statistics of the best epoch, under early stopping.
+    #[serde(default)]
+    pub best_buffers: Vec<f32>,
 }
 
 const CHECKPOINT_FORMAT: &str = "gradus-checkpoint-1";
@@ -477,6 +483,8 @@ impl Trainer {
 
         let mut history = Vec::new();
         let mut best: Option<(usize, f64, Vec<f32>)> = None;
+        // The running statistics of the best epoch (empty for models without them).
+        let mut best_buffers: Vec<f32> = Vec::new();
         let mut bad_epochs = 0usize;
         let mut skipped = 0u64;
         let mut step: u64 = 0;
@@ -497,8 +505,12 @@ impl Trainer {
                 p.load_state(saved)
                     .map_err(|e| TrainError::Checkpoint { path: "(resume)".into(), message: e.to_string() })?;
             }
+            model
+                .set_buffers(&cp.buffers)
+                .map_err(|message| TrainError::Checkpoint { path: "(resume)".into(), message })?;
             history = cp.history;
             best = cp.best;
+            best_buffers = cp.best_buffers;
             bad_epochs = cp.bad_epochs;
             skipped = cp.skipped_updates;
             step = cp.step;
@@ -523,6 +535,16 @@ impl Trainer {
         let mut accumulated = vec![0.0f32; if config.accumulate > 1 { params.len() } else { 0 }];
         let mut last_good = params.to_vec();
         let mut last_good_loss = initial_loss;
+        // The running statistics before the current step, restored with `last_good` on divergence.
+        let has_buffers = !model.buffers().is_empty();
+        let mut good_buffers = model.buffers();
+        let restore = |params: &mut [f32], last_good: &[f32], good_buffers: &[f32]| {
+            params.copy_from_slice(last_good);
+            if has_buffers {
+                // The same model gave these buffers: they fit.
+                let _ = model.set_buffers(good_buffers);
+            }
+        };
         let mut norms = GradientNorms::new(params.len(), &diagnostics);
         let mut warnings = Vec::new();
         let mut vanishing_epochs = vec![0usize; diagnostics.len()];
@@ -538,16 +560,16 @@ impl Trainer {
             let mut micro = 0usize;
             let (mut batch_loss_sum, mut batch_rows) = (0.0f64, 0usize);
             for (batch_index, batch) in order.chunks(batch_size).enumerate() {
-                // The full-batch gradient does not depend on the row order: skip the copy.
-                let loss = if batch.len() == train.rows {
-                    model.loss_and_gradient(params, train.x, train.y, train.rows, &mut grad)
-                } else {
-                    model.loss_and_gradient_rows(params, train, batch, &mut grad)
-                };
+                // The full-batch gradient does not depend on the row order: no indices.
+                let indices = (batch.len() != train.rows).then_some(batch);
+                if has_buffers {
+                    good_buffers = model.buffers();
+                }
+                let loss = model.train_step(params, train, indices, config.seed, step, &mut grad);
                 let exploded = loss > config.divergence_factor * initial_loss.abs().max(1e-12);
                 if !loss.is_finite() || exploded {
                     // `params` came out of update `step`, which is the one that diverged.
-                    params.copy_from_slice(&last_good);
+                    restore(params, &last_good, &good_buffers);
                     return Err(self.diverged(epoch, step.max(1), last_good_loss, loss));
                 }
                 batch_loss_sum += loss * batch.len() as f64;
@@ -594,7 +616,7 @@ impl Trainer {
                 }
             }
             if !all_finite(params) {
-                params.copy_from_slice(&last_good);
+                restore(params, &last_good, &good_buffers);
                 return Err(self.diverged(epoch, step, last_good_loss, f64::NAN));
             }
 
@@ -606,7 +628,7 @@ impl Trainer {
             let val_metrics = validation.map(|v| evaluate(model, params, v)).unwrap_or_default();
             let train_loss = train_metrics.get("loss").copied().unwrap_or(f64::NAN);
             if !train_loss.is_finite() || train_loss > config.divergence_factor * initial_loss.abs().max(1e-12) {
-                params.copy_from_slice(&last_good);
+                restore(params, &last_good, &good_buffers);
                 return Err(self.diverged(epoch, step, last_good_loss, train_loss));
             }
             let record = EpochRecord {
@@ -682,6 +704,7 @@ impl Trainer {
                 };
                 if improved {
                     best = Some((epoch, score, params.to_vec()));
+                    best_buffers = model.buffers();
                     bad_epochs = 0;
                 } else {
                     bad_epochs += 1;
@@ -705,6 +728,8 @@ impl Trainer {
                         bad_epochs,
                         skipped_updates: skipped,
                         initial_loss,
+                        buffers: model.buffers(),
+                        best_buffers: best_buffers.clone(),
                     }
                     .save(&cp.path)?;
                 }
@@ -732,6 +757,9 @@ impl Trainer {
         if let Some((epoch, _, best_params)) = &best {
             if termination == Termination::EarlyStopped || config.early_stopping.is_some() {
                 params.copy_from_slice(best_params);
+                if has_buffers {
+                    let _ = model.set_buffers(&best_buffers);
+                }
                 best_epoch = *epoch;
             }
         }

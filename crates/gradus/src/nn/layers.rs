@@ -1,0 +1,1022 @@
+//! The layers: each a forward pass that writes its output, and a backward pass that writes the
+//! gradient of its parameters (overwriting its own segments of the gradient buffer) and, when
+//! there is a layer below to receive it, the gradient of its input.
+//!
+//! Layers hold no state during a pass (`&self`): what backward needs is the layer's input and
+//! output, which the network keeps, and for batch normalization the batch statistics it saves.
+//! Random choices (dropout masks) come from a hash of `(seed, step, layer, row, element)`, so they
+//! are the same whichever thread or block computes them, and backward regenerates them instead of
+//! storing them. Every pass is generic over [`Real`]: models train in `f32`, and the same code
+//! runs in `f64` against PyTorch's float64 reference values and finite differences.
+
+use std::ops::Range;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use super::dense::{self, Input};
+use super::spec::Init;
+use crate::loss::Real;
+
+/// Whether a pass trains (batch statistics, dropout) or evaluates (running statistics, no dropout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: batch normalization uses the batch's statistics, dropout drops.
+    Train,
+    /// Evaluation: batch normalization uses its running statistics, dropout passes values through.
+    Eval,
+}
+
+/// What a layer's pass is told besides its data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pass<'a> {
+    /// Training or evaluation.
+    pub(crate) mode: Mode,
+    /// Seed of the run (dropout masks).
+    pub(crate) seed: u64,
+    /// The update's number in the run (dropout masks).
+    pub(crate) step: u64,
+    /// The layer's index in the network.
+    pub(crate) layer: usize,
+    /// Index in the batch of the first row of this call.
+    pub(crate) first_row: usize,
+    /// The layer's slice of the network's running statistics.
+    pub(crate) buffers: &'a [f32],
+}
+
+/// A layer's forward and backward passes.
+pub(crate) trait Layer {
+    /// Writes the output of `rows` rows of `x` into `y`, and into `saved` what backward needs
+    /// besides the input and output (batch statistics).
+    #[allow(clippy::too_many_arguments)]
+    fn forward<T: Real>(
+        &self,
+        pass: &Pass<'_>,
+        params: &[T],
+        x: Input<'_, T>,
+        rows: usize,
+        y: &mut [T],
+        saved: &mut [T],
+    );
+
+    /// From `dy`, the gradient of the loss with respect to the output `y`, writes the gradient
+    /// with respect to the layer's parameters into its segments of `grad` (overwriting them) and,
+    /// when `dx` is given, the gradient with respect to the input `x` (overwriting it).
+    #[allow(clippy::too_many_arguments)]
+    fn backward<T: Real>(
+        &self,
+        pass: &Pass<'_>,
+        params: &[T],
+        x: Input<'_, T>,
+        y: &[T],
+        saved: &[T],
+        rows: usize,
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        grad: &mut [T],
+    );
+}
+
+/// The first `len` elements of `buffer`, growing it (never shrinking) as needed.
+pub(crate) fn grow<T: Real>(buffer: &mut Vec<T>, len: usize) -> &mut [T] {
+    if buffer.len() < len {
+        buffer.resize(len, T::ZERO);
+    }
+    &mut buffer[..len]
+}
+
+/// Fills `values` uniformly in `±bound`.
+fn uniform(rng: &mut ChaCha8Rng, bound: f64, values: &mut [f32]) {
+    for v in values {
+        let u: f64 = rng.random();
+        *v = (bound * (2.0 * u - 1.0)) as f32;
+    }
+}
+
+/// Initializes a weight of `fan_in` inputs and `fan_out` outputs and its bias as `init` says;
+/// `slope` is the negative slope of the activation that follows (`Some(0.0)` for relu), if one
+/// of the relu family does.
+fn init_weight_bias(
+    init: Init,
+    rng: &mut ChaCha8Rng,
+    fan_in: usize,
+    fan_out: usize,
+    slope: Option<f64>,
+    weight: &mut [f32],
+    bias: &mut [f32],
+) {
+    let he = |rng: &mut ChaCha8Rng, weight: &mut [f32], a: f64| {
+        let std = (2.0 / ((1.0 + a * a) * fan_in as f64)).sqrt();
+        for w in weight.iter_mut() {
+            let z: f64 = rng.sample(StandardNormal);
+            *w = (std * z) as f32;
+        }
+    };
+    let xavier = |rng: &mut ChaCha8Rng, weight: &mut [f32]| {
+        uniform(rng, (6.0 / (fan_in + fan_out) as f64).sqrt(), weight);
+    };
+    match init {
+        Init::Torch => {
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            uniform(rng, bound, weight);
+            uniform(rng, bound, bias);
+        }
+        Init::He => {
+            he(rng, weight, slope.unwrap_or(0.0));
+            bias.fill(0.0);
+        }
+        Init::Xavier => {
+            xavier(rng, weight);
+            bias.fill(0.0);
+        }
+        Init::Auto => {
+            match slope {
+                Some(a) => he(rng, weight, a),
+                None => xavier(rng, weight),
+            }
+            bias.fill(0.0);
+        }
+    }
+}
+
+/// `torch.nn.Linear` over the last dimension: `y = x Wᵀ + b`, `W` stored `[out][in]`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Linear {
+    pub(crate) inputs: usize,
+    pub(crate) outputs: usize,
+    /// Vectors per row (the product of the leading dimensions: 1 for flat rows, the steps of a sequence).
+    pub(crate) vectors: usize,
+    pub(crate) weight: Range<usize>,
+    pub(crate) bias: Option<Range<usize>>,
+}
+
+impl Linear {
+    pub(crate) fn init(&self, init: Init, rng: &mut ChaCha8Rng, slope: Option<f64>, params: &mut [f32]) {
+        let mut no_bias = Vec::new();
+        let (weight, bias) = split_weight_bias(params, &self.weight, self.bias.as_ref(), &mut no_bias);
+        init_weight_bias(init, rng, self.inputs, self.outputs, slope, weight, bias);
+    }
+
+    fn bias<'a, T: Real>(&self, params: &'a [T], zeros: &'a mut Vec<T>) -> &'a [T] {
+        match &self.bias {
+            Some(range) => &params[range.clone()],
+            None => {
+                zeros.resize(self.outputs, T::ZERO);
+                zeros
+            }
+        }
+    }
+}
+
+/// The weight and bias slices of `params` (an empty throwaway bias when there is none).
+fn split_weight_bias<'a>(
+    params: &'a mut [f32],
+    weight: &Range<usize>,
+    bias: Option<&Range<usize>>,
+    no_bias: &'a mut Vec<f32>,
+) -> (&'a mut [f32], &'a mut [f32]) {
+    match bias {
+        Some(bias) => {
+            assert_eq!(weight.end, bias.start, "a bias follows its weight");
+            let (w, b) = params[weight.start..bias.end].split_at_mut(weight.len());
+            (w, b)
+        }
+        None => (&mut params[weight.clone()], no_bias.as_mut_slice()),
+    }
+}
+
+impl Layer for Linear {
+    fn forward<T: Real>(&self, _: &Pass<'_>, params: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], _: &mut [T]) {
+        let mut zeros = Vec::new();
+        let bias = self.bias(params, &mut zeros);
+        dense::layer_forward(x, &params[self.weight.clone()], bias, rows * self.vectors, self.inputs, y);
+    }
+
+    fn backward<T: Real>(
+        &self,
+        _: &Pass<'_>,
+        params: &[T],
+        x: Input<'_, T>,
+        _: &[T],
+        _: &[T],
+        rows: usize,
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        grad: &mut [T],
+    ) {
+        let vectors = rows * self.vectors;
+        dense::layer_weight_grad(dy, x, vectors, self.outputs, &mut grad[self.weight.clone()]);
+        if let Some(bias) = &self.bias {
+            let bias_grad = &mut grad[bias.clone()];
+            bias_grad.fill(T::ZERO);
+            for row in dy.chunks_exact(self.outputs) {
+                bias_grad.iter_mut().zip(row).for_each(|(g, &d)| *g += d);
+            }
+        }
+        if let Some(dx) = dx {
+            dense::layer_backprop(dy, &params[self.weight.clone()], vectors, self.outputs, dx);
+        }
+    }
+}
+
+/// `torch.nn.Conv2d` with a square kernel, by im2col and a matrix product per image: the image's
+/// `C·k·k × OH·OW` columns, multiplied by the `M × C·k·k` weight, give its `M × OH·OW` output in
+/// PyTorch's layout directly.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Conv2d {
+    pub(crate) in_channels: usize,
+    pub(crate) out_channels: usize,
+    pub(crate) kernel: usize,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
+    pub(crate) height: usize,
+    pub(crate) width: usize,
+    pub(crate) out_height: usize,
+    pub(crate) out_width: usize,
+    pub(crate) weight: Range<usize>,
+    pub(crate) bias: Range<usize>,
+}
+
+impl Conv2d {
+    pub(crate) fn init(&self, init: Init, rng: &mut ChaCha8Rng, slope: Option<f64>, params: &mut [f32]) {
+        let mut no_bias = Vec::new();
+        let (weight, bias) = split_weight_bias(params, &self.weight, Some(&self.bias), &mut no_bias);
+        let window = self.kernel * self.kernel;
+        init_weight_bias(init, rng, self.in_channels * window, self.out_channels * window, slope, weight, bias);
+    }
+
+    /// Rows of the column matrix: one per (input channel, kernel row, kernel column).
+    fn patch(&self) -> usize {
+        self.in_channels * self.kernel * self.kernel
+    }
+
+    fn positions(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
+    /// The output columns `ow` whose window column `kw` reads inside the image, for stride 1:
+    /// `iw = ow + kw − padding ∈ [0, width)`.
+    fn valid_columns(&self, kw: usize) -> Range<usize> {
+        let start = self.padding.saturating_sub(kw).min(self.out_width);
+        let end = (self.width + self.padding).saturating_sub(kw).min(self.out_width).max(start);
+        start..end
+    }
+
+    /// The image's patches as a `patch() × positions()` matrix.
+    fn im2col<T: Real>(&self, image: &[T], col: &mut [T]) {
+        let (k, s, pad) = (self.kernel, self.stride, self.padding);
+        let (h, w, ow_n) = (self.height, self.width, self.out_width);
+        let positions = self.positions();
+        for ci in 0..self.in_channels {
+            let channel = &image[ci * h * w..(ci + 1) * h * w];
+            for kh in 0..k {
+                for kw in 0..k {
+                    let row = &mut col[((ci * k + kh) * k + kw) * positions..][..positions];
+                    let valid = self.valid_columns(kw);
+                    for oh in 0..self.out_height {
+                        let dst = &mut row[oh * ow_n..(oh + 1) * ow_n];
+                        let ih = (oh * s + kh).wrapping_sub(pad);
+                        if ih >= h {
+                            dst.fill(T::ZERO);
+                            continue;
+                        }
+                        let src = &channel[ih * w..(ih + 1) * w];
+                        if s == 1 {
+                            dst[..valid.start].fill(T::ZERO);
+                            dst[valid.end..].fill(T::ZERO);
+                            if !valid.is_empty() {
+                                let first = valid.start + kw - pad;
+                                dst[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
+                            }
+                        } else {
+                            for (ow, d) in dst.iter_mut().enumerate() {
+                                let iw = (ow * s + kw).wrapping_sub(pad);
+                                *d = if iw < w { src[iw] } else { T::ZERO };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the columns' values back onto the image positions they were read from (overwriting
+    /// `image` first).
+    fn col2im<T: Real>(&self, col: &[T], image: &mut [T]) {
+        image.fill(T::ZERO);
+        let (k, s, pad) = (self.kernel, self.stride, self.padding);
+        let (h, w, ow_n) = (self.height, self.width, self.out_width);
+        let positions = self.positions();
+        for ci in 0..self.in_channels {
+            let channel = &mut image[ci * h * w..(ci + 1) * h * w];
+            for kh in 0..k {
+                for kw in 0..k {
+                    let row = &col[((ci * k + kh) * k + kw) * positions..][..positions];
+                    let valid = self.valid_columns(kw);
+                    for oh in 0..self.out_height {
+                        let ih = (oh * s + kh).wrapping_sub(pad);
+                        if ih >= h {
+                            continue;
+                        }
+                        let src = &row[oh * ow_n..(oh + 1) * ow_n];
+                        let dst = &mut channel[ih * w..(ih + 1) * w];
+                        if s == 1 {
+                            if !valid.is_empty() {
+                                let first = valid.start + kw - pad;
+                                dst[first..first + valid.len()]
+                                    .iter_mut()
+                                    .zip(&src[valid.clone()])
+                                    .for_each(|(d, &v)| *d += v);
+                            }
+                        } else {
+                            for (ow, &v) in src.iter().enumerate() {
+                                let iw = (ow * s + kw).wrapping_sub(pad);
+                                if iw < w {
+                                    dst[iw] += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Layer for Conv2d {
+    fn forward<T: Real>(&self, _: &Pass<'_>, params: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], _: &mut [T]) {
+        let x = x.dense();
+        let (patch, positions, m) = (self.patch(), self.positions(), self.out_channels);
+        let in_len = self.in_channels * self.height * self.width;
+        let weight = &params[self.weight.clone()];
+        let bias = &params[self.bias.clone()];
+        T::with_scratch(3, |scratch| {
+            let col = grow(scratch, patch * positions);
+            for (image, out) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(m * positions)).take(rows) {
+                self.im2col(image, col);
+                for (row, &b) in out.chunks_exact_mut(positions).zip(bias) {
+                    row.fill(b);
+                }
+                // SAFETY: out (m × positions) = weight (m × patch) · col (patch × positions), row-major.
+                unsafe {
+                    T::gemm(
+                        m,
+                        patch,
+                        positions,
+                        T::ONE,
+                        weight.as_ptr(),
+                        patch as isize,
+                        1,
+                        col.as_ptr(),
+                        positions as isize,
+                        1,
+                        T::ONE,
+                        out.as_mut_ptr(),
+                        positions as isize,
+                        1,
+                    );
+                }
+            }
+        });
+    }
+
+    fn backward<T: Real>(
+        &self,
+        _: &Pass<'_>,
+        params: &[T],
+        x: Input<'_, T>,
+        _: &[T],
+        _: &[T],
+        rows: usize,
+        dy: &[T],
+        mut dx: Option<&mut [T]>,
+        grad: &mut [T],
+    ) {
+        let x = x.dense();
+        let (patch, positions, m) = (self.patch(), self.positions(), self.out_channels);
+        let in_len = self.in_channels * self.height * self.width;
+        let weight = &params[self.weight.clone()];
+        let (grad_weight, grad_bias) = grad[self.weight.start..self.bias.end].split_at_mut(self.weight.len());
+        grad_bias.fill(T::ZERO);
+        T::with_scratch(3, |scratch| {
+            let buffer = grow(scratch, 2 * patch * positions);
+            let (col, dcol) = buffer.split_at_mut(patch * positions);
+            for r in 0..rows {
+                let image = &x[r * in_len..(r + 1) * in_len];
+                let dy_image = &dy[r * m * positions..(r + 1) * m * positions];
+                self.im2col(image, col);
+                // ∂W (m × patch) (+)= dy (m × positions) · colᵀ (positions × patch); the first
+                // image overwrites, so the images are summed in order.
+                let beta = if r == 0 { T::ZERO } else { T::ONE };
+                // SAFETY: the dimensions and strides address exactly the three slices.
+                unsafe {
+                    T::gemm(
+                        m,
+                        positions,
+                        patch,
+                        T::ONE,
+                        dy_image.as_ptr(),
+                        positions as isize,
+                        1,
+                        col.as_ptr(),
+                        1,
+                        positions as isize,
+                        beta,
+                        grad_weight.as_mut_ptr(),
+                        patch as isize,
+                        1,
+                    );
+                }
+                for (g, row) in grad_bias.iter_mut().zip(dy_image.chunks_exact(positions)) {
+                    *g += row.iter().fold(T::ZERO, |s, &v| s + v);
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    // dcol (patch × positions) = Wᵀ (patch × m) · dy (m × positions).
+                    // SAFETY: the dimensions and strides address exactly the three slices.
+                    unsafe {
+                        T::gemm(
+                            patch,
+                            m,
+                            positions,
+                            T::ONE,
+                            weight.as_ptr(),
+                            1,
+                            patch as isize,
+                            dy_image.as_ptr(),
+                            positions as isize,
+                            1,
+                            T::ZERO,
+                            dcol.as_mut_ptr(),
+                            positions as isize,
+                            1,
+                        );
+                    }
+                    self.col2im(dcol, &mut dx[r * in_len..(r + 1) * in_len]);
+                }
+            }
+            if rows == 0 {
+                grad_weight.fill(T::ZERO);
+            }
+        });
+    }
+}
+
+/// Which pooling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PoolKind {
+    Max,
+    Avg,
+}
+
+/// `torch.nn.MaxPool2d` / `AvgPool2d` with square windows, no padding, floor mode.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pool2d {
+    pub(crate) kind: PoolKind,
+    pub(crate) channels: usize,
+    pub(crate) kernel: usize,
+    pub(crate) stride: usize,
+    pub(crate) height: usize,
+    pub(crate) width: usize,
+    pub(crate) out_height: usize,
+    pub(crate) out_width: usize,
+}
+
+impl Pool2d {
+    /// The input index (within the channel) of the maximum of window `(oh, ow)`: the first one in
+    /// scan order, or the first NaN, as PyTorch picks it.
+    #[inline]
+    fn argmax<T: Real>(&self, channel: &[T], oh: usize, ow: usize) -> usize {
+        let (top, left) = (oh * self.stride, ow * self.stride);
+        let mut best = top * self.width + left;
+        let mut max = channel[best];
+        for kh in 0..self.kernel {
+            let row = (top + kh) * self.width + left;
+            for (kw, &v) in channel[row..row + self.kernel].iter().enumerate() {
+                #[allow(clippy::eq_op)]
+                let is_nan = v != v;
+                if v > max || is_nan {
+                    max = v;
+                    best = row + kw;
+                    if is_nan {
+                        return best;
+                    }
+                }
+            }
+        }
+        best
+    }
+}
+
+impl Layer for Pool2d {
+    fn forward<T: Real>(&self, _: &Pass<'_>, _: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], _: &mut [T]) {
+        let x = x.dense();
+        let (in_area, out_area) = (self.height * self.width, self.out_height * self.out_width);
+        let scale = T::from_f64(1.0 / (self.kernel * self.kernel) as f64);
+        let channels = x.chunks_exact(in_area).zip(y.chunks_exact_mut(out_area)).take(rows * self.channels);
+        for (channel, out) in channels {
+            for oh in 0..self.out_height {
+                for ow in 0..self.out_width {
+                    out[oh * self.out_width + ow] = match self.kind {
+                        PoolKind::Max => channel[self.argmax(channel, oh, ow)],
+                        PoolKind::Avg => {
+                            let (top, left) = (oh * self.stride, ow * self.stride);
+                            let mut sum = T::ZERO;
+                            for kh in 0..self.kernel {
+                                let row = (top + kh) * self.width + left;
+                                sum = channel[row..row + self.kernel].iter().fold(sum, |s, &v| s + v);
+                            }
+                            sum * scale
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    fn backward<T: Real>(
+        &self,
+        _: &Pass<'_>,
+        _: &[T],
+        x: Input<'_, T>,
+        _: &[T],
+        _: &[T],
+        rows: usize,
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        _: &mut [T],
+    ) {
+        let Some(dx) = dx else { return };
+        let x = x.dense();
+        let (in_area, out_area) = (self.height * self.width, self.out_height * self.out_width);
+        let scale = T::from_f64(1.0 / (self.kernel * self.kernel) as f64);
+        let channels = x
+            .chunks_exact(in_area)
+            .zip(dx.chunks_exact_mut(in_area))
+            .zip(dy.chunks_exact(out_area))
+            .take(rows * self.channels);
+        for ((channel, d_in), d_out) in channels {
+            d_in.fill(T::ZERO);
+            for oh in 0..self.out_height {
+                for ow in 0..self.out_width {
+                    let g = d_out[oh * self.out_width + ow];
+                    match self.kind {
+                        PoolKind::Max => d_in[self.argmax(channel, oh, ow)] += g,
+                        PoolKind::Avg => {
+                            let (top, left) = (oh * self.stride, ow * self.stride);
+                            for kh in 0..self.kernel {
+                                let row = (top + kh) * self.width + left;
+                                d_in[row..row + self.kernel].iter_mut().for_each(|d| *d += g * scale);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `torch.nn.Flatten`: the values unchanged, one flat row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Flatten;
+
+impl Layer for Flatten {
+    fn forward<T: Real>(&self, _: &Pass<'_>, _: &[T], x: Input<'_, T>, _: usize, y: &mut [T], _: &mut [T]) {
+        y.copy_from_slice(&x.dense()[..y.len()]);
+    }
+
+    fn backward<T: Real>(
+        &self,
+        _: &Pass<'_>,
+        _: &[T],
+        _: Input<'_, T>,
+        _: &[T],
+        _: &[T],
+        _: usize,
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        _: &mut [T],
+    ) {
+        if let Some(dx) = dx {
+            dx.copy_from_slice(dy);
+        }
+    }
+}
+
+/// `torch.nn.BatchNorm1d` / `BatchNorm2d`: each channel normalized by the batch's mean and
+/// (biased) variance in training, by the running statistics in evaluation, then scaled and
+/// shifted: `y = γ (x − μ) / √(σ² + ε) + β`. After a training pass the running statistics move
+/// towards the batch's: `r ← (1 − momentum) r + momentum · s`, with the unbiased variance
+/// `σ² n / (n − 1)`, as PyTorch updates them.
+///
+/// A row is `channels × spatial` values (`spatial` is 1 for flat rows, `H·W` for images).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BatchNorm {
+    pub(crate) channels: usize,
+    pub(crate) spatial: usize,
+    pub(crate) eps: f64,
+    pub(crate) momentum: f64,
+    pub(crate) weight: Range<usize>,
+    pub(crate) bias: Range<usize>,
+}
+
+impl BatchNorm {
+    /// Values saved per batch: each channel's mean, inverse standard deviation and variance.
+    pub(crate) fn saved_len(&self) -> usize {
+        3 * self.channels
+    }
+
+    /// Running statistics: each channel's mean, then each channel's variance.
+    pub(crate) fn buffers_len(&self) -> usize {
+        2 * self.channels
+    }
+
+    pub(crate) fn init_buffers(&self, buffers: &mut [f32]) {
+        let (mean, var) = buffers.split_at_mut(self.channels);
+        mean.fill(0.0);
+        var.fill(1.0);
+    }
+
+    pub(crate) fn init(&self, params: &mut [f32]) {
+        params[self.weight.clone()].fill(1.0);
+        params[self.bias.clone()].fill(0.0);
+    }
+
+    /// Moves the running statistics towards those of the batch of `rows` rows in `saved`.
+    pub(crate) fn update_buffers<T: Real>(&self, saved: &[T], rows: usize, buffers: &mut [f32]) {
+        let n = rows * self.spatial;
+        let (mean, var) = buffers.split_at_mut(self.channels);
+        let m = self.momentum;
+        for c in 0..self.channels {
+            mean[c] = ((1.0 - m) * f64::from(mean[c]) + m * saved[c].to_f64()) as f32;
+            // One value per channel has no unbiased variance (PyTorch refuses to train on it):
+            // the running variance is then left as it is.
+            if n > 1 {
+                let unbiased = saved[2 * self.channels + c].to_f64() * n as f64 / (n - 1) as f64;
+                var[c] = ((1.0 - m) * f64::from(var[c]) + m * unbiased) as f32;
+            }
+        }
+    }
+
+    /// Calls `f(c, values)` with the values of channel `c` in each row.
+    fn channel_values<'a, T: Real>(&self, x: &'a [T], rows: usize, c: usize) -> impl Iterator<Item = &'a [T]> + 'a {
+        let (channels, spatial) = (self.channels, self.spatial);
+        (0..rows).map(move |r| &x[(r * channels + c) * spatial..(r * channels + c + 1) * spatial])
+    }
+}
+
+impl Layer for BatchNorm {
+    fn forward<T: Real>(
+        &self,
+        pass: &Pass<'_>,
+        params: &[T],
+        x: Input<'_, T>,
+        rows: usize,
+        y: &mut [T],
+        saved: &mut [T],
+    ) {
+        let x = x.dense();
+        let (channels, spatial) = (self.channels, self.spatial);
+        let gamma = &params[self.weight.clone()];
+        let beta = &params[self.bias.clone()];
+        for c in 0..channels {
+            let (mean, inv_std) = match pass.mode {
+                Mode::Train => {
+                    // Sums in f64, in row order: the same bits whatever the thread count.
+                    let n = (rows * spatial) as f64;
+                    let sum: f64 = self.channel_values(x, rows, c).flatten().map(|v| v.to_f64()).sum();
+                    let mean = sum / n;
+                    let squares: f64 =
+                        self.channel_values(x, rows, c).flatten().map(|v| (v.to_f64() - mean).powi(2)).sum();
+                    let var = squares / n;
+                    let inv_std = 1.0 / (var + self.eps).sqrt();
+                    saved[c] = T::from_f64(mean);
+                    saved[channels + c] = T::from_f64(inv_std);
+                    saved[2 * channels + c] = T::from_f64(var);
+                    (mean, inv_std)
+                }
+                Mode::Eval => {
+                    let (mean, var) = (f64::from(pass.buffers[c]), f64::from(pass.buffers[channels + c]));
+                    (mean, 1.0 / (var + self.eps).sqrt())
+                }
+            };
+            let scale = T::from_f64(gamma[c].to_f64() * inv_std);
+            let shift = T::from_f64(beta[c].to_f64() - gamma[c].to_f64() * inv_std * mean);
+            for r in 0..rows {
+                let at = (r * channels + c) * spatial;
+                y[at..at + spatial].iter_mut().zip(&x[at..at + spatial]).for_each(|(o, &v)| *o = v * scale + shift);
+            }
+        }
+    }
+
+    fn backward<T: Real>(
+        &self,
+        pass: &Pass<'_>,
+        params: &[T],
+        x: Input<'_, T>,
+        _: &[T],
+        saved: &[T],
+        rows: usize,
+        dy: &[T],
+        mut dx: Option<&mut [T]>,
+        grad: &mut [T],
+    ) {
+        let x = x.dense();
+        let (channels, spatial) = (self.channels, self.spatial);
+        let n = (rows * spatial) as f64;
+        for c in 0..channels {
+            let gamma = params[self.weight.start + c].to_f64();
+            let (mean, inv_std) = match pass.mode {
+                Mode::Train => (saved[c].to_f64(), saved[channels + c].to_f64()),
+                Mode::Eval => {
+                    let var = f64::from(pass.buffers[channels + c]);
+                    (f64::from(pass.buffers[c]), 1.0 / (var + self.eps).sqrt())
+                }
+            };
+            let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
+            for (xs, ds) in self.channel_values(x, rows, c).zip(self.channel_values(dy, rows, c)) {
+                for (&v, &d) in xs.iter().zip(ds) {
+                    sum_dy += d.to_f64();
+                    sum_dy_xhat += d.to_f64() * (v.to_f64() - mean) * inv_std;
+                }
+            }
+            grad[self.weight.start + c] = T::from_f64(sum_dy_xhat);
+            grad[self.bias.start + c] = T::from_f64(sum_dy);
+            let Some(dx) = dx.as_deref_mut() else { continue };
+            for r in 0..rows {
+                let at = (r * channels + c) * spatial;
+                let (xs, ds) = (&x[at..at + spatial], &dy[at..at + spatial]);
+                for ((o, &v), &d) in dx[at..at + spatial].iter_mut().zip(xs).zip(ds) {
+                    *o = T::from_f64(match pass.mode {
+                        // ∂x = γ/σ · (∂y − mean(∂y) − x̂ · mean(∂y x̂)).
+                        Mode::Train => {
+                            let xhat = (v.to_f64() - mean) * inv_std;
+                            gamma * inv_std * (d.to_f64() - sum_dy / n - xhat * sum_dy_xhat / n)
+                        }
+                        Mode::Eval => gamma * inv_std * d.to_f64(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The 64-bit mix of SplitMix64: a bijection whose outputs look independent for nearby inputs.
+#[inline(always)]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `torch.nn.Dropout`, inverted: in training each value is zeroed with probability `p` and the
+/// others scaled by `1 / (1 − p)`; in evaluation values pass unchanged. Whether a value is kept is
+/// a hash of `(seed, step, layer, row in the batch, element)`: reproducible from the seed and the
+/// step, the same on any thread count, and recomputed by the backward pass rather than stored.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Dropout {
+    pub(crate) p: f64,
+    pub(crate) width: usize,
+}
+
+impl Dropout {
+    /// Calls `f(element, kept)` for every element of the rows of this pass.
+    fn for_each_mask<T: Real>(&self, pass: &Pass<'_>, rows: usize, values: &mut [T], mut f: impl FnMut(&mut T, bool)) {
+        // Drop when the top 53 bits of the hash, as a fraction of 2^53, fall below p.
+        let threshold = (self.p * (1u64 << 53) as f64) as u64;
+        let key = mix(mix(mix(pass.seed) ^ pass.step) ^ (pass.layer as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        for r in 0..rows {
+            let row_key = mix(key ^ (pass.first_row + r) as u64);
+            for (e, v) in values[r * self.width..(r + 1) * self.width].iter_mut().enumerate() {
+                let kept = (mix(row_key.wrapping_add(e as u64)) >> 11) >= threshold;
+                f(v, kept);
+            }
+        }
+    }
+}
+
+impl Layer for Dropout {
+    fn forward<T: Real>(&self, pass: &Pass<'_>, _: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], _: &mut [T]) {
+        y.copy_from_slice(&x.dense()[..y.len()]);
+        if pass.mode == Mode::Eval || self.p == 0.0 {
+            return;
+        }
+        let scale = T::from_f64(1.0 / (1.0 - self.p));
+        self.for_each_mask(pass, rows, y, |v, kept| *v = if kept { *v * scale } else { T::ZERO });
+    }
+
+    fn backward<T: Real>(
+        &self,
+        pass: &Pass<'_>,
+        _: &[T],
+        _: Input<'_, T>,
+        _: &[T],
+        _: &[T],
+        rows: usize,
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        _: &mut [T],
+    ) {
+        let Some(dx) = dx else { return };
+        dx.copy_from_slice(dy);
+        if pass.mode == Mode::Eval || self.p == 0.0 {
+            return;
+        }
+        let scale = T::from_f64(1.0 / (1.0 - self.p));
+        self.for_each_mask(pass, rows, dx, |v, kept| *v = if kept { *v * scale } else { T::ZERO });
+    }
+}
+
+/// An element-wise activation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Activation {
+    /// `max(0, x)`; its derivative at 0 is 0, as PyTorch's.
+    Relu,
+    /// `x` for `x > 0`, else `slope · x`.
+    LeakyRelu(f64),
+    /// `tanh(x)`.
+    Tanh,
+    /// `1 / (1 + e^{−x})`.
+    Sigmoid,
+    /// `x Φ(x) = x (1 + erf(x / √2)) / 2`.
+    Gelu,
+}
+
+impl Activation {
+    /// `f(x)`; NaN stays NaN, so that non-finite checks see it.
+    pub(crate) fn apply<T: Real>(self, x: &[T], y: &mut [T]) {
+        let pairs = y.iter_mut().zip(x);
+        match self {
+            // Selects rather than branches: the signs are random, and selects vectorize.
+            Activation::Relu => pairs.for_each(|(o, &v)| *o = if v < T::ZERO { T::ZERO } else { v }),
+            Activation::LeakyRelu(slope) => {
+                let slope = T::from_f64(slope);
+                pairs.for_each(|(o, &v)| *o = if v < T::ZERO { v * slope } else { v })
+            }
+            Activation::Tanh => pairs.for_each(|(o, &v)| *o = v.tanh()),
+            Activation::Sigmoid => pairs.for_each(|(o, &v)| {
+                // Written so that the exponential never overflows.
+                let e = (-v.abs()).exp();
+                *o = if v >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) };
+            }),
+            Activation::Gelu => {
+                let (half, root_half) = (T::from_f64(0.5), T::from_f64(std::f64::consts::FRAC_1_SQRT_2));
+                pairs.for_each(|(o, &v)| *o = half * v * (T::ONE + (v * root_half).erf()))
+            }
+        }
+    }
+
+    /// `dx = dy · f′(x)`, from the input `x` or the output `y`, whichever the activation needs.
+    pub(crate) fn derivative<T: Real>(self, x: &[T], y: &[T], dy: &[T], dx: &mut [T]) {
+        match self {
+            Activation::Relu => {
+                dx.iter_mut().zip(dy).zip(y).for_each(|((o, &d), &out)| *o = if out <= T::ZERO { T::ZERO } else { d })
+            }
+            Activation::LeakyRelu(slope) => {
+                let slope = T::from_f64(slope);
+                dx.iter_mut().zip(dy).zip(x).for_each(|((o, &d), &v)| *o = if v <= T::ZERO { d * slope } else { d })
+            }
+            Activation::Tanh => dx.iter_mut().zip(dy).zip(y).for_each(|((o, &d), &out)| *o = d * (T::ONE - out * out)),
+            Activation::Sigmoid => {
+                dx.iter_mut().zip(dy).zip(y).for_each(|((o, &d), &out)| *o = d * out * (T::ONE - out))
+            }
+            Activation::Gelu => {
+                let (half, root_half) = (T::from_f64(0.5), T::from_f64(std::f64::consts::FRAC_1_SQRT_2));
+                let density = T::from_f64(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+                dx.iter_mut().zip(dy).zip(x).for_each(|((o, &d), &v)| {
+                    let cdf = half * (T::ONE + (v * root_half).erf());
+                    let pdf = density * (-(half * v * v)).exp();
+                    *o = d * (cdf + v * pdf);
+                })
+            }
+        }
+    }
+
+    /// The negative slope He initialization assumes for a weight this activation follows, when
+    /// it is one of the relu family.
+    pub(crate) fn he_slope(self) -> Option<f64> {
+        match self {
+            Activation::Relu => Some(0.0),
+            Activation::LeakyRelu(slope) => Some(slope),
+            _ => None,
+        }
+    }
+}
+
+impl Layer for Activation {
+    fn forward<T: Real>(&self, _: &Pass<'_>, _: &[T], x: Input<'_, T>, _: usize, y: &mut [T], _: &mut [T]) {
+        let x = x.dense();
+        self.apply(&x[..y.len()], y);
+    }
+
+    fn backward<T: Real>(
+        &self,
+        _: &Pass<'_>,
+        _: &[T],
+        x: Input<'_, T>,
+        y: &[T],
+        _: &[T],
+        _: usize,
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        _: &mut [T],
+    ) {
+        if let Some(dx) = dx {
+            let x = x.dense();
+            self.derivative(&x[..y.len()], y, dy, dx);
+        }
+    }
+}
+
+/// A built layer of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AnyLayer {
+    Linear(Linear),
+    Conv2d(Conv2d),
+    Pool2d(Pool2d),
+    Flatten(Flatten),
+    BatchNorm(BatchNorm),
+    Dropout(Dropout),
+    Activation(Activation),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $layer:ident => $body:expr) => {
+        match $self {
+            AnyLayer::Linear($layer) => $body,
+            AnyLayer::Conv2d($layer) => $body,
+            AnyLayer::Pool2d($layer) => $body,
+            AnyLayer::Flatten($layer) => $body,
+            AnyLayer::BatchNorm($layer) => $body,
+            AnyLayer::Dropout($layer) => $body,
+            AnyLayer::Activation($layer) => $body,
+        }
+    };
+}
+
+impl AnyLayer {
+    /// Whether a training pass over one row needs no other rows (all but batch normalization).
+    pub(crate) fn row_local(&self, mode: Mode) -> bool {
+        !(mode == Mode::Train && matches!(self, AnyLayer::BatchNorm(_)))
+    }
+
+    /// Values saved per batch for backward.
+    pub(crate) fn saved_len(&self) -> usize {
+        match self {
+            AnyLayer::BatchNorm(bn) => bn.saved_len(),
+            _ => 0,
+        }
+    }
+
+    /// Whether backward needs the layer's input to be stored (every layer but element-wise
+    /// ones whose derivative comes from their output).
+    pub(crate) fn is_linear_with_picked_input(&self) -> bool {
+        matches!(self, AnyLayer::Linear(l) if l.vectors == 1)
+    }
+
+    /// Multiply-adds per row of the forward pass (a measure of the work, for the block size).
+    pub(crate) fn work_per_row(&self) -> usize {
+        match self {
+            AnyLayer::Linear(l) => l.inputs * l.outputs * l.vectors,
+            AnyLayer::Conv2d(c) => c.out_channels * c.positions() * c.patch(),
+            _ => 0,
+        }
+    }
+}
+
+impl Layer for AnyLayer {
+    fn forward<T: Real>(
+        &self,
+        pass: &Pass<'_>,
+        params: &[T],
+        x: Input<'_, T>,
+        rows: usize,
+        y: &mut [T],
+        saved: &mut [T],
+    ) {
+        dispatch!(self, layer => layer.forward(pass, params, x, rows, y, saved))
+    }
+
+    fn backward<T: Real>(
+        &self,
+        pass: &Pass<'_>,
+        params: &[T],
+        x: Input<'_, T>,
+        y: &[T],
+        saved: &[T],
+        rows: usize,
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        grad: &mut [T],
+    ) {
+        dispatch!(self, layer => layer.backward(pass, params, x, y, saved, rows, dy, dx, grad))
+    }
+}
+
+/// A random stream of its own for layer `index`: inserting a layer leaves the others' initial
+/// values unchanged.
+pub(crate) fn layer_rng(seed: u64, index: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(index as u64);
+    rng
+}
