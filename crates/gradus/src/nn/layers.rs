@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use super::dense::{self, Input};
+use super::dense::{self, as_f32, as_f32_mut, Input};
 use super::spec::Init;
 use crate::loss::Real;
 
@@ -345,8 +345,15 @@ impl Conv2d {
 }
 
 impl Layer for Conv2d {
-    fn forward<T: Real>(&self, _: &Pass<'_>, params: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], _: &mut [T]) {
+    fn forward<T: Real>(&self, _: &Pass<'_>, params: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], saved: &mut [T]) {
         let x = x.dense();
+        if let (Some(p), Some(x), Some(y), Some(saved)) = (as_f32(params), as_f32(x), as_f32_mut(y), as_f32_mut(saved))
+        {
+            if self.fast() {
+                let (weight, bias) = (&p[self.weight.clone()], &p[self.bias.clone()]);
+                return self.forward_fast(weight, bias, x, rows, y, saved);
+            }
+        }
         let (patch, positions, m) = (self.patch(), self.positions(), self.out_channels);
         let in_len = self.in_channels * self.height * self.width;
         let weight = &params[self.weight.clone()];
@@ -387,7 +394,7 @@ impl Layer for Conv2d {
         params: &[T],
         x: Input<'_, T>,
         _: &[T],
-        _: &[T],
+        saved: &[T],
         rows: usize,
         dy: &[T],
         mut dx: Option<&mut [T]>,
@@ -398,6 +405,14 @@ impl Layer for Conv2d {
         let in_len = self.in_channels * self.height * self.width;
         let weight = &params[self.weight.clone()];
         let (grad_weight, grad_bias) = grad[self.weight.start..self.bias.end].split_at_mut(self.weight.len());
+        if let (Some(w), Some(saved), Some(dy), Some(gw), Some(gb)) =
+            (as_f32(weight), as_f32(saved), as_f32(dy), as_f32_mut(grad_weight), as_f32_mut(grad_bias))
+        {
+            if self.fast() {
+                let dx = dx.map(|d| as_f32_mut(d).expect("the same type as the others"));
+                return self.backward_fast(w, saved, rows, dy, dx, gw, gb);
+            }
+        }
         grad_bias.fill(T::ZERO);
         T::with_scratch(3, |scratch| {
             let buffer = grow(scratch, 2 * patch * positions);
@@ -483,52 +498,92 @@ pub(crate) struct Pool2d {
 }
 
 impl Pool2d {
-    /// The input index (within the channel) of the maximum of window `(oh, ow)`: the first one in
-    /// scan order, or the first NaN, as PyTorch picks it.
-    #[inline]
-    fn argmax<T: Real>(&self, channel: &[T], oh: usize, ow: usize) -> usize {
-        let (top, left) = (oh * self.stride, ow * self.stride);
-        let mut best = top * self.width + left;
-        let mut max = channel[best];
-        for kh in 0..self.kernel {
-            let row = (top + kh) * self.width + left;
-            for (kw, &v) in channel[row..row + self.kernel].iter().enumerate() {
-                #[allow(clippy::eq_op)]
-                let is_nan = v != v;
-                if v > max || is_nan {
-                    max = v;
-                    best = row + kw;
-                    if is_nan {
-                        return best;
+    fn out_len(&self) -> usize {
+        self.channels * self.out_height * self.out_width
+    }
+
+    /// Values saved per row for backward: the position of each window's maximum (max pooling).
+    pub(crate) fn saved_per_row(&self) -> usize {
+        match self.kind {
+            PoolKind::Max => self.out_len(),
+            PoolKind::Avg => 0,
+        }
+    }
+
+    /// Max pooling of one channel: each window's maximum into `out` and its position in the
+    /// channel into `at`. The maximum is the first largest value in scan order, or the first NaN,
+    /// as PyTorch picks it; written with selects so that it compiles without branches.
+    fn max_channel<T: Real>(&self, channel: &[T], out: &mut [T], at: &mut [T]) {
+        #[inline(always)]
+        fn better<T: Real>(v: T, max: T) -> bool {
+            #[allow(clippy::eq_op)]
+            let (v_nan, max_nan) = (v != v, max != max);
+            (v > max || v_nan) && !max_nan
+        }
+        let (k, s, w) = (self.kernel, self.stride, self.width);
+        for oh in 0..self.out_height {
+            let out_row = &mut out[oh * self.out_width..(oh + 1) * self.out_width];
+            let at_row = &mut at[oh * self.out_width..(oh + 1) * self.out_width];
+            let top = oh * s * w;
+            if k == 2 && s == 2 {
+                let (r0, r1) = (&channel[top..top + w], &channel[top + w..top + 2 * w]);
+                for (ow, (o, a)) in out_row.iter_mut().zip(at_row.iter_mut()).enumerate() {
+                    let c = 2 * ow;
+                    let (mut max, mut pos) = (r0[c], top + c);
+                    for (v, p) in [(r0[c + 1], top + c + 1), (r1[c], top + w + c), (r1[c + 1], top + w + c + 1)] {
+                        let take = better(v, max);
+                        max = if take { v } else { max };
+                        pos = if take { p } else { pos };
                     }
+                    *o = max;
+                    *a = T::from_f64(f64::from(pos as u32));
+                }
+            } else {
+                for (ow, (o, a)) in out_row.iter_mut().zip(at_row.iter_mut()).enumerate() {
+                    let first = top + ow * s;
+                    let (mut max, mut pos) = (channel[first], first);
+                    for kh in 0..k {
+                        for kw in 0..k {
+                            let p = first + kh * w + kw;
+                            let v = channel[p];
+                            let take = better(v, max);
+                            max = if take { v } else { max };
+                            pos = if take { p } else { pos };
+                        }
+                    }
+                    *o = max;
+                    *a = T::from_f64(f64::from(pos as u32));
                 }
             }
         }
-        best
     }
 }
 
 impl Layer for Pool2d {
-    fn forward<T: Real>(&self, _: &Pass<'_>, _: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], _: &mut [T]) {
+    fn forward<T: Real>(&self, _: &Pass<'_>, _: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], saved: &mut [T]) {
         let x = x.dense();
         let (in_area, out_area) = (self.height * self.width, self.out_height * self.out_width);
-        let scale = T::from_f64(1.0 / (self.kernel * self.kernel) as f64);
         let channels = x.chunks_exact(in_area).zip(y.chunks_exact_mut(out_area)).take(rows * self.channels);
-        for (channel, out) in channels {
-            for oh in 0..self.out_height {
-                for ow in 0..self.out_width {
-                    out[oh * self.out_width + ow] = match self.kind {
-                        PoolKind::Max => channel[self.argmax(channel, oh, ow)],
-                        PoolKind::Avg => {
+        match self.kind {
+            PoolKind::Max => {
+                for ((channel, out), at) in channels.zip(saved.chunks_exact_mut(out_area)) {
+                    self.max_channel(channel, out, at);
+                }
+            }
+            PoolKind::Avg => {
+                let scale = T::from_f64(1.0 / (self.kernel * self.kernel) as f64);
+                for (channel, out) in channels {
+                    for oh in 0..self.out_height {
+                        for ow in 0..self.out_width {
                             let (top, left) = (oh * self.stride, ow * self.stride);
                             let mut sum = T::ZERO;
                             for kh in 0..self.kernel {
                                 let row = (top + kh) * self.width + left;
                                 sum = channel[row..row + self.kernel].iter().fold(sum, |s, &v| s + v);
                             }
-                            sum * scale
+                            out[oh * self.out_width + ow] = sum * scale;
                         }
-                    };
+                    }
                 }
             }
         }
@@ -538,35 +593,37 @@ impl Layer for Pool2d {
         &self,
         _: &Pass<'_>,
         _: &[T],
-        x: Input<'_, T>,
+        _: Input<'_, T>,
         _: &[T],
-        _: &[T],
+        saved: &[T],
         rows: usize,
         dy: &[T],
         dx: Option<&mut [T]>,
         _: &mut [T],
     ) {
         let Some(dx) = dx else { return };
-        let x = x.dense();
         let (in_area, out_area) = (self.height * self.width, self.out_height * self.out_width);
-        let scale = T::from_f64(1.0 / (self.kernel * self.kernel) as f64);
-        let channels = x
-            .chunks_exact(in_area)
-            .zip(dx.chunks_exact_mut(in_area))
-            .zip(dy.chunks_exact(out_area))
-            .take(rows * self.channels);
-        for ((channel, d_in), d_out) in channels {
-            d_in.fill(T::ZERO);
-            for oh in 0..self.out_height {
-                for ow in 0..self.out_width {
-                    let g = d_out[oh * self.out_width + ow];
-                    match self.kind {
-                        PoolKind::Max => d_in[self.argmax(channel, oh, ow)] += g,
-                        PoolKind::Avg => {
+        let channels = dx.chunks_exact_mut(in_area).zip(dy.chunks_exact(out_area)).take(rows * self.channels);
+        match self.kind {
+            PoolKind::Max => {
+                for ((d_in, d_out), at) in channels.zip(saved.chunks_exact(out_area)) {
+                    d_in.fill(T::ZERO);
+                    for (&g, &p) in d_out.iter().zip(at) {
+                        d_in[p.to_f64() as usize] += g;
+                    }
+                }
+            }
+            PoolKind::Avg => {
+                let scale = T::from_f64(1.0 / (self.kernel * self.kernel) as f64);
+                for (d_in, d_out) in channels {
+                    d_in.fill(T::ZERO);
+                    for oh in 0..self.out_height {
+                        for ow in 0..self.out_width {
+                            let g = d_out[oh * self.out_width + ow] * scale;
                             let (top, left) = (oh * self.stride, ow * self.stride);
                             for kh in 0..self.kernel {
                                 let row = (top + kh) * self.width + left;
-                                d_in[row..row + self.kernel].iter_mut().for_each(|d| *d += g * scale);
+                                d_in[row..row + self.kernel].iter_mut().for_each(|d| *d += g);
                             }
                         }
                     }
@@ -624,11 +681,6 @@ impl BatchNorm {
     /// Values saved per batch: each channel's mean, inverse standard deviation and variance.
     pub(crate) fn saved_len(&self) -> usize {
         3 * self.channels
-    }
-
-    /// Running statistics: each channel's mean, then each channel's variance.
-    pub(crate) fn buffers_len(&self) -> usize {
-        2 * self.channels
     }
 
     pub(crate) fn init_buffers(&self, buffers: &mut [f32]) {
@@ -960,27 +1012,27 @@ impl AnyLayer {
         !(mode == Mode::Train && matches!(self, AnyLayer::BatchNorm(_)))
     }
 
-    /// Values saved per batch for backward.
-    pub(crate) fn saved_len(&self) -> usize {
+    /// Values saved for backward per batch (whole-batch layers) besides [`AnyLayer::saved_per_row`].
+    pub(crate) fn saved_per_batch(&self) -> usize {
         match self {
             AnyLayer::BatchNorm(bn) => bn.saved_len(),
             _ => 0,
         }
     }
 
-    /// Whether backward needs the layer's input to be stored (every layer but element-wise
-    /// ones whose derivative comes from their output).
-    pub(crate) fn is_linear_with_picked_input(&self) -> bool {
-        matches!(self, AnyLayer::Linear(l) if l.vectors == 1)
-    }
-
-    /// Multiply-adds per row of the forward pass (a measure of the work, for the block size).
-    pub(crate) fn work_per_row(&self) -> usize {
+    /// Values saved for backward per row.
+    pub(crate) fn saved_per_row(&self) -> usize {
         match self {
-            AnyLayer::Linear(l) => l.inputs * l.outputs * l.vectors,
-            AnyLayer::Conv2d(c) => c.out_channels * c.positions() * c.patch(),
+            AnyLayer::Pool2d(pool) => pool.saved_per_row(),
+            AnyLayer::Conv2d(conv) => conv.saved_per_row_fast(),
             _ => 0,
         }
+    }
+
+    /// Whether the layer reads input rows picked by index where they lie (a `linear` layer on
+    /// flat rows); other first layers get the picked rows copied out.
+    pub(crate) fn is_linear_with_picked_input(&self) -> bool {
+        matches!(self, AnyLayer::Linear(l) if l.vectors == 1)
     }
 }
 
