@@ -22,7 +22,7 @@ The network is the classic LeNet-5 (with relu and max pooling):
     linear(400 -> 120), relu, linear(120 -> 84), relu, linear(84 -> 10)
 with cross-entropy, mini-batches of 64 shuffled each epoch, and SGD (lr 0.05, momentum 0.9).
 
-Each round runs gradus, then PyTorch, with the round's seed (--seed + round):
+Each round r = 0, 1, ... runs gradus, then PyTorch, both with the seed --seed + r:
 
   * gradus as a user runs it, in a subprocess: `gradus train --dataset fashion_mnist --model cnn
     --layers ... --val-fraction 0 --save MODEL --metrics-json OUT.json --quiet`, then
@@ -380,7 +380,8 @@ def layer_label(module) -> tuple[str, str]:
 
     if isinstance(module, nn.Conv2d):
         pad = f", padding {module.padding[0]}" if module.padding[0] else ""
-        return "conv", f"conv2d {module.in_channels}->{module.out_channels} {module.kernel_size[0]}x{module.kernel_size[1]}{pad}"
+        height, width = module.kernel_size
+        return "conv", f"conv2d {module.in_channels}->{module.out_channels} {height}x{width}{pad}"
     if isinstance(module, nn.MaxPool2d):
         return "pool", f"max_pool2d {module.kernel_size}"
     if isinstance(module, nn.ReLU):
@@ -524,7 +525,8 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true",
                         help="PyTorch only: forward/backward time per module type over one profiled epoch")
     parser.add_argument("--quiet-wait", type=float, default=60.0,
-                        help="seconds to wait for other processes to leave the CPUs idle before each run (default 60)")
+                        help="seconds to wait for other processes to leave the CPUs idle before each run "
+                        "(default 60)")
     parser.add_argument("--no-venv", action="store_true", help="use this interpreter's torch, not bench/.venv")
     args = parser.parse_args()
     if not args.no_venv:
@@ -565,10 +567,10 @@ def main() -> None:
     print(f"### LeNet-5 on Fashion-MNIST: gradus against PyTorch ({args.threads} threads)\n")
     print(f"{machine_line(args.threads, binary)}.\n")
     print(f"60,000 training images (pixels / 255), SGD lr {LR} momentum {MOMENTUM}, batch {BATCH}, "
-          f"{args.epochs} epochs; {args.rounds} round{'s' if args.rounds != 1 else ''} (gradus, then PyTorch); epoch times are medians over "
-          "all epochs of all rounds, test accuracy (10,000 images) the median over rounds of the final accuracy. "
-          "gradus' epoch times are the ones `gradus train --metrics-json` reports; PyTorch's time its training "
-          "loop over preloaded tensors.\n")
+          f"{args.epochs} epochs; {args.rounds} round{'s' if args.rounds != 1 else ''} (gradus, then PyTorch); "
+          "epoch times are medians over all epochs of all rounds, test accuracy (10,000 images) the median "
+          "over rounds of the final accuracy. gradus' epoch times are the ones `gradus train --metrics-json` "
+          "reports; PyTorch's time its training loop over preloaded tensors.\n")
     print("| | epoch (s), median | epoch (s), min | test accuracy | `gradus train` wall (s), median |")
     print("|---|---|---|---|---|")
     for k, label in (("gradus", "gradus"), ("torch", "PyTorch")):
@@ -593,7 +595,8 @@ def main() -> None:
         print("| test accuracy gradus - PyTorch (points) | n/a (gradus did not run) | >= -0.5 | |")
     print()
     print("Per round, seconds of each epoch (test accuracy after it):\n")
-    print("| round | side | " + " | ".join(f"epoch {e + 1}" for e in range(args.epochs)) + " | final test accuracy |")
+    epochs_header = " | ".join(f"epoch {e + 1}" for e in range(args.epochs))
+    print(f"| round | side | {epochs_header} | final test accuracy |")
     print("|---|---|" + "---|" * args.epochs + "---|")
     for k, label in (("gradus", "gradus"), ("torch", "PyTorch")):
         for r, run in enumerate(results[k]):

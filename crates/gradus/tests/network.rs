@@ -77,7 +77,10 @@ fn case() -> impl Strategy<Value = Case> {
 
 /// The network (when the shapes fit), its parameters (perturbed from PyTorch's initialization so
 /// that batch norm's scales and shifts are not 1 and 0), inputs and targets.
-fn build(case: &Case) -> Option<(Network, Vec<f64>, Vec<f64>, Vec<f64>)> {
+/// A built case: the network, its parameters, inputs and targets.
+type Built = (Network, Vec<f64>, Vec<f64>, Vec<f64>);
+
+fn build(case: &Case) -> Option<Built> {
     let net = Network::new(NetworkSpec::new(case.input.clone(), case.layers.clone(), case.loss)).ok()?;
     let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
     let params: Vec<f64> =

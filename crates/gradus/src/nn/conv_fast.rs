@@ -26,6 +26,10 @@ use super::layers::Conv2d;
 const ROWS_8: usize = 12;
 const ROWS_16: usize = 6;
 
+/// Zeros kept after each padded image: the channels × positions tiles read up to 16 values past
+/// the last window of a row (into the next row, or past the end), values they then discard.
+const SLACK: usize = 32;
+
 /// Whether this CPU runs these passes.
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -44,6 +48,7 @@ pub(crate) fn available() -> bool {
 /// # Safety
 /// The CPU must have AVX2 and FMA; every element addressed must lie in its allocation.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)] // the register arrays are indexed in step
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize, const V: usize>(
@@ -130,6 +135,156 @@ unsafe fn run_tile(
     }
 }
 
+/// `acc[r][0..16] = Σ_{s, j} a[r][s · seg_len + j] · b[segments[s] + j + 0..16]` for `R` rows:
+/// the forward pass of a layer with few output channels, rows being channels and the 16 columns
+/// consecutive positions of an output row (read in place from the padded image).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; every element addressed must lie in its allocation.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn channel_tile<const R: usize>(
+    a: &[*const f32],
+    b: *const f32,
+    segments: &[usize],
+    seg_len: usize,
+    acc: &mut [[f32; 16]],
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut c = [[_mm256_setzero_ps(); 2]; R];
+        let rows: [*const f32; R] = std::array::from_fn(|r| a[r]);
+        let mut kk = 0;
+        for &offset in segments {
+            for j in 0..seg_len {
+                let bp = b.add(offset + j);
+                let bv = [_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8))];
+                for r in 0..R {
+                    let av = _mm256_broadcast_ss(&*rows[r].add(kk));
+                    c[r][0] = _mm256_fmadd_ps(av, bv[0], c[r][0]);
+                    c[r][1] = _mm256_fmadd_ps(av, bv[1], c[r][1]);
+                }
+                kk += 1;
+            }
+        }
+        for r in 0..R {
+            _mm256_storeu_ps(acc[r].as_mut_ptr(), c[r][0]);
+            _mm256_storeu_ps(acc[r].as_mut_ptr().add(8), c[r][1]);
+        }
+    }
+}
+
+/// `out[i][j] = Σ_{row < rows} Σ_{c < chunks} Σ_lanes a[i][row · a_row + 8c + lane] · b[j][row · b_row + 8c + lane]`:
+/// dot products of `I` runs with `J` runs, the weight gradient of a layer with few output
+/// channels (`a`: rows of `∂y`, `b`: the patch element's view of the padded image).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; every element addressed must lie in its allocation.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_tile<const I: usize, const J: usize>(
+    a: &[*const f32],
+    a_row: usize,
+    b: &[*const f32],
+    b_row: usize,
+    rows: usize,
+    chunks: usize,
+    out: &mut [[f32; 2]],
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut c = [[_mm256_setzero_ps(); J]; I];
+        let (ap, bp): ([*const f32; I], [*const f32; J]) =
+            (std::array::from_fn(|i| a[i]), std::array::from_fn(|j| b[j]));
+        for row in 0..rows {
+            for chunk in 0..chunks {
+                let bv: [__m256; J] = std::array::from_fn(|j| _mm256_loadu_ps(bp[j].add(row * b_row + 8 * chunk)));
+                for i in 0..I {
+                    let av = _mm256_loadu_ps(ap[i].add(row * a_row + 8 * chunk));
+                    for j in 0..J {
+                        c[i][j] = _mm256_fmadd_ps(av, bv[j], c[i][j]);
+                    }
+                }
+            }
+        }
+        for i in 0..I {
+            for j in 0..J {
+                // The eight lanes summed in a fixed order.
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), c[i][j]);
+                out[i][j] =
+                    ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+            }
+        }
+    }
+}
+
+/// [`channel_tile`] for `a.len()` (1 to 6) rows.
+///
+/// # Safety
+/// As [`channel_tile`].
+unsafe fn run_channel_tile(a: &[*const f32], b: *const f32, segments: &[usize], seg_len: usize, acc: &mut [[f32; 16]]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: forwarded.
+    unsafe {
+        match a.len() {
+            1 => channel_tile::<1>(a, b, segments, seg_len, acc),
+            2 => channel_tile::<2>(a, b, segments, seg_len, acc),
+            3 => channel_tile::<3>(a, b, segments, seg_len, acc),
+            4 => channel_tile::<4>(a, b, segments, seg_len, acc),
+            5 => channel_tile::<5>(a, b, segments, seg_len, acc),
+            6 => channel_tile::<6>(a, b, segments, seg_len, acc),
+            _ => unreachable!("tile rows"),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, b, segments, seg_len, acc);
+        unreachable!("only called where `available()`");
+    }
+}
+
+/// [`dot_tile`] for `a.len()` (1 to 6) runs of `a` and `b.len()` (1 or 2) of `b`.
+///
+/// # Safety
+/// As [`dot_tile`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_dot_tile(
+    a: &[*const f32],
+    a_row: usize,
+    b: &[*const f32],
+    b_row: usize,
+    rows: usize,
+    chunks: usize,
+    out: &mut [[f32; 2]],
+) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: forwarded.
+    unsafe {
+        macro_rules! pick {
+            ($($i:literal)*) => {
+                match (a.len(), b.len()) {
+                    $(($i, 1) => dot_tile::<$i, 1>(a, a_row, b, b_row, rows, chunks, out),
+                      ($i, 2) => dot_tile::<$i, 2>(a, a_row, b, b_row, rows, chunks, out),)*
+                    _ => unreachable!("tile shape"),
+                }
+            };
+        }
+        pick!(1 2 3 4 5 6)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, a_row, b, b_row, rows, chunks, out);
+        unreachable!("only called where `available()`");
+    }
+}
+
+/// Output channels at most this many take the channels × positions passes.
+const FEW_CHANNELS: usize = 8;
+
 /// Channels rounded up to a tile's width: 8 for up to 8, else a multiple of 16.
 fn padded_width(channels: usize) -> usize {
     if channels <= 8 {
@@ -156,7 +311,7 @@ impl Conv2d {
 
     /// Values kept per image for the backward pass: its zero-padded copy.
     pub(crate) fn saved_per_row_fast(&self) -> usize {
-        self.in_channels * self.padded_height() * self.padded_width()
+        self.in_channels * self.padded_height() * self.padded_width() + SLACK
     }
 
     /// `image` with `padding` zeros on every side, into `padded`.
@@ -200,6 +355,12 @@ impl Conv2d {
         let (m, k, wp) = (self.out_channels, self.kernel, self.padded_width());
         let patch = self.in_channels * k * k;
         let positions = self.out_height * self.out_width;
+        // Segments (c, kh): k contiguous patch elements each.
+        let segments: Vec<usize> =
+            (0..self.in_channels * k).map(|s| (s / k * self.padded_height() + s % k) * wp).collect();
+        if m <= FEW_CHANNELS {
+            return self.forward_few_channels(weight, bias, x, rows, y, saved, &segments);
+        }
         let mp = padded_width(m);
         let wide = mp >= 16;
         // Wᵀ, zero-padded: K × Mp, patch elements in the order (c, kh, kw).
@@ -209,9 +370,6 @@ impl Conv2d {
                 wt[kk * mp + j] = v;
             }
         }
-        // Segments (c, kh): k contiguous patch elements each.
-        let segments: Vec<usize> =
-            (0..self.in_channels * k).map(|s| (s / k * self.padded_height() + s % k) * wp).collect();
         let (tile_rows, width) = if wide { (ROWS_16, 16) } else { (ROWS_8, 8) };
         let in_len = self.in_channels * self.height * self.width;
         let padded_len = self.saved_per_row_fast();
@@ -221,11 +379,16 @@ impl Conv2d {
             let padded = &mut saved[r * padded_len..(r + 1) * padded_len];
             self.pad(&x[r * in_len..(r + 1) * in_len], padded);
             let out = &mut y[r * m * positions..(r + 1) * m * positions];
+            // The corner of each output position's window, walked in order (no divisions).
+            let (mut oh, mut ow) = (0, 0);
             for p0 in (0..positions).step_by(tile_rows) {
                 let n = tile_rows.min(positions - p0);
-                for (i, a) in a[..n].iter_mut().enumerate() {
-                    let (oh, ow) = ((p0 + i) / self.out_width, (p0 + i) % self.out_width);
+                for a in &mut a[..n] {
                     *a = padded[oh * wp + ow..].as_ptr();
+                    ow += 1;
+                    if ow == self.out_width {
+                        (oh, ow) = (oh + 1, 0);
+                    }
                 }
                 for m0 in (0..mp).step_by(width) {
                     // SAFETY: every window lies in the padded image; `wt` has `patch` rows of `mp
@@ -236,6 +399,57 @@ impl Conv2d {
                         let dst = &mut out[(m0 + j) * positions + p0..(m0 + j) * positions + p0 + n];
                         for (d, row) in dst.iter_mut().zip(&acc[..n]) {
                             *d = row[j] + b;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Conv2d::forward_fast`] for at most [`FEW_CHANNELS`] output channels: tiles of channels ×
+    /// 16 consecutive positions of an output row, stored as whole runs.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_few_channels(
+        &self,
+        weight: &[f32],
+        bias: &[f32],
+        x: &[f32],
+        rows: usize,
+        y: &mut [f32],
+        saved: &mut [f32],
+        segments: &[usize],
+    ) {
+        let (m, k, wp) = (self.out_channels, self.kernel, self.padded_width());
+        let patch = self.in_channels * k * k;
+        let (oh_n, ow_n) = (self.out_height, self.out_width);
+        let positions = oh_n * ow_n;
+        let in_len = self.in_channels * self.height * self.width;
+        let padded_len = self.saved_per_row_fast();
+        let mut acc = [[0.0f32; 16]; ROWS_16];
+        let mut a = [std::ptr::null::<f32>(); ROWS_16];
+        for r in 0..rows {
+            let padded = &mut saved[r * padded_len..(r + 1) * padded_len];
+            self.pad(&x[r * in_len..(r + 1) * in_len], padded);
+            let out = &mut y[r * m * positions..(r + 1) * m * positions];
+            for m0 in (0..m).step_by(ROWS_16) {
+                let n = ROWS_16.min(m - m0);
+                for (i, a) in a[..n].iter_mut().enumerate() {
+                    *a = weight[(m0 + i) * patch..].as_ptr();
+                }
+                for oh in 0..oh_n {
+                    for ow0 in (0..ow_n).step_by(16) {
+                        // SAFETY: the weights hold `patch` values per channel; the columns read lie
+                        // in the padded image or its slack; the CPU was checked by `available`.
+                        unsafe {
+                            run_channel_tile(&a[..n], padded[oh * wp + ow0..].as_ptr(), segments, k, &mut acc[..n])
+                        };
+                        let valid = 16.min(ow_n - ow0);
+                        for (i, row) in acc[..n].iter().enumerate() {
+                            let at = (m0 + i) * positions + oh * ow_n + ow0;
+                            let b = bias[m0 + i];
+                            for (d, &v) in out[at..at + valid].iter_mut().zip(&row[..valid]) {
+                                *d = v + b;
+                            }
                         }
                     }
                 }
@@ -256,18 +470,15 @@ impl Conv2d {
         grad_weight: &mut [f32],
         grad_bias: &mut [f32],
     ) {
-        let (m, k, wp) = (self.out_channels, self.kernel, self.padded_width());
+        let (m, k) = (self.out_channels, self.kernel);
         let patch = self.in_channels * k * k;
-        let (ow_n, positions) = (self.out_width, self.out_height * self.out_width);
+        let positions = self.out_height * self.out_width;
         let out_len = m * positions;
-        let padded_len = self.saved_per_row_fast();
         if rows == 0 {
             grad_weight.fill(0.0);
             grad_bias.fill(0.0);
             return;
         }
-        let mut acc = [[0.0f32; 16]; ROWS_8];
-        let mut a = [std::ptr::null::<f32>(); ROWS_8];
         // ∂b: each channel's sum over the images and positions, in order.
         grad_bias.fill(0.0);
         for r in 0..rows {
@@ -275,8 +486,90 @@ impl Conv2d {
                 *g += channel.iter().sum::<f32>();
             }
         }
-        // ∂W: tiles of patch elements × channels over each image's positions (segments: the
-        // output rows), summed over the images in order.
+        if m <= FEW_CHANNELS {
+            self.weight_grad_few_channels(saved, rows, dy, grad_weight);
+        } else {
+            self.weight_grad_many_channels(saved, rows, dy, grad_weight);
+        }
+        let Some(dx) = dx else { return };
+        // ∂col[kk][p] = Σ_m W[m][kk] ∂y[m][p]: tiles of 6 patch elements × 16 positions over the
+        // channels, from ∂y with each channel's positions padded to whole tiles; then each patch
+        // element's row of positions is added back onto the image rows it was read from.
+        let p16 = positions.next_multiple_of(16);
+        let in_len = self.in_channels * self.height * self.width;
+        let mut dy_padded = vec![0.0f32; m * p16];
+        let mut dcol = vec![0.0f32; patch * p16];
+        let mut acc = [[0.0f32; 16]; ROWS_16];
+        let mut a = [std::ptr::null::<f32>(); ROWS_16];
+        for r in 0..rows {
+            for (dst, src) in
+                dy_padded.chunks_exact_mut(p16).zip(dy[r * out_len..(r + 1) * out_len].chunks_exact(positions))
+            {
+                dst[..positions].copy_from_slice(src);
+            }
+            for k0 in (0..patch).step_by(ROWS_16) {
+                let n = ROWS_16.min(patch - k0);
+                for (i, a) in a[..n].iter_mut().enumerate() {
+                    *a = weight[k0 + i..].as_ptr();
+                }
+                for p0 in (0..p16).step_by(16) {
+                    // SAFETY: a(i, j) = W[j][k0 + i] for j < m; `dy_padded` has `m` rows of `p16 >=
+                    // p0 + 16` values; the CPU was checked by `available`.
+                    unsafe {
+                        run_tile(true, true, &a[..n], &[0], m, patch, dy_padded.as_ptr().add(p0), p16, &mut acc[..n])
+                    };
+                    for (i, row) in acc[..n].iter().enumerate() {
+                        dcol[(k0 + i) * p16 + p0..(k0 + i) * p16 + p0 + 16].copy_from_slice(row);
+                    }
+                }
+            }
+            self.col2im_rows(&dcol, p16, &mut dx[r * in_len..(r + 1) * in_len]);
+        }
+    }
+
+    /// Adds each patch element's gradient over the output positions (`dcol`, rows of `stride`
+    /// values) onto the image positions it was read from, overwriting `image` first: whole output
+    /// rows at once.
+    fn col2im_rows(&self, dcol: &[f32], stride: usize, image: &mut [f32]) {
+        image.fill(0.0);
+        let (k, pad, h, w) = (self.kernel, self.padding, self.height, self.width);
+        let ow_n = self.out_width;
+        for c in 0..self.in_channels {
+            for kh in 0..k {
+                for kw in 0..k {
+                    let row = &dcol[((c * k + kh) * k + kw) * stride..][..stride];
+                    // Output columns whose input column `ow + kw − pad` lies in the image.
+                    let first = pad.saturating_sub(kw);
+                    let last = (w + pad).saturating_sub(kw).min(ow_n);
+                    if first >= last {
+                        continue;
+                    }
+                    for oh in 0..self.out_height {
+                        let ih = (oh + kh).wrapping_sub(pad);
+                        if ih >= h {
+                            continue;
+                        }
+                        let src = &row[oh * ow_n + first..oh * ow_n + last];
+                        let start = (c * h + ih) * w + first + kw - pad;
+                        for (d, &v) in image[start..start + src.len()].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `∂W` for many output channels: tiles of patch elements × channels over each image's
+    /// positions (segments: the output rows), summed over the images in order.
+    fn weight_grad_many_channels(&self, saved: &[f32], rows: usize, dy: &[f32], grad_weight: &mut [f32]) {
+        let (m, k, wp) = (self.out_channels, self.kernel, self.padded_width());
+        let patch = self.in_channels * k * k;
+        let (ow_n, positions) = (self.out_width, self.out_height * self.out_width);
+        let out_len = m * positions;
+        let padded_len = self.saved_per_row_fast();
+        let mut acc = [[0.0f32; 16]; ROWS_8];
+        let mut a = [std::ptr::null::<f32>(); ROWS_8];
         let mp = padded_width(m);
         let wide = mp >= 16;
         let (tile_rows, width) = if wide { (ROWS_16, 16) } else { (ROWS_8, 8) };
@@ -314,68 +607,52 @@ impl Conv2d {
                 }
             }
         }
-        let Some(dx) = dx else { return };
-        // ∂patch(p) = Σ_m ∂y[m][p] W[m]: tiles of positions × 16 patch elements over the channels.
-        let kp = patch.next_multiple_of(16);
-        let mut w_padded = vec![0.0f32; m * kp];
-        for (dst, src) in w_padded.chunks_exact_mut(kp).zip(weight.chunks_exact(patch)) {
-            dst[..patch].copy_from_slice(src);
-        }
-        let in_len = self.in_channels * self.height * self.width;
-        let mut dpatch = vec![0.0f32; positions * kp];
-        for r in 0..rows {
-            let dy_image = &dy[r * out_len..(r + 1) * out_len];
-            for p0 in (0..positions).step_by(ROWS_16) {
-                let n = ROWS_16.min(positions - p0);
-                for (i, a) in a[..n].iter_mut().enumerate() {
-                    *a = dy_image[p0 + i..].as_ptr();
-                }
-                for k0 in (0..kp).step_by(16) {
-                    // SAFETY: a(i, j) = ∂y[j][p0 + i] lies in the image's ∂y for j < m;
-                    // `w_padded` has `m` rows of `kp >= k0 + 16` values.
-                    unsafe {
-                        run_tile(true, true, &a[..n], &[0], m, positions, w_padded.as_ptr().add(k0), kp, &mut acc[..n])
-                    };
-                    for (i, row) in acc[..n].iter().enumerate() {
-                        dpatch[(p0 + i) * kp + k0..(p0 + i) * kp + k0 + 16].copy_from_slice(row);
-                    }
-                }
-            }
-            self.scatter_patches(&dpatch, kp, &mut dx[r * in_len..(r + 1) * in_len]);
-        }
     }
 
-    /// Adds each position's patch gradient (`dpatch`, rows of `kp`) onto the image positions it
-    /// was read from, overwriting `image` first.
-    fn scatter_patches(&self, dpatch: &[f32], kp: usize, image: &mut [f32]) {
-        image.fill(0.0);
-        let (k, pad, h, w) = (self.kernel, self.padding, self.height, self.width);
-        for (p, row) in dpatch.chunks_exact(kp).enumerate() {
-            let (oh, ow) = (p / self.out_width, p % self.out_width);
-            let left = ow.wrapping_sub(pad);
-            let inside = left < w && left + k <= w;
-            for c in 0..self.in_channels {
-                for kh in 0..k {
-                    let ih = (oh + kh).wrapping_sub(pad);
-                    if ih >= h {
-                        continue;
+    /// `∂W` for few output channels: dot products of each channel's `∂y` (rows padded to whole
+    /// vectors with zeros) with each patch element's view of the padded image, summed over the
+    /// images in order.
+    fn weight_grad_few_channels(&self, saved: &[f32], rows: usize, dy: &[f32], grad_weight: &mut [f32]) {
+        let (m, k, wp) = (self.out_channels, self.kernel, self.padded_width());
+        let patch = self.in_channels * k * k;
+        let (oh_n, ow_n) = (self.out_height, self.out_width);
+        let row_len = ow_n.next_multiple_of(8);
+        let positions = oh_n * ow_n;
+        let padded_len = self.saved_per_row_fast();
+        let offsets = self.patch_offsets();
+        // Each image's ∂y with rows of whole vectors.
+        let mut dyp = vec![0.0f32; rows * m * oh_n * row_len];
+        for (dst, src) in dyp.chunks_exact_mut(row_len).zip(dy[..rows * m * positions].chunks_exact(ow_n)) {
+            dst[..ow_n].copy_from_slice(src);
+        }
+        let mut sums = vec![0.0f32; m * patch];
+        let mut out = [[0.0f32; 2]; ROWS_16];
+        let (mut a, mut b) = ([std::ptr::null::<f32>(); ROWS_16], [std::ptr::null::<f32>(); 2]);
+        for r in 0..rows {
+            let padded = &saved[r * padded_len..(r + 1) * padded_len];
+            let image_dy = &dyp[r * m * oh_n * row_len..(r + 1) * m * oh_n * row_len];
+            for m0 in (0..m).step_by(ROWS_16) {
+                let n = ROWS_16.min(m - m0);
+                for (i, a) in a[..n].iter_mut().enumerate() {
+                    *a = image_dy[(m0 + i) * oh_n * row_len..].as_ptr();
+                }
+                for k0 in (0..patch).step_by(2) {
+                    let kn = 2.min(patch - k0);
+                    for (j, b) in b[..kn].iter_mut().enumerate() {
+                        *b = padded[offsets[k0 + j]..].as_ptr();
                     }
-                    let src = &row[(c * k + kh) * k..(c * k + kh + 1) * k];
-                    let dst = &mut image[(c * h + ih) * w..(c * h + ih + 1) * w];
-                    if inside {
-                        for (d, &v) in dst[left..left + k].iter_mut().zip(src) {
-                            *d += v;
-                        }
-                    } else {
-                        for (kw, &v) in src.iter().enumerate() {
-                            let iw = left.wrapping_add(kw);
-                            if iw < w {
-                                dst[iw] += v;
-                            }
+                    // SAFETY: ∂y rows hold `row_len` values; each patch element's view reads at
+                    // most `row_len − 1` past a window's corner, inside the padded image or its
+                    // slack; the CPU was checked by `available`.
+                    unsafe { run_dot_tile(&a[..n], row_len, &b[..kn], wp, oh_n, row_len / 8, &mut out[..n]) };
+                    for (i, pair) in out[..n].iter().enumerate() {
+                        for (j, &v) in pair[..kn].iter().enumerate() {
+                            sums[(m0 + i) * patch + k0 + j] += v;
                         }
                     }
                 }
             }
         }
+        grad_weight.copy_from_slice(&sums);
     }
 }
