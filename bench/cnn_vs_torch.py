@@ -318,7 +318,8 @@ class OthersLoad:
     def __exit__(self, *_):
         (busy0, own0), (busy1, own1) = self.start, cpu_seconds()
         wall = time.perf_counter() - self.wall
-        self.fraction = max(0.0, (busy1 - busy0) - (own1 - own0)) / max(1e-9, wall * usable_cpus())
+        others = max(0.0, (busy1 - busy0) - (own1 - own0)) / max(1e-9, wall * usable_cpus())
+        self.fraction = min(1.0, others)
 
 
 def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> None:
@@ -328,7 +329,7 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> None:
     while True:
         busy0, wall0 = cpu_seconds()[0], time.perf_counter()
         time.sleep(0.5)
-        busy = (cpu_seconds()[0] - busy0) / ((time.perf_counter() - wall0) * usable_cpus())
+        busy = min(1.0, (cpu_seconds()[0] - busy0) / ((time.perf_counter() - wall0) * usable_cpus()))
         if busy <= threshold or time.monotonic() >= deadline:
             break
     if busy > threshold and max_wait > 0:

@@ -200,7 +200,10 @@ impl Network {
             let input = shapes.last().expect("the input shape").clone();
             let previous = if index == 0 { "the input".to_string() } else { format!("`{}`", spec.layers[index - 1]) };
             let error = |expected: &'static str| shape_error(index, layer_spec, &previous, &input, expected);
-            let kind = layer_spec.kind();
+            let kind = match layer_spec {
+                LayerSpec::MaxPool2d { .. } | LayerSpec::AvgPool2d { .. } => "pool",
+                other => other.kind(),
+            };
             let count = counts.entry(layer_spec.param_prefix().unwrap_or(kind)).or_insert(0);
             *count += 1;
             let name = match layer_spec.param_prefix() {
