@@ -85,6 +85,7 @@ MOMENTUM = 0.9
 BATCH = 64
 TARGET_RATIO = 0.7
 TARGET_ACCURACY_POINTS = 0.5
+QUIET = 0.15  # the CPUs count as idle when other processes use at most this fraction of them
 
 
 def log(message: str) -> None:
@@ -214,16 +215,17 @@ def run_torch(tensors, epochs: int, seed: int) -> dict:
     """Per-epoch training seconds and test accuracy after each epoch."""
     x_train, y_train, x_test, y_test = tensors
     model, optimizer, generator = new_run(seed)
-    seconds, accuracy = [], []
+    seconds, accuracy, others = [], [], []
     for epoch in range(epochs):
         with OthersLoad() as load:
             start = time.perf_counter()
             train_epoch(model, optimizer, x_train, y_train, generator)
             seconds.append(time.perf_counter() - start)
+        others.append(load.fraction)
         accuracy.append(test_accuracy(model, x_test, y_test))
         log(f"  torch epoch {epoch + 1}: {seconds[-1]:.2f} s, test accuracy {100 * accuracy[-1]:.2f}% "
             f"(other processes kept {load.fraction:.0%} of the CPUs busy)")
-    return {"epoch_seconds": seconds, "accuracy": accuracy}
+    return {"epoch_seconds": seconds, "accuracy": accuracy, "others": others}
 
 
 def warm_up_torch(tensors) -> None:
@@ -283,7 +285,7 @@ def run_gradus(binary: Path, epochs: int, threads: int, seed: int) -> dict | Non
         log(f"  gradus epoch {epoch + 1}: {s:.2f} s")
     log(f"  gradus: test accuracy {100 * accuracy:.2f}%, `gradus train` wall time {wall:.2f} s "
         f"(other processes kept {load.fraction:.0%} of the CPUs busy)")
-    return {"epoch_seconds": seconds, "accuracy": [accuracy], "wall": wall}
+    return {"epoch_seconds": seconds, "accuracy": [accuracy], "wall": wall, "others": [load.fraction]}
 
 
 def build_gradus() -> bool:
@@ -322,7 +324,7 @@ class OthersLoad:
         self.fraction = min(1.0, others)
 
 
-def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> None:
+def wait_for_quiet(max_wait: float, threshold: float = QUIET) -> None:
     """Waits (at most `max_wait` seconds) until other processes leave the CPUs nearly idle, so that
     a build or test run elsewhere on a small shared machine does not distort a measurement."""
     deadline = time.monotonic() + max_wait
@@ -564,6 +566,7 @@ def main() -> None:
     epoch_times = {k: [s for run in v for s in run["epoch_seconds"]] for k, v in results.items()}
     final_acc = {k: [run["accuracy"][-1] for run in v] for k, v in results.items()}
     median_time = {k: statistics.median(v) if v else None for k, v in epoch_times.items()}
+    others = {k: [f for run in v for f in run["others"]] for k, v in results.items()}
 
     print(f"### LeNet-5 on Fashion-MNIST: gradus against PyTorch ({args.threads} threads)\n")
     print(f"{machine_line(args.threads, binary)}.\n")
@@ -572,15 +575,17 @@ def main() -> None:
           "epoch times are medians over all epochs of all rounds, test accuracy (10,000 images) the median "
           "over rounds of the final accuracy. gradus' epoch times are the ones `gradus train --metrics-json` "
           "reports; PyTorch's time its training loop over preloaded tensors.\n")
-    print("| | epoch (s), median | epoch (s), min | test accuracy | `gradus train` wall (s), median |")
-    print("|---|---|---|---|---|")
+    print("| | epoch (s), median | epoch (s), min | test accuracy | `gradus train` wall (s), median | "
+          "CPUs used by other processes, median |")
+    print("|---|---|---|---|---|---|")
     for k, label in (("gradus", "gradus"), ("torch", "PyTorch")):
         times = epoch_times[k]
         if not times:
-            print(f"| {label} | n/a | n/a | n/a | n/a |")
+            print(f"| {label} | n/a | n/a | n/a | n/a | n/a |")
             continue
         wall = f"{statistics.median(run['wall'] for run in results[k]):.2f}" if k == "gradus" else ""
-        print(f"| {label} | {median_time[k]:.2f} | {min(times):.2f} | {fmt_acc(final_acc[k])} | {wall} |")
+        print(f"| {label} | {median_time[k]:.2f} | {min(times):.2f} | {fmt_acc(final_acc[k])} | {wall} | "
+              f"{statistics.median(others[k]):.0%} |")
     print()
     print("| check | value | target | result |")
     print("|---|---|---|---|")
@@ -594,11 +599,15 @@ def main() -> None:
     else:
         print("| epoch time gradus / PyTorch | n/a (gradus did not run) | <= 0.7 | |")
         print("| test accuracy gradus - PyTorch (points) | n/a (gradus did not run) | >= -0.5 | |")
+    busiest = max((f for v in others.values() for f in v), default=0.0)
+    if busiest > QUIET:
+        print(f"\nOther processes used up to {busiest:.0%} of the CPUs during the measurements: the times are "
+              "not representative (PyTorch's OpenMP threads slow down many times over when the CPUs are shared).")
     print()
     print("Per round, seconds of each epoch (test accuracy after it):\n")
     epochs_header = " | ".join(f"epoch {e + 1}" for e in range(args.epochs))
-    print(f"| round | side | {epochs_header} | final test accuracy |")
-    print("|---|---|" + "---|" * args.epochs + "---|")
+    print(f"| round | side | {epochs_header} | final test accuracy | CPUs used by other processes |")
+    print("|---|---|" + "---|" * args.epochs + "---|---|")
     for k, label in (("gradus", "gradus"), ("torch", "PyTorch")):
         for r, run in enumerate(results[k]):
             cells = []
@@ -609,7 +618,9 @@ def main() -> None:
                     cells.append(f"{run['epoch_seconds'][e]:.2f} ({100 * run['accuracy'][e]:.2f}%)")
                 else:
                     cells.append(f"{run['epoch_seconds'][e]:.2f}")
-            print(f"| {r + 1} | {label} | " + " | ".join(cells) + f" | {100 * run['accuracy'][-1]:.2f}% |")
+            load = ", ".join(f"{f:.0%}" for f in run["others"])
+            accuracy = f"{100 * run['accuracy'][-1]:.2f}%"
+            print(f"| {r + 1} | {label} | " + " | ".join(cells) + f" | {accuracy} | {load} |")
 
 
 if __name__ == "__main__":

@@ -360,3 +360,35 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Batches of several blocks (their gradients added in block order) against central differences,
+/// in f64, and the f32 passes against the f64 ones.
+#[test]
+fn multi_block_batches_match_central_differences() {
+    for layers in [SMALL_CNN, "conv2d(3,3),tanh,avg_pool2d(2),flatten,linear(5),sigmoid,linear"] {
+        let layers = LayerSpec::parse_list(layers).unwrap();
+        let spec =
+            NetworkSpec::new(Shape::image(1, 8, 8), layers, Loss::cross_entropy(0.0).unwrap()).with_outputs(3).unwrap();
+        let net = Network::new(spec).unwrap();
+        let rows = 2 * net.block_rows() + 5;
+        let (x32, y32) = digits_like(rows, 9);
+        let (x, y): (Vec<f64>, Vec<f64>) =
+            (x32.iter().map(|&v| f64::from(v)).collect(), y32.iter().map(|&v| f64::from(v)).collect());
+        let params: Vec<f64> = net.init_params(4).iter().map(|&p| f64::from(p)).collect();
+        let mut grad = vec![0.0; params.len()];
+        net.loss_and_gradient(&params, &x, rows, &y, &mut grad);
+        let f = |p: &[f64]| {
+            let mut g = vec![0.0; p.len()];
+            net.loss_and_gradient(p, &x, rows, &y, &mut g)
+        };
+        let picked: Vec<usize> = (0..params.len()).step_by(7).collect();
+        check_differences("param", &params, &grad, &picked, &f).unwrap();
+        let p32: Vec<f32> = params.iter().map(|&p| p as f32).collect();
+        let mut g32 = vec![0.0f32; params.len()];
+        net.loss_and_gradient(&p32, &x32, rows, &y32, &mut g32);
+        let scale = grad.iter().fold(1e-3f64, |m, g| m.max(g.abs()));
+        for (i, (&a, &b)) in g32.iter().zip(&grad).enumerate() {
+            assert!((f64::from(a) - b).abs() <= 2e-3 * scale, "grad[{i}]: f32 {a} vs f64 {b}");
+        }
+    }
+}
