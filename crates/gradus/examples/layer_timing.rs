@@ -52,5 +52,15 @@ fn main() {
     time("relu 16×10×10", Shape::image(16, 10, 10), "relu");
     time("maxpool 16×10×10", Shape::image(16, 10, 10), "max_pool2d(2)");
     time("flatten+fc 400-120-84-10", Shape::image(16, 5, 5), "flatten,linear(120),relu,linear(84),relu,linear(10)");
+    time("default conv1 (1→16, 3)", Shape::image(1, 28, 28), "conv2d(16,3,padding=1)");
+    time("default bn 16×28×28", Shape::image(16, 28, 28), "batch_norm2d");
+    time("default conv2 (16→32, 3)", Shape::image(16, 14, 14), "conv2d(32,3,padding=1)");
+    time("default fc 1568-128-10", Shape::image(32, 7, 7), "flatten,linear(128),relu,dropout(0.25),linear(10)");
+    time(
+        "default cnn",
+        Shape::image(1, 28, 28),
+        "conv2d(16,3,padding=1),batch_norm2d,relu,max_pool2d(2),conv2d(32,3,padding=1),batch_norm2d,relu,max_pool2d(2),\
+         flatten,linear(128),relu,dropout(0.25),linear(10)",
+    );
     time("lenet", Shape::image(1, 28, 28), "conv2d(6,5,padding=2),relu,max_pool2d(2),conv2d(16,5),relu,max_pool2d(2),flatten,linear(120),relu,linear(84),relu,linear(10)");
 }

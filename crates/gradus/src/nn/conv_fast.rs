@@ -282,8 +282,21 @@ unsafe fn run_dot_tile(
     }
 }
 
-/// Output channels at most this many take the channels × positions passes.
-const FEW_CHANNELS: usize = 8;
+/// The sum of `values` over eight interleaved partial sums added in a fixed order (vectorizable).
+fn sum_lanes(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    for (lane, &v) in lanes.iter_mut().zip(tail) {
+        *lane += v;
+    }
+    ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+}
 
 /// Channels rounded up to a tile's width: 8 for up to 8, else a multiple of 16.
 fn padded_width(channels: usize) -> usize {
@@ -299,6 +312,12 @@ impl Conv2d {
     /// AVX2 and FMA.
     pub(crate) fn fast(&self) -> bool {
         self.stride == 1 && self.padding < self.kernel && available()
+    }
+
+    /// Whether output rows fill at least three quarters of the `width`-wide vectors that cover
+    /// them: the passes that run along output rows waste the rest (28 of 32: yes; 10 of 16: no).
+    fn rows_fill(&self, width: usize) -> bool {
+        4 * self.out_width >= 3 * self.out_width.next_multiple_of(width)
     }
 
     fn padded_height(&self) -> usize {
@@ -358,8 +377,8 @@ impl Conv2d {
         // Segments (c, kh): k contiguous patch elements each.
         let segments: Vec<usize> =
             (0..self.in_channels * k).map(|s| (s / k * self.padded_height() + s % k) * wp).collect();
-        if m <= FEW_CHANNELS {
-            return self.forward_few_channels(weight, bias, x, rows, y, saved, &segments);
+        if self.rows_fill(16) {
+            return self.forward_channel_tiles(weight, bias, x, rows, y, saved, &segments);
         }
         let mp = padded_width(m);
         let wide = mp >= 16;
@@ -406,10 +425,10 @@ impl Conv2d {
         }
     }
 
-    /// [`Conv2d::forward_fast`] for at most [`FEW_CHANNELS`] output channels: tiles of channels ×
-    /// 16 consecutive positions of an output row, stored as whole runs.
+    /// [`Conv2d::forward_fast`] by tiles of channels × 16 consecutive positions of an output row,
+    /// stored as whole runs: for output rows that fill most of their 16-wide tiles.
     #[allow(clippy::too_many_arguments)]
-    fn forward_few_channels(
+    fn forward_channel_tiles(
         &self,
         weight: &[f32],
         bias: &[f32],
@@ -483,13 +502,13 @@ impl Conv2d {
         grad_bias.fill(0.0);
         for r in 0..rows {
             for (g, channel) in grad_bias.iter_mut().zip(dy[r * out_len..(r + 1) * out_len].chunks_exact(positions)) {
-                *g += channel.iter().sum::<f32>();
+                *g += sum_lanes(channel);
             }
         }
-        if m <= FEW_CHANNELS {
-            self.weight_grad_few_channels(saved, rows, dy, grad_weight);
+        if self.rows_fill(8) {
+            self.weight_grad_dot(saved, rows, dy, grad_weight);
         } else {
-            self.weight_grad_many_channels(saved, rows, dy, grad_weight);
+            self.weight_grad_tiles(saved, rows, dy, grad_weight);
         }
         let Some(dx) = dx else { return };
         // ∂col[kk][p] = Σ_m W[m][kk] ∂y[m][p]: tiles of 6 patch elements × 16 positions over the
@@ -560,9 +579,8 @@ impl Conv2d {
         }
     }
 
-    /// `∂W` for many output channels: tiles of patch elements × channels over each image's
-    /// positions (segments: the output rows), summed over the images in order.
-    fn weight_grad_many_channels(&self, saved: &[f32], rows: usize, dy: &[f32], grad_weight: &mut [f32]) {
+    /// `∂W` by tiles of patch elements × channels over each image's positions (segments: the output rows), summed over the images in order.
+    fn weight_grad_tiles(&self, saved: &[f32], rows: usize, dy: &[f32], grad_weight: &mut [f32]) {
         let (m, k, wp) = (self.out_channels, self.kernel, self.padded_width());
         let patch = self.in_channels * k * k;
         let (ow_n, positions) = (self.out_width, self.out_height * self.out_width);
@@ -609,10 +627,10 @@ impl Conv2d {
         }
     }
 
-    /// `∂W` for few output channels: dot products of each channel's `∂y` (rows padded to whole
+    /// `∂W` by dot products of each channel's `∂y` (rows padded to whole
     /// vectors with zeros) with each patch element's view of the padded image, summed over the
     /// images in order.
-    fn weight_grad_few_channels(&self, saved: &[f32], rows: usize, dy: &[f32], grad_weight: &mut [f32]) {
+    fn weight_grad_dot(&self, saved: &[f32], rows: usize, dy: &[f32], grad_weight: &mut [f32]) {
         let (m, k, wp) = (self.out_channels, self.kernel, self.padded_width());
         let patch = self.in_channels * k * k;
         let (oh_n, ow_n) = (self.out_height, self.out_width);
