@@ -879,29 +879,25 @@ impl Layer for BatchNorm {
             grad[self.bias.start + c] = T::from_f64(sum_dy);
         }
         let Some(dx) = dx else { return };
-        // ∂x = γ/σ · (∂y − mean(∂y) − x̂ · mean(∂y x̂)) in training, γ/σ · ∂y in evaluation:
-        // ∂x = a ∂y + b x + d per channel.
-        let coefficients: Vec<(T, T, T)> = (0..channels)
+        // ∂x = γ/σ · (∂y − mean(∂y) − x̂ · mean(∂y x̂)) in training, γ/σ · ∂y in evaluation, with
+        // x̂ = (x − μ)/σ formed per element (so that a batch of one value gives exactly 0).
+        let coefficients: Vec<[T; 5]> = (0..channels)
             .map(|c| {
                 let gamma = params[self.weight.start + c].to_f64();
                 let (mean, inv_std) = stats[c];
                 let (sum_dy, sum_dy_xhat) = sums[c];
-                let a = gamma * inv_std;
-                match pass.mode {
-                    Mode::Train => {
-                        let b = -a * inv_std * sum_dy_xhat / n;
-                        let d = -a * sum_dy / n - b * mean;
-                        (T::from_f64(a), T::from_f64(b), T::from_f64(d))
-                    }
-                    Mode::Eval => (T::from_f64(a), T::ZERO, T::ZERO),
-                }
+                let (mean_dy, mean_dy_xhat) = match pass.mode {
+                    Mode::Train => (sum_dy / n, sum_dy_xhat / n),
+                    Mode::Eval => (0.0, 0.0),
+                };
+                [gamma * inv_std, mean_dy, mean, inv_std, mean_dy_xhat].map(T::from_f64)
             })
             .collect();
         self.per_row(dx, rows, |r, out| {
-            for (c, &(a, b, d)) in coefficients.iter().enumerate() {
+            for (c, &[a, mean_dy, mean, inv_std, mean_dy_xhat]) in coefficients.iter().enumerate() {
                 let (xs, ds) = (self.part(x, r, c), self.part(dy, r, c));
                 for ((o, &v), &g) in out[c * spatial..(c + 1) * spatial].iter_mut().zip(xs).zip(ds) {
-                    *o = a * g + b * v + d;
+                    *o = a * ((g - mean_dy) - (v - mean) * inv_std * mean_dy_xhat);
                 }
             }
         });
