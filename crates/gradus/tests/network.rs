@@ -5,7 +5,7 @@
 
 use gradus::loss::Loss;
 use gradus::model::{evaluate, Model, Rows};
-use gradus::nn::{Init, LayerSpec, Network, NetworkSpec, Shape};
+use gradus::nn::{BagMode, Init, LayerSpec, Network, NetworkSpec, Shape};
 use gradus::optim::{Sgd, SgdConfig};
 use gradus::train::{BatchMode, Checkpoint, CheckpointConfig, TrainConfig, Trainer};
 use proptest::prelude::*;
@@ -396,4 +396,119 @@ fn multi_block_batches_match_central_differences() {
             assert!((f64::from(a) - b).abs() <= 2e-3 * scale, "grad[{i}]: f32 {a} vs f64 {b}");
         }
     }
+}
+
+/// A random text network: an embedding of sequences into an LSTM or GRU (one or two layers) and a
+/// linear output at every step, or a bag of embeddings (empty bags included) into dense layers.
+#[derive(Debug, Clone)]
+struct TextCase {
+    layers: Vec<LayerSpec>,
+    input: Shape,
+    ids: Vec<u32>,
+    offsets: Vec<usize>,
+    targets: Vec<f64>,
+    seed: u64,
+}
+
+fn text_case() -> impl Strategy<Value = TextCase> {
+    (any::<bool>(), any::<bool>(), 1usize..5, 1usize..4, 1usize..3, 2usize..6, 1usize..5, 1usize..4, any::<u64>())
+        .prop_map(|(bag, lstm, steps, rows, num_layers, vocab, dim, hidden, seed)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let classes = 3;
+            if bag {
+                let mut offsets = vec![0];
+                let mut ids = Vec::new();
+                for _ in 0..rows {
+                    for _ in 0..rng.random_range(0..4) {
+                        ids.push(rng.random_range(0..vocab as u32));
+                    }
+                    offsets.push(ids.len());
+                }
+                let mode = if rng.random::<bool>() { BagMode::Mean } else { BagMode::Sum };
+                let layers = vec![
+                    LayerSpec::EmbeddingBag { num_embeddings: vocab, embedding_dim: dim, mode },
+                    LayerSpec::Tanh,
+                    LayerSpec::Linear { out_features: Some(classes), bias: true },
+                ];
+                let targets = (0..rows).map(|_| rng.random_range(0..classes) as f64).collect();
+                TextCase { layers, input: Shape(Vec::new()), ids, offsets, targets, seed }
+            } else {
+                let recurrent = if lstm {
+                    LayerSpec::Lstm { hidden_size: hidden, num_layers }
+                } else {
+                    LayerSpec::Gru { hidden_size: hidden, num_layers }
+                };
+                let layers = vec![
+                    LayerSpec::Embedding { num_embeddings: vocab, embedding_dim: dim },
+                    recurrent,
+                    LayerSpec::Linear { out_features: Some(vocab), bias: true },
+                ];
+                let ids = (0..rows * steps).map(|_| rng.random_range(0..vocab as u32)).collect();
+                let offsets = (0..=rows).map(|r| r * steps).collect();
+                let targets = (0..rows * steps).map(|_| rng.random_range(0..vocab) as f64).collect();
+                TextCase { layers, input: Shape(vec![steps]), ids, offsets, targets, seed }
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x7465_7874),
+        ..ProptestConfig::with_cases(64)
+    })]
+
+    /// Embedding, bag, LSTM and GRU gradients (sequences of length 1, empty bags, stacked layers)
+    /// against central differences, in f64, and the f32 passes against the f64 ones.
+    #[test]
+    fn text_gradients_match_central_differences(case in text_case()) {
+        let spec = NetworkSpec::new(case.input.clone(), case.layers.clone(), Loss::cross_entropy(0.0).unwrap());
+        let net = Network::new(spec).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(case.seed ^ 2);
+        let params: Vec<f64> = net.init_params(case.seed).iter().map(|&p| f64::from(p) + 0.2 * (rng.random::<f64>() - 0.5)).collect();
+        let mut grad = vec![0.0; params.len()];
+        net.loss_and_gradients_tokens(&params, &case.ids, &case.offsets, &case.targets, &mut grad, false);
+        let f = |p: &[f64]| {
+            let mut g = vec![0.0; p.len()];
+            net.loss_and_gradients_tokens(p, &case.ids, &case.offsets, &case.targets, &mut g, false)
+        };
+        let picked: Vec<usize> = (0..params.len().min(60)).map(|_| rng.random_range(0..params.len())).collect();
+        check_differences("param", &params, &grad, &picked, &f)?;
+        let p32: Vec<f32> = params.iter().map(|&p| p as f32).collect();
+        let t32: Vec<f32> = case.targets.iter().map(|&t| t as f32).collect();
+        let back: Vec<f64> = p32.iter().map(|&p| f64::from(p)).collect();
+        let mut g64 = vec![0.0; params.len()];
+        net.loss_and_gradients_tokens(&back, &case.ids, &case.offsets, &case.targets, &mut g64, false);
+        let mut g32 = vec![0.0f32; params.len()];
+        net.loss_and_gradients_tokens(&p32, &case.ids, &case.offsets, &t32, &mut g32, false);
+        let scale = g64.iter().fold(1e-3f64, |m, g| m.max(g.abs()));
+        for (i, (&a, &b)) in g32.iter().zip(&g64).enumerate() {
+            prop_assert!((f64::from(a) - b).abs() <= 1e-3 * scale, "grad[{i}]: f32 {a} vs f64 {b}");
+        }
+    }
+}
+
+#[test]
+fn token_rows_are_checked() {
+    let layers = LayerSpec::parse_list("embedding(5,3),lstm(4),linear(5)").unwrap();
+    let net = Network::new(NetworkSpec::new(Shape(vec![2]), layers, Loss::cross_entropy(0.0).unwrap())).unwrap();
+    assert!(net.takes_tokens());
+    assert!(net.check_tokens(&[1, 2, 3, 4], &[0, 2, 4]).is_ok());
+    assert!(net.check_tokens(&[1, 2, 3], &[0, 2, 3]).unwrap_err().contains("row 1 holds 1 tokens"));
+    assert!(net.check_tokens(&[1, 5], &[0, 2]).unwrap_err().contains("token index 5"));
+    assert!(net.check_tokens(&[1, 2], &[0, 2, 1]).unwrap_err().contains("non-decreasing"));
+    let names: Vec<&str> = net.layout().segments().iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "embedding1.weight",
+            "lstm1.weight_ih_l0",
+            "lstm1.weight_hh_l0",
+            "lstm1.bias_ih_l0",
+            "lstm1.bias_hh_l0",
+            "linear1.weight",
+            "linear1.bias"
+        ]
+    );
+    assert_eq!(net.output_shape(), &Shape(vec![2, 5]));
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use gradus::loss::Loss;
 use gradus::mlp::{Activation, Mlp};
-use gradus::nn::{LayerSpec, Network, NetworkSpec, Shape};
+use gradus::nn::{BagMode, LayerSpec, Network, NetworkSpec, Shape};
 use gradus::optim::lbfgs::{Lbfgs, LbfgsConfig};
 use gradus::schedule::LrSchedule;
 use gradus::surfaces::by_name;
@@ -198,7 +198,7 @@ fn check_mlp(case: &Value) -> Result<(), String> {
 }
 
 /// Layer kinds of the language issue, whose cases are skipped until those layers exist.
-const PENDING_LAYERS: [&str; 4] = ["embedding", "embedding_bag", "lstm", "gru"];
+const PENDING_LAYERS: [&str; 0] = [];
 
 /// Whether `case` uses a layer listed in [`PENDING_LAYERS`].
 fn pending(case: &Value) -> bool {
@@ -238,6 +238,30 @@ fn check_network(case: &Value) -> Result<(), String> {
             "relu" => LayerSpec::Relu,
             "tanh" => LayerSpec::Tanh,
             "sigmoid" => LayerSpec::Sigmoid,
+            "embedding" => LayerSpec::Embedding {
+                num_embeddings: usize_of(layer, "num_embeddings")?,
+                embedding_dim: usize_of(layer, "embedding_dim")?,
+            },
+            "embedding_bag" => LayerSpec::EmbeddingBag {
+                num_embeddings: usize_of(layer, "num_embeddings")?,
+                embedding_dim: usize_of(layer, "embedding_dim")?,
+                mode: match layer["mode"].as_str() {
+                    Some("sum") => BagMode::Sum,
+                    _ => BagMode::Mean,
+                },
+            },
+            kind @ ("lstm" | "gru") => {
+                if layer["batch_first"] != Value::Bool(true) {
+                    return Err("recurrent layers are batch-first".into());
+                }
+                let hidden_size = usize_of(layer, "hidden_size")?;
+                let num_layers = layer["num_layers"].as_u64().unwrap_or(1) as usize;
+                if kind == "lstm" {
+                    LayerSpec::Lstm { hidden_size, num_layers }
+                } else {
+                    LayerSpec::Gru { hidden_size, num_layers }
+                }
+            }
             kind @ ("batch_norm1d" | "batch_norm2d") => {
                 let eps = layer["eps"].as_f64().ok_or("no `eps`")?;
                 let momentum = layer["momentum"].as_f64().ok_or("no `momentum`")?;
@@ -249,8 +273,8 @@ fn check_network(case: &Value) -> Result<(), String> {
             }
             other => return Err(format!("unknown layer type `{other}`")),
         };
-        // Each layer's parameters lie in the flat buffer weight first, then bias.
-        for name in ["weight", "bias"] {
+        // Each layer's parameters lie in the flat buffer in PyTorch's order.
+        for name in ["weight", "bias", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"] {
             if !layer[name].is_null() {
                 params.extend(flatten(&layer[name]).0);
                 want_grad.extend(flatten(&grad[name]).0);
@@ -259,15 +283,40 @@ fn check_network(case: &Value) -> Result<(), String> {
         specs.push(spec);
     }
     let dims: Vec<usize> = flatten(&case["input_shape"]).0.iter().map(|&d| d as usize).collect();
-    let rows = dims[0];
-    let net =
-        Network::new(NetworkSpec::new(Shape(dims[1..].to_vec()), specs, loss_of(case)?)).map_err(|e| e.to_string())?;
+    let bags = case["offsets"].is_array();
+    // Token rows: bags from PyTorch's offsets (each bag's start, the last running to the end),
+    // or sequences of `dims[1]` tokens.
+    let (rows, shape, token_offsets): (usize, Shape, Option<Vec<usize>>) = if bags {
+        let mut offsets: Vec<usize> = flatten(&case["offsets"]).0.iter().map(|&o| o as usize).collect();
+        offsets.push(dims[0]);
+        (offsets.len() - 1, Shape(Vec::new()), Some(offsets))
+    } else if matches!(specs.first(), Some(LayerSpec::Embedding { .. })) {
+        (dims[0], Shape(dims[1..].to_vec()), Some((0..=dims[0]).map(|r| r * dims[1]).collect()))
+    } else {
+        (dims[0], Shape(dims[1..].to_vec()), None)
+    };
+    let net = Network::new(NetworkSpec::new(shape, specs, loss_of(case)?)).map_err(|e| e.to_string())?;
     if net.num_params() != params.len() {
         return Err(format!("the network has {} parameters, the case {}", net.num_params(), params.len()));
     }
     let x = flatten(&case["x"]).0;
     let y = flatten(&case["y"]).0;
     let tol = tolerance(case);
+    if let Some(offsets) = token_offsets {
+        let ids: Vec<u32> = x.iter().map(|&v| v as u32).collect();
+        let mut out = vec![0.0f64; rows * net.output_size()];
+        net.predict_tokens(&params, &ids, &offsets, &mut out);
+        for (i, (&got, &want)) in out.iter().zip(&flatten(&case["output"]).0).enumerate() {
+            close(&format!("output[{i}]"), got, want, tol)?;
+        }
+        let mut grad = vec![0.0f64; params.len()];
+        let value = net.loss_and_gradients_tokens(&params, &ids, &offsets, &y, &mut grad, false);
+        close("value", value, case["value"].as_f64().ok_or("no `value`")?, tol)?;
+        for (i, (&g, &want)) in grad.iter().zip(&want_grad).enumerate() {
+            close(&format!("grad[{i}] ({})", segment_of(net.layout(), i)), g, want, tol)?;
+        }
+        return Ok(());
+    }
     let has_batch_norm = !net.buffer_layout().is_empty();
     if !has_batch_norm {
         // Without batch normalization, evaluation and training give the same outputs.

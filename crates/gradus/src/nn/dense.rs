@@ -23,6 +23,23 @@ pub(crate) enum Input<'a, T> {
     Dense(&'a [T]),
     /// Rows of the training set picked by index (`f32` only).
     Picked(RowSource<'a>),
+    /// Rows of token indices (the input of `embedding` and `embedding_bag`).
+    Tokens(Tokens<'a>),
+}
+
+/// Rows of token indices, as compressed rows: row `r` holds `ids[offsets[r]..offsets[r + 1]]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tokens<'a> {
+    pub(crate) ids: &'a [u32],
+    /// `rows + 1` positions into `ids`, from any start.
+    pub(crate) offsets: &'a [usize],
+}
+
+impl<'a> Tokens<'a> {
+    /// Row `r`'s indices.
+    pub(crate) fn row(&self, r: usize) -> &'a [u32] {
+        &self.ids[self.offsets[r]..self.offsets[r + 1]]
+    }
 }
 
 impl<'a, T: Real> Input<'a, T> {
@@ -31,6 +48,17 @@ impl<'a, T: Real> Input<'a, T> {
         match self {
             Input::Dense(x) => Input::Dense(&x[range.start * width..range.end * width]),
             Input::Picked(source) => Input::Picked(source.slice(range)),
+            Input::Tokens(tokens) => {
+                Input::Tokens(Tokens { ids: tokens.ids, offsets: &tokens.offsets[range.start..=range.end] })
+            }
+        }
+    }
+
+    /// The token rows (the first layer of a text network only).
+    pub(crate) fn tokens(self) -> Tokens<'a> {
+        match self {
+            Input::Tokens(tokens) => tokens,
+            _ => unreachable!("only an embedding layer takes token rows, and only from the network's input"),
         }
     }
 
@@ -39,6 +67,7 @@ impl<'a, T: Real> Input<'a, T> {
         match self {
             Input::Dense(x) => as_f32(x).map(|x| RowSource::dense(x, width)),
             Input::Picked(source) => Some(source),
+            Input::Tokens(_) => unreachable!("token rows go to embedding layers only"),
         }
     }
 
@@ -48,6 +77,7 @@ impl<'a, T: Real> Input<'a, T> {
         match self {
             Input::Dense(x) => x,
             Input::Picked(_) => unreachable!("picked rows are f32 only and take the f32 kernels"),
+            Input::Tokens(_) => unreachable!("token rows go to embedding layers only"),
         }
     }
 }

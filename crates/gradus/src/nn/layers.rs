@@ -17,7 +17,9 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
 use super::dense::{self, as_f32, as_f32_mut, Input};
+use super::recurrent::Recurrent;
 use super::spec::Init;
+use super::text::Embedding;
 use crate::loss::Real;
 
 /// Whether a pass trains (batch statistics, dropout) or evaluates (running statistics, no dropout).
@@ -1081,6 +1083,8 @@ pub(crate) enum AnyLayer {
     BatchNorm(BatchNorm),
     Dropout(Dropout),
     Activation(Activation),
+    Embedding(Embedding),
+    Recurrent(Recurrent),
 }
 
 macro_rules! dispatch {
@@ -1093,6 +1097,8 @@ macro_rules! dispatch {
             AnyLayer::BatchNorm($layer) => $body,
             AnyLayer::Dropout($layer) => $body,
             AnyLayer::Activation($layer) => $body,
+            AnyLayer::Embedding($layer) => $body,
+            AnyLayer::Recurrent($layer) => $body,
         }
     };
 }
@@ -1116,6 +1122,7 @@ impl AnyLayer {
         match self {
             AnyLayer::Pool2d(pool) => pool.saved_per_row(),
             AnyLayer::Conv2d(conv) => conv.saved_per_row_fast(),
+            AnyLayer::Recurrent(recurrent) => recurrent.saved_per_row(),
             _ => 0,
         }
     }

@@ -36,11 +36,14 @@ pub(crate) mod dense;
 pub(crate) mod kernels;
 mod layers;
 mod network;
+mod recurrent;
 mod shape;
 mod spec;
+mod text;
 
 pub use layers::Mode;
 pub(crate) use network::TrainingStep;
 pub use network::{LayerSummary, Network, NetworkSpec, CONV_BLOCK_ROWS, DENSE_BLOCK_ROWS};
 pub use shape::Shape;
 pub use spec::{format_list, Init, LayerSpec};
+pub use text::BagMode;

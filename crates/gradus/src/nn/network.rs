@@ -18,13 +18,15 @@ use std::sync::RwLock;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::dense::Input;
+use super::dense::{Input, Tokens};
 use super::kernels::RowSource;
 use super::layers::{
     self, grow, Activation, AnyLayer, BatchNorm, Conv2d, Dropout, Flatten, Layer, Linear, Mode, Pass, Pool2d, PoolKind,
 };
+use super::recurrent::{Cell, Recurrent, StackedParams};
 use super::shape::Shape;
 use super::spec::{format_list, Init, LayerSpec};
+use super::text::{BagMode, Embedding};
 use crate::error::ConfigError;
 use crate::loss::{Loss, Real};
 use crate::params::ParamLayout;
@@ -184,7 +186,8 @@ impl Network {
         if spec.layers.is_empty() {
             return Err(ConfigError::new("layers", "(none)", "at least one layer"));
         }
-        if spec.input.checked_len().is_none_or(|n| n == 0) || spec.input.dims().contains(&0) {
+        let bag_input = matches!(spec.layers.first(), Some(LayerSpec::EmbeddingBag { .. }));
+        if !bag_input && (spec.input.checked_len().is_none_or(|n| n == 0) || spec.input.dims().contains(&0)) {
             return Err(ConfigError::new("input_shape", &spec.input, "dimensions >= 1"));
         }
         let mut layout = ParamLayout::new();
@@ -340,6 +343,58 @@ impl Network {
                 LayerSpec::Tanh => (AnyLayer::Activation(Activation::Tanh), input.clone()),
                 LayerSpec::Sigmoid => (AnyLayer::Activation(Activation::Sigmoid), input.clone()),
                 LayerSpec::Gelu => (AnyLayer::Activation(Activation::Gelu), input.clone()),
+                LayerSpec::Embedding { num_embeddings, embedding_dim }
+                | LayerSpec::EmbeddingBag { num_embeddings, embedding_dim, .. } => {
+                    if index > 0 {
+                        return Err(error("token indices: an embedding is a network's first layer"));
+                    }
+                    let bag = matches!(layer_spec, LayerSpec::EmbeddingBag { .. });
+                    let steps = match (bag, input.dims()) {
+                        (true, _) => None,
+                        (false, [t]) => Some(*t),
+                        (false, _) => return Err(error("sequences of token indices [time]")),
+                    };
+                    let len = num_embeddings
+                        .checked_mul(*embedding_dim)
+                        .filter(|&n| fits(&layout, n))
+                        .ok_or_else(|| too_big("table"))?;
+                    let weight = layout.push(format!("{name}.weight"), len);
+                    let mode = match layer_spec {
+                        LayerSpec::EmbeddingBag { mode, .. } => *mode,
+                        _ => BagMode::Sum,
+                    };
+                    let embedding = Embedding { num: *num_embeddings, dim: *embedding_dim, steps, mode, weight };
+                    let output = match steps {
+                        Some(t) => Shape(vec![t, *embedding_dim]),
+                        None => Shape::flat(*embedding_dim),
+                    };
+                    (AnyLayer::Embedding(embedding), output)
+                }
+                LayerSpec::Lstm { hidden_size, num_layers } | LayerSpec::Gru { hidden_size, num_layers } => {
+                    let [steps, features] = input.dims()[..] else {
+                        return Err(error("sequences [time, features]"));
+                    };
+                    let cell = if matches!(layer_spec, LayerSpec::Lstm { .. }) { Cell::Lstm } else { Cell::Gru };
+                    let gates = if cell == Cell::Lstm { 4 } else { 3 };
+                    let h = *hidden_size;
+                    let mut stacked = Vec::with_capacity(*num_layers);
+                    for k in 0..*num_layers {
+                        let n_in = if k == 0 { features } else { h };
+                        let gh = gates * h;
+                        let total = gh
+                            .checked_mul(n_in + h + 2)
+                            .filter(|&n| fits(&layout, n))
+                            .ok_or_else(|| too_big("weights"))?;
+                        let _ = total;
+                        let w_ih = layout.push(format!("{name}.weight_ih_l{k}"), gh * n_in);
+                        let w_hh = layout.push(format!("{name}.weight_hh_l{k}"), gh * h);
+                        let b_ih = layout.push(format!("{name}.bias_ih_l{k}"), gh);
+                        let b_hh = layout.push(format!("{name}.bias_hh_l{k}"), gh);
+                        stacked.push(StackedParams { input: n_in, w_ih, w_hh, b_ih, b_hh });
+                    }
+                    let recurrent = Recurrent { cell, hidden: h, steps, layers: stacked };
+                    (AnyLayer::Recurrent(recurrent), Shape(vec![steps, h]))
+                }
             };
             if output.checked_len().is_none() {
                 return Err(too_big("output"));
@@ -505,6 +560,8 @@ impl Network {
                 AnyLayer::Linear(l) => l.init(self.spec.init, &mut rng, self.init_slopes[i], &mut params),
                 AnyLayer::Conv2d(c) => c.init(self.spec.init, &mut rng, self.init_slopes[i], &mut params),
                 AnyLayer::BatchNorm(bn) => bn.init(&mut params),
+                AnyLayer::Embedding(e) => e.init(&mut rng, &mut params),
+                AnyLayer::Recurrent(r) => r.init(&mut rng, &mut params),
                 _ => {}
             }
         }
@@ -549,14 +606,62 @@ impl Network {
     /// # Panics
     /// If `params`, `x` or `out` have the wrong length.
     pub fn predict<T: Real>(&self, params: &[T], x: &[T], rows: usize, out: &mut [T]) {
-        assert_eq!(params.len(), self.num_params(), "parameter buffer length");
+        assert!(!self.takes_tokens(), "a network over token indices predicts from tokens (predict_tokens)");
         assert_eq!(x.len(), rows * self.input_size(), "input length is not rows × input size");
+        self.predict_input(params, Input::Dense(x), rows, out);
+    }
+
+    /// Whether the network's input rows are token indices (its first layer is an embedding).
+    pub fn takes_tokens(&self) -> bool {
+        matches!(self.layers.first(), Some(AnyLayer::Embedding(_)))
+    }
+
+    /// Checks rows of token indices for this network: `offsets` (`rows + 1` positions into `ids`,
+    /// non-decreasing, the last at most `ids.len()`), every index below the vocabulary size, and
+    /// for an `embedding` exactly as many tokens per row as the input shape says. Describes the
+    /// first problem.
+    pub fn check_tokens(&self, ids: &[u32], offsets: &[usize]) -> Result<(), String> {
+        let Some(AnyLayer::Embedding(e)) = self.layers.first() else {
+            return Err("the network does not take token indices".into());
+        };
+        if offsets.is_empty() || offsets.windows(2).any(|w| w[0] > w[1]) || offsets[offsets.len() - 1] > ids.len() {
+            return Err(format!(
+                "offsets must be {} non-decreasing positions into the {} indices",
+                offsets.len(),
+                ids.len()
+            ));
+        }
+        if let Some(steps) = e.steps {
+            if let Some(r) = offsets.windows(2).position(|w| w[1] - w[0] != steps) {
+                return Err(format!("row {r} holds {} tokens, the network takes {steps}", offsets[r + 1] - offsets[r]));
+            }
+        }
+        if let Some(i) = ids[offsets[0]..offsets[offsets.len() - 1]].iter().position(|&id| id as usize >= e.num) {
+            return Err(format!("token index {} is not below the vocabulary size {}", ids[offsets[0] + i], e.num));
+        }
+        Ok(())
+    }
+
+    /// [`Network::predict`] for rows of token indices: row `r` holds `ids[offsets[r]..offsets[r + 1]]`.
+    ///
+    /// # Panics
+    /// When [`Network::check_tokens`] fails, or `out` has the wrong length.
+    pub fn predict_tokens<T: Real>(&self, params: &[T], ids: &[u32], offsets: &[usize], out: &mut [T]) {
+        if let Err(e) = self.check_tokens(ids, offsets) {
+            panic!("{e}");
+        }
+        let rows = offsets.len() - 1;
+        self.predict_input(params, Input::Tokens(Tokens { ids, offsets }), rows, out);
+    }
+
+    fn predict_input<T: Real>(&self, params: &[T], x: Input<'_, T>, rows: usize, out: &mut [T]) {
+        assert_eq!(params.len(), self.num_params(), "parameter buffer length");
         assert_eq!(out.len(), rows * self.output_size(), "output buffer length");
         let buffers = self.buffers.read().expect("buffers lock");
         let (inputs, outputs) = (self.input_size(), self.output_size());
         let widest = self.widths[1..].iter().copied().max().unwrap_or(0);
-        let run = |first_row: usize, x_block: &[T], out_block: &mut [T]| {
-            let block_rows = x_block.len() / inputs;
+        let run = |first_row: usize, x_block: Input<'_, T>, out_block: &mut [T]| {
+            let block_rows = out_block.len() / outputs;
             T::with_scratch(4, |scratch| {
                 let space = grow(scratch, 2 * block_rows * widest + block_rows * self.saved_row_width);
                 let (ping, rest) = space.split_at_mut(block_rows * widest);
@@ -566,10 +671,10 @@ impl Network {
                 for (i, layer) in self.layers.iter().enumerate() {
                     let width = self.widths[i + 1];
                     let pass = self.pass_info(Mode::Eval, 0, 0, i, first_row, &buffers);
-                    let input = if i == 0 { x_block } else { &current[..block_rows * self.widths[i]] };
+                    let input = if i == 0 { x_block } else { Input::Dense(&current[..block_rows * self.widths[i]]) };
                     let output: &mut [T] = if i == last { &mut *out_block } else { &mut next[..block_rows * width] };
                     let saved = &mut saved[..block_rows * self.saved_per_row[i]];
-                    layer.forward(&pass, params, Input::Dense(input), block_rows, output, saved);
+                    layer.forward(&pass, params, input, block_rows, output, saved);
                     if i != last {
                         std::mem::swap(&mut current, &mut next);
                     }
@@ -579,11 +684,33 @@ impl Network {
         if rows <= self.block_rows {
             run(0, x, out);
         } else {
-            x.par_chunks(self.block_rows * inputs)
-                .zip(out.par_chunks_mut(self.block_rows * outputs))
-                .enumerate()
-                .for_each(|(b, (x_block, out_block))| run(b * self.block_rows, x_block, out_block));
+            let block_rows = self.block_rows;
+            out.par_chunks_mut(block_rows * outputs).enumerate().for_each(|(b, out_block)| {
+                let range = b * block_rows..(b * block_rows + out_block.len() / outputs);
+                run(range.start, x.rows_range(range, inputs), out_block)
+            });
         }
+    }
+
+    /// [`Network::loss_and_gradients`] for rows of token indices (see [`Network::predict_tokens`]).
+    ///
+    /// # Panics
+    /// When [`Network::check_tokens`] fails, or a buffer has the wrong length.
+    pub fn loss_and_gradients_tokens<T: Real>(
+        &self,
+        params: &[T],
+        ids: &[u32],
+        offsets: &[usize],
+        targets: &[T],
+        grad: &mut [T],
+        update_running_stats: bool,
+    ) -> f64 {
+        if let Err(e) = self.check_tokens(ids, offsets) {
+            panic!("{e}");
+        }
+        let step = TrainingStep { seed: 0, step: 0, update_buffers: update_running_stats };
+        let rows = offsets.len() - 1;
+        self.train_pass(params, Input::Tokens(Tokens { ids, offsets }), rows, targets, grad, None, step)
     }
 
     /// The mean loss of the `rows` rows of `x` against `targets` and its gradient with respect
@@ -866,6 +993,8 @@ fn layout_owners(layers: &[AnyLayer], layout: &ParamLayout) -> Vec<(usize, Range
             AnyLayer::Linear(l) => l.weight == range || l.bias.as_ref() == Some(&range),
             AnyLayer::Conv2d(c) => c.weight == range || c.bias == range,
             AnyLayer::BatchNorm(b) => b.weight == range || b.bias == range,
+            AnyLayer::Embedding(e) => e.weight == range,
+            AnyLayer::Recurrent(r) => r.layers.iter().any(|l| [&l.w_ih, &l.w_hh, &l.b_ih, &l.b_hh].contains(&&range)),
             _ => false,
         });
         owners.push((owner.expect("every segment has a layer"), range));

@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::text::BagMode;
 use crate::error::ConfigError;
 
 /// How weights are initialized.
@@ -155,6 +156,44 @@ pub enum LayerSpec {
     Sigmoid,
     /// `torch.nn.GELU` (exact, with `erf`).
     Gelu,
+    /// `torch.nn.Embedding`: each token index of a sequence to a vector (the network's first layer).
+    Embedding {
+        /// Size of the vocabulary.
+        num_embeddings: usize,
+        /// Length of each vector.
+        embedding_dim: usize,
+    },
+    /// `torch.nn.EmbeddingBag`: a bag of token indices to the mean or sum of their vectors (the
+    /// network's first layer).
+    EmbeddingBag {
+        /// Size of the vocabulary.
+        num_embeddings: usize,
+        /// Length of each vector.
+        embedding_dim: usize,
+        /// `mean` or `sum`.
+        #[serde(default = "default_bag_mode")]
+        mode: BagMode,
+    },
+    /// `torch.nn.LSTM` with `batch_first=True`: sequences `[time, input]` to `[time, hidden]`.
+    Lstm {
+        /// Hidden units.
+        hidden_size: usize,
+        /// Stacked layers.
+        #[serde(default = "default_one")]
+        num_layers: usize,
+    },
+    /// `torch.nn.GRU` with `batch_first=True`: sequences `[time, input]` to `[time, hidden]`.
+    Gru {
+        /// Hidden units.
+        hidden_size: usize,
+        /// Stacked layers.
+        #[serde(default = "default_one")]
+        num_layers: usize,
+    },
+}
+
+fn default_bag_mode() -> BagMode {
+    BagMode::Mean
 }
 
 impl LayerSpec {
@@ -174,6 +213,10 @@ impl LayerSpec {
             LayerSpec::Tanh => "tanh",
             LayerSpec::Sigmoid => "sigmoid",
             LayerSpec::Gelu => "gelu",
+            LayerSpec::Embedding { .. } => "embedding",
+            LayerSpec::EmbeddingBag { .. } => "embedding_bag",
+            LayerSpec::Lstm { .. } => "lstm",
+            LayerSpec::Gru { .. } => "gru",
         }
     }
 
@@ -184,6 +227,9 @@ impl LayerSpec {
             LayerSpec::Linear { .. } => Some("linear"),
             LayerSpec::Conv2d { .. } => Some("conv"),
             LayerSpec::BatchNorm1d { .. } | LayerSpec::BatchNorm2d { .. } => Some("bn"),
+            LayerSpec::Embedding { .. } | LayerSpec::EmbeddingBag { .. } => Some("embedding"),
+            LayerSpec::Lstm { .. } => Some("lstm"),
+            LayerSpec::Gru { .. } => Some("gru"),
             _ => None,
         }
     }
@@ -279,6 +325,28 @@ impl LayerSpec {
             "tanh" => LayerSpec::Tanh,
             "sigmoid" => LayerSpec::Sigmoid,
             "gelu" => LayerSpec::Gelu,
+            "embedding" => LayerSpec::Embedding {
+                num_embeddings: options.required(0, "num_embeddings")?,
+                embedding_dim: options.required(1, "embedding_dim")?,
+            },
+            "embedding_bag" => LayerSpec::EmbeddingBag {
+                num_embeddings: options.required(0, "num_embeddings")?,
+                embedding_dim: options.required(1, "embedding_dim")?,
+                mode: match options.raw(2, "mode")? {
+                    None | Some("mean") => BagMode::Mean,
+                    Some("sum") => BagMode::Sum,
+                    Some(other) => return Err(ConfigError::new("embedding_bag.mode", quote(other), "mean or sum")),
+                },
+            },
+            "lstm" | "gru" => {
+                let hidden_size = options.required(0, "hidden_size")?;
+                let num_layers = options.size(1, "num_layers")?.unwrap_or(1);
+                if canonical == "lstm" {
+                    LayerSpec::Lstm { hidden_size, num_layers }
+                } else {
+                    LayerSpec::Gru { hidden_size, num_layers }
+                }
+            }
             _ => unreachable!("canonical names are listed above"),
         };
         options.finish()?;
@@ -321,6 +389,15 @@ impl LayerSpec {
                 } else {
                     Err(ConfigError::new("dropout.p", p, "a probability in [0, 1)"))
                 }
+            }
+            LayerSpec::Embedding { num_embeddings, embedding_dim }
+            | LayerSpec::EmbeddingBag { num_embeddings, embedding_dim, .. } => {
+                positive("num_embeddings", *num_embeddings)?;
+                positive("embedding_dim", *embedding_dim)
+            }
+            LayerSpec::Lstm { hidden_size, num_layers } | LayerSpec::Gru { hidden_size, num_layers } => {
+                positive("hidden_size", *hidden_size)?;
+                positive("num_layers", *num_layers)
             }
             LayerSpec::LeakyRelu { negative_slope } => {
                 if negative_slope.is_finite() {
@@ -372,6 +449,23 @@ impl fmt::Display for LayerSpec {
                 Ok(())
             }
             LayerSpec::Dropout { p } => write!(f, "dropout({p})"),
+            LayerSpec::Embedding { num_embeddings, embedding_dim } => {
+                write!(f, "embedding({num_embeddings},{embedding_dim})")
+            }
+            LayerSpec::EmbeddingBag { num_embeddings, embedding_dim, mode } => {
+                write!(f, "embedding_bag({num_embeddings},{embedding_dim}")?;
+                if *mode == BagMode::Sum {
+                    write!(f, ",mode=sum")?;
+                }
+                write!(f, ")")
+            }
+            LayerSpec::Lstm { hidden_size, num_layers } | LayerSpec::Gru { hidden_size, num_layers } => {
+                write!(f, "{}({hidden_size}", self.kind())?;
+                if *num_layers != 1 {
+                    write!(f, ",num_layers={num_layers}")?;
+                }
+                write!(f, ")")
+            }
             LayerSpec::LeakyRelu { negative_slope } if *negative_slope != 0.01 => {
                 write!(f, "leaky_relu({negative_slope})")
             }
@@ -412,6 +506,10 @@ fn canonical_name(name: &str) -> Option<&'static str> {
         "tanh" => "tanh",
         "sigmoid" => "sigmoid",
         "gelu" => "gelu",
+        "embedding" => "embedding",
+        "embeddingbag" => "embedding_bag",
+        "lstm" => "lstm",
+        "gru" => "gru",
         _ => return None,
     })
 }
