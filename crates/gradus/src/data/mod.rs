@@ -28,6 +28,7 @@ mod split;
 mod stream;
 
 pub mod builtin;
+pub mod text;
 
 pub use csv::{read_csv, CsvOptions};
 pub use error::DataError;

@@ -1,0 +1,250 @@
+//! Text as data: tokenization on Unicode word boundaries, a vocabulary built from training rows,
+//! and hashed word n-grams (fastText's trick), all saved with a model so that new text is
+//! tokenized exactly as in training.
+//!
+//! ```
+//! use gradus::data::text::{TextOptions, Vocabulary};
+//!
+//! let options = TextOptions { ngrams: 2, buckets: 1000, ..TextOptions::default() };
+//! let vocab = Vocabulary::fit(["Runs small, fabric feels cheap", "runs TRUE to size"], &options).unwrap();
+//! let ids = vocab.encode("runs small");
+//! assert_eq!(ids.len(), 3); // two words and one bigram
+//! assert_eq!(ids[0], vocab.id("runs").unwrap());
+//! assert_eq!(vocab.encode("never seen")[0], Vocabulary::UNKNOWN);
+//! ```
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use unicode_segmentation::UnicodeSegmentation;
+
+use crate::error::ConfigError;
+
+/// How text becomes tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TextOptions {
+    /// Lowercase every token (default true).
+    pub lowercase: bool,
+    /// Keep punctuation marks as tokens of their own (default false: words only).
+    pub punctuation: bool,
+    /// Longest word n-gram added as a token (1: words only; 2: words and bigrams; default 1).
+    pub ngrams: usize,
+    /// Hash buckets shared by the n-grams beyond words (default 100,000).
+    pub buckets: usize,
+    /// Words seen fewer times in the training rows are unknown (default 1).
+    pub min_count: usize,
+    /// Keep at most this many of the most frequent words (default: all).
+    pub max_size: Option<usize>,
+}
+
+impl Default for TextOptions {
+    fn default() -> Self {
+        Self { lowercase: true, punctuation: false, ngrams: 1, buckets: 100_000, min_count: 1, max_size: None }
+    }
+}
+
+impl TextOptions {
+    /// Checks every option, naming the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=5).contains(&self.ngrams) {
+            return Err(ConfigError::new("ngrams", self.ngrams, "1 (words only) to 5"));
+        }
+        if self.ngrams > 1 && self.buckets == 0 {
+            return Err(ConfigError::new("buckets", 0, "at least 1 when n-grams are hashed"));
+        }
+        if self.buckets > 100_000_000 {
+            return Err(ConfigError::new("buckets", self.buckets, "at most 100,000,000"));
+        }
+        if self.min_count == 0 {
+            return Err(ConfigError::new("min_count", 0, "at least 1"));
+        }
+        if self.max_size == Some(0) {
+            return Err(ConfigError::new("max_vocab", 0, "at least 1 word"));
+        }
+        Ok(())
+    }
+
+    /// The tokens of `text`: its words (and punctuation marks, when kept), lowercased when asked.
+    /// Empty text has no tokens.
+    pub fn tokenize<'a>(&self, text: &'a str) -> impl Iterator<Item = String> + 'a {
+        let (lowercase, punctuation) = (self.lowercase, self.punctuation);
+        text.split_word_bounds()
+            .filter(move |piece| {
+                let word = piece.chars().any(char::is_alphanumeric);
+                word || (punctuation && !piece.chars().all(char::is_whitespace))
+            })
+            .map(move |piece| if lowercase { piece.to_lowercase() } else { piece.to_string() })
+    }
+}
+
+/// Words of the training rows with their indices, and the options that tokenize new text.
+///
+/// Index 0 is the unknown word; known words follow by decreasing count (ties by first
+/// appearance), then `buckets` hash buckets for n-grams. [`Vocabulary::size`] is the number of
+/// rows an embedding table over it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vocabulary {
+    /// How text is tokenized.
+    pub options: TextOptions,
+    /// The known words, by index − 1.
+    pub words: Vec<String>,
+    #[serde(skip)]
+    index: HashMap<String, u32>,
+}
+
+impl Vocabulary {
+    /// The index of words not in the vocabulary.
+    pub const UNKNOWN: u32 = 0;
+
+    /// Builds the vocabulary of `texts` (the training rows only): every word seen at least
+    /// `min_count` times, the `max_size` most frequent when given.
+    pub fn fit<'a>(texts: impl IntoIterator<Item = &'a str>, options: &TextOptions) -> Result<Self, ConfigError> {
+        options.validate()?;
+        let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
+        for text in texts {
+            for token in options.tokenize(text) {
+                let next = counts.len();
+                counts.entry(token).or_insert((0, next)).0 += 1;
+            }
+        }
+        let mut words: Vec<(String, usize, usize)> = counts
+            .into_iter()
+            .filter(|(_, (n, _))| *n >= options.min_count)
+            .map(|(w, (n, first))| (w, n, first))
+            .collect();
+        words.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+        if let Some(max) = options.max_size {
+            words.truncate(max);
+        }
+        let too_many = || ConfigError::new("max_vocab", words.len(), "a vocabulary that fits 32-bit indices");
+        if words.len().checked_add(options.buckets).and_then(|n| n.checked_add(1)).is_none_or(|n| n > u32::MAX as usize)
+        {
+            return Err(too_many());
+        }
+        let mut vocab = Self {
+            options: options.clone(),
+            words: words.into_iter().map(|(w, _, _)| w).collect(),
+            index: HashMap::new(),
+        };
+        vocab.rebuild_index();
+        Ok(vocab)
+    }
+
+    /// Rebuilds the word index (after deserializing).
+    pub fn rebuild_index(&mut self) {
+        self.index = self.words.iter().enumerate().map(|(i, w)| (w.clone(), i as u32 + 1)).collect();
+    }
+
+    /// The number of known words.
+    pub fn words_len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Rows an embedding table needs: the unknown word, the known words and the n-gram buckets.
+    pub fn size(&self) -> usize {
+        1 + self.words.len() + if self.options.ngrams > 1 { self.options.buckets } else { 0 }
+    }
+
+    /// The index of `word` (as tokenized), if known.
+    pub fn id(&self, word: &str) -> Option<u32> {
+        self.index.get(word).copied()
+    }
+
+    /// The word at `id`, if it is a known word (`<unk>` for 0; n-gram buckets have no word).
+    pub fn word(&self, id: u32) -> Option<&str> {
+        match id {
+            0 => Some("<unk>"),
+            i => self.words.get(i as usize - 1).map(String::as_str),
+        }
+    }
+
+    /// The word indices of `text` (unknown words as [`Vocabulary::UNKNOWN`]).
+    pub fn word_ids(&self, text: &str) -> Vec<u32> {
+        self.options.tokenize(text).map(|t| self.id(&t).unwrap_or(Self::UNKNOWN)).collect()
+    }
+
+    /// The tokens of `text`: its word indices, then the hashed indices of its n-grams of 2 up to
+    /// `ngrams` words (as fastText: hashed from the words themselves, so unknown words count too).
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        let words: Vec<String> = self.options.tokenize(text).collect();
+        let mut ids: Vec<u32> = words.iter().map(|t| self.id(t).unwrap_or(Self::UNKNOWN)).collect();
+        let first_bucket = 1 + self.words.len() as u64;
+        for n in 2..=self.options.ngrams {
+            for window in words.windows(n) {
+                let mut hash = FNV_OFFSET;
+                for word in window {
+                    hash = fnv1a(hash, word.as_bytes());
+                    hash = fnv1a(hash, b" ");
+                }
+                ids.push((first_bucket + hash % self.options.buckets as u64) as u32);
+            }
+        }
+        ids
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, from `hash`: fixed by its definition, the same on every platform.
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokenizes_on_word_boundaries() {
+        let options = TextOptions::default();
+        let tokens: Vec<String> = options.tokenize("Runs small, doesn't fit — 5.5 inches! Ça va").collect();
+        assert_eq!(tokens, ["runs", "small", "doesn't", "fit", "5.5", "inches", "ça", "va"]);
+        let with_punctuation = TextOptions { punctuation: true, lowercase: false, ..TextOptions::default() };
+        let tokens: Vec<String> = with_punctuation.tokenize("Nice, soft!").collect();
+        assert_eq!(tokens, ["Nice", ",", "soft", "!"]);
+        assert_eq!(options.tokenize("").count(), 0);
+        assert_eq!(options.tokenize("   ,.! ").count(), 0);
+    }
+
+    #[test]
+    fn vocabulary_orders_by_count_and_respects_limits() {
+        let texts = ["b a b c", "a b d", "b"];
+        let vocab = Vocabulary::fit(texts, &TextOptions::default()).unwrap();
+        assert_eq!(vocab.words, ["b", "a", "c", "d"]);
+        assert_eq!(vocab.size(), 5);
+        let vocab = Vocabulary::fit(texts, &TextOptions { min_count: 2, ..TextOptions::default() }).unwrap();
+        assert_eq!(vocab.words, ["b", "a"]);
+        assert_eq!(vocab.word_ids("a c b"), [2, 0, 1]);
+        let vocab = Vocabulary::fit(texts, &TextOptions { max_size: Some(1), ..TextOptions::default() }).unwrap();
+        assert_eq!(vocab.words, ["b"]);
+        assert_eq!(vocab.word(0), Some("<unk>"));
+        for bad in [
+            TextOptions { ngrams: 0, ..TextOptions::default() },
+            TextOptions { min_count: 0, ..TextOptions::default() },
+            TextOptions { ngrams: 2, buckets: 0, ..TextOptions::default() },
+        ] {
+            assert!(Vocabulary::fit(texts, &bad).is_err());
+        }
+    }
+
+    #[test]
+    fn hashed_ngrams_are_stable_and_in_range() {
+        let options = TextOptions { ngrams: 3, buckets: 50, ..TextOptions::default() };
+        let vocab = Vocabulary::fit(["the dress runs small"], &options).unwrap();
+        let ids = vocab.encode("The dress runs large");
+        assert_eq!(ids.len(), 4 + 3 + 2);
+        assert!(ids[4..].iter().all(|&id| (5..55).contains(&id)));
+        assert_eq!(ids, vocab.encode("the DRESS runs large"));
+        assert_eq!(ids[4], vocab.encode("the dress")[2]);
+        // A saved vocabulary tokenizes as the original.
+        let mut back: Vocabulary = serde_json::from_str(&serde_json::to_string(&vocab).unwrap()).unwrap();
+        back.rebuild_index();
+        assert_eq!(back.encode("The dress runs large"), ids);
+    }
+}
