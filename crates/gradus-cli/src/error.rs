@@ -43,7 +43,9 @@ impl CliError {
 
     /// An invalid value for command-line option `flag`.
     pub fn flag(flag: &str, value: impl fmt::Display, expected: &str) -> Self {
-        Self::usage(format!("invalid value {value} for {flag}: expected {expected}"))
+        let shown = gradus::data::quote_cell(&value.to_string());
+        let shown = if shown.is_empty() { "''".to_string() } else { shown };
+        Self::usage(format!("invalid value {shown} for {flag}: expected {expected}"))
     }
 }
 

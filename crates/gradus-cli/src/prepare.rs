@@ -78,6 +78,18 @@ pub fn read_table(path: &Path, target: Option<&str>, width: Option<usize>) -> Re
     Ok(read_csv(path, &options)?)
 }
 
+/// The file of the built-in data set that `args` names (`--dataset`, or the default when no
+/// `--data` is given), if it is a known one: an input that no output may overwrite.
+pub fn builtin_file(args: &DataArgs) -> Option<std::path::PathBuf> {
+    if args.data.is_some() {
+        return None;
+    }
+    let info = builtin::info(args.dataset.as_deref().unwrap_or(DEFAULT_DATASET)).ok()?;
+    let path = builtin::data_dir().join(info.file);
+    // Canonical, for messages: `/…/data/iris.csv` rather than `/…/crates/gradus/../../data/iris.csv`.
+    Some(std::fs::canonicalize(&path).unwrap_or(path))
+}
+
 fn parse_task(name: &str) -> Result<Task, CliError> {
     Ok(match name {
         "regression" => Task::Regression,

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::args::{DataArgs, EvaluateArgs, PredictArgs, TrainArgs, TrainOptions};
 use crate::commands::train::{curve_panels, Say};
 use crate::error::CliError;
-use crate::output::{check_writable, metrics_table, write_file};
+use crate::output::{metrics_table, write_file};
 use crate::plot;
 use crate::prepare::{fold_rows, split_rows, DEFAULT_DATASET};
 use crate::progress::{bar, bars_enabled, RunObserver};
@@ -499,9 +499,7 @@ pub fn evaluate(model: &SavedModel, args: &EvaluateArgs, quiet: bool) -> Result<
 
 /// `gradus predict` with a matrix-factorization model: `user,item,prediction` per rating row.
 pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
-    if let Some(out) = &args.out {
-        check_writable("--out", out)?;
-    }
+    // The caller (`commands::evaluate::predict`) has checked the files.
     let r = read_ratings(&args.data, &RatingsOptions::default())?;
     let (users, items) = raw_ids(&r);
     let predicted = model.predict_ratings(&users, &items)?;

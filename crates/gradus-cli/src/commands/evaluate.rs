@@ -17,7 +17,8 @@ use serde_json::json;
 
 use crate::args::{EvaluateArgs, PredictArgs};
 use crate::error::CliError;
-use crate::output::{check_writable, label, metrics_table, write_file};
+use crate::output::{label, metrics_table, write_file};
+use crate::paths::Files;
 use crate::prepare::{is_libsvm, read_table};
 
 /// Raw features in the model's input order, and the targets when the file holds them.
@@ -113,6 +114,8 @@ fn describe(model: &SavedModel) -> String {
 
 /// Runs `gradus evaluate`.
 pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
+    // No outputs: listed all the same, so that every command goes through the one check.
+    Files::new().input("the model", Some(&args.model)).input("--data", Some(&args.data)).check()?;
     let model = SavedModel::load(&args.model)?;
     if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
         return crate::ratings::evaluate(&model, args, quiet);
@@ -139,9 +142,11 @@ pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
 
 /// Runs `gradus predict`.
 pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
-    if let Some(out) = &args.out {
-        check_writable("--out", out)?;
-    }
+    Files::new()
+        .input("the model", Some(&args.model))
+        .input("--data", Some(&args.data))
+        .output("--out", args.out.as_deref())
+        .check()?;
     let model = SavedModel::load(&args.model)?;
     if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
         return crate::ratings::predict(&model, args, quiet);

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::args::LrFindArgs;
 use crate::commands::train::{check_plot_path, set_threads, Say};
 use crate::error::CliError;
+use crate::paths::Files;
 use crate::plot;
 use crate::prepare;
 use crate::setup::{self, batch_label};
@@ -31,6 +32,12 @@ pub fn run(args: &LrFindArgs, quiet: bool) -> Result<(), CliError> {
     if let Some(path) = &args.plot {
         check_plot_path(path)?;
     }
+    let builtin = prepare::builtin_file(&args.data);
+    Files::new()
+        .input("--data", args.data.data.as_deref())
+        .input("--dataset", builtin.as_deref())
+        .output("--plot", args.plot.as_deref())
+        .check()?;
     set_threads(args.options.threads)?;
     if crate::ratings::wanted(&args.data, &args.options)? {
         return Err(CliError::usage(

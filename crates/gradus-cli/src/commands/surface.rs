@@ -123,9 +123,15 @@ pub fn run(args: &SurfaceArgs, quiet: bool) -> Result<(), String> {
     if let Some(path) = &args.plot {
         check_plot_path(path)?;
     }
+    crate::paths::Files::new().output("--plot", args.plot.as_deref()).check().map_err(|e| e.message)?;
     let requested: Vec<String> = match &args.optimizers {
-        Some(list) if !list.is_empty() => list.iter().map(|s| s.trim().to_string()).collect(),
-        _ => DEFAULT_OPTIMIZERS.iter().map(|s| s.to_string()).collect(),
+        Some(list) if list.is_empty() || list.iter().any(|s| s.trim().is_empty()) => {
+            return Err("--optimizers: found an empty list or list item: expected a comma-separated list of \
+                        optimizers, e.g. sgd,adam:0.05"
+                .to_string())
+        }
+        Some(list) => list.iter().map(|s| s.trim().to_string()).collect(),
+        None => DEFAULT_OPTIMIZERS.iter().map(|s| s.to_string()).collect(),
     };
     let mut runs = Vec::with_capacity(requested.len());
     for text in &requested {

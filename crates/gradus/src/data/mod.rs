@@ -29,7 +29,7 @@ mod stream;
 pub mod builtin;
 
 pub use csv::{read_csv, CsvOptions};
-pub use error::DataError;
+pub use error::{quote_cell, DataError};
 pub use libsvm::read_libsvm;
 pub use preprocess::{LabelMap, Standardizer};
 pub use ratings::{read_ratings, Ratings, RatingsOptions};
