@@ -14,7 +14,7 @@ pub struct Cli {
     pub quiet: bool,
     /// Size of every picture drawn with --plot, in pixels [default: 1200x500 for curves, 1100x850 for
     /// surfaces, 900x600 for lr-find].
-    #[arg(long, global = true, value_name = "WxH", value_parser = parse_plot_size)]
+    #[arg(long, global = true, value_name = "WxH", value_parser = parse_plot_size, allow_hyphen_values = true)]
     pub plot_size: Option<(u32, u32)>,
     /// The command to run.
     #[command(subcommand)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use gradus::data::{
-    builtin, read_csv, read_libsvm, stratified_kfold, stratified_train_test_split, train_test_split, CsvOptions,
+    builtin, quote_cell, read_csv, read_libsvm, stratified_kfold, stratified_train_test_split, train_test_split, CsvOptions,
     Dataset, LabelMap, Split, Standardizer,
 };
 use gradus::saved::TargetScale;
@@ -144,12 +144,12 @@ pub fn load(args: &DataArgs) -> Result<Loaded, CliError> {
                     task,
                     format!(
                         "inferred: target `{}` holds {distinct} distinct integer values; --task overrides",
-                        data.target_name
+                        quote_cell(&data.target_name)
                     ),
                 )
             } else {
                 let why = if integral { format!("{distinct} distinct values") } else { "non-integer values".into() };
-                (Task::Regression, format!("inferred: target `{}` holds {why}; --task overrides", data.target_name))
+                (Task::Regression, format!("inferred: target `{}` holds {why}; --task overrides", quote_cell(&data.target_name)))
             }
         }
     };
@@ -159,7 +159,7 @@ pub fn load(args: &DataArgs) -> Result<Loaded, CliError> {
             if task == Task::Binary && map.n_classes() != 2 {
                 return Err(CliError::usage(format!(
                     "--task binary: target `{}` of {origin} holds {} distinct values, expected 2",
-                    data.target_name,
+                    quote_cell(&data.target_name),
                     map.n_classes()
                 ))
                 .hint("use --task multiclass"));

@@ -40,6 +40,12 @@ pub fn install() {
         }
     }
     std::panic::set_hook(Box::new(on_panic));
+    // Test seam of debug builds: `GRADUS_TEST_PANIC=1` panics here, so that tests can see the
+    // safety net at work.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("GRADUS_TEST_PANIC").is_some() {
+        panic!("a test panic asked for by GRADUS_TEST_PANIC");
+    }
 }
 
 fn on_panic(info: &PanicHookInfo<'_>) {
@@ -50,7 +56,8 @@ fn on_panic(info: &PanicHookInfo<'_>) {
         .map(|s| (*s).to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown cause".to_string());
-    let message = gradus::data::quote_cell(message.lines().next().unwrap_or(""));
+    // One line, control characters escaped, at most 300 characters.
+    let message: String = message.lines().next().unwrap_or("").escape_debug().take(300).collect();
     let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
     eprintln!("error: internal error: {message}{at} (please report this bug)");
     let backtrace = std::backtrace::Backtrace::capture();

@@ -304,6 +304,12 @@ pub fn resolve(opts: &TrainOptions, task: Task) -> Result<Settings, CliError> {
     if epochs == 0 {
         return Err(CliError::flag("--epochs", 0, "at least 1"));
     }
+    // Checked whatever the schedule, so that a bad value is never silently ignored.
+    for (flag, value) in [("--gamma", opts.gamma), ("--max-lr", opts.max_lr), ("--eta-min", opts.eta_min)] {
+        if let Some(v) = value.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(CliError::flag(flag, v, "a finite number >= 0"));
+        }
+    }
     let schedule = opts.schedule.clone().unwrap_or_else(|| "constant".into());
     let warmup = opts.warmup.unwrap_or(0);
     let engine_only = opts.batch_size.is_some()

@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use gradus::data::quote_cell;
 use gradus::saved::{ModelSpec, SavedModel};
 use gradus::train::metrics::argmax_rows;
 use gradus::train::Task;
@@ -28,8 +29,13 @@ struct ModelData {
     rows: usize,
 }
 
+/// Column names for a message: quoted ([`quote_cell`]), at most 20 of them.
 fn list(names: &[String]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    let mut shown: Vec<String> = names.iter().take(20).map(|n| format!("`{}`", quote_cell(n))).collect();
+    if names.len() > 20 {
+        shown.push(format!("… ({} in all)", names.len()));
+    }
+    shown.join(", ")
 }
 
 /// Reads `path` for `model`, matching columns by name.
@@ -63,7 +69,7 @@ fn read_for_model(model: &SavedModel, path: &Path, need_target: bool) -> Result<
         return Err(CliError::usage(format!(
             "`{shown}`: no target column `{}`: the model is a {}, and evaluation compares with its target \
              (the file's columns: {})",
-            model.target_name,
+            quote_cell(&model.target_name),
             describe(model),
             list(&names)
         ))
@@ -86,7 +92,7 @@ fn read_for_model(model: &SavedModel, path: &Path, need_target: bool) -> Result<
         return Err(CliError::usage(format!(
             "`{shown}`: column {} is not one of the model's features (nor its target `{}`): expected the {} columns {}",
             list(&extra),
-            model.target_name,
+            quote_cell(&model.target_name),
             model.inputs(),
             list(&model.feature_names)
         )));
@@ -109,7 +115,7 @@ fn describe(model: &SavedModel) -> String {
         }
         _ => "regression model".to_string(),
     };
-    format!("{} ({task}, target `{}`)", model.model.describe(), model.target_name)
+    format!("{} ({task}, target `{}`)", model.model.describe(), quote_cell(&model.target_name))
 }
 
 /// Runs `gradus evaluate`.
@@ -122,7 +128,7 @@ pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
     }
     let data = read_for_model(&model, &args.data, true)?;
     let Some(targets) = data.targets else {
-        return Err(CliError::usage(format!("`{}`: no target column `{}`", args.data.display(), model.target_name)));
+        return Err(CliError::usage(format!("`{}`: no target column `{}`", args.data.display(), quote_cell(&model.target_name))));
     };
     let origin = args.data.display().to_string();
     let metrics = model.evaluate(&data.features, &targets, &origin).map_err(|e| {

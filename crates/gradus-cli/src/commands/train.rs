@@ -110,7 +110,7 @@ fn data_line(loaded: &Loaded) -> String {
         loaded.origin,
         loaded.rows(),
         loaded.data.cols,
-        loaded.data.target_name
+        gradus::data::quote_cell(&loaded.data.target_name)
     )
 }
 
