@@ -181,7 +181,7 @@ fn check_lr(what: &str, lr: f64) -> Result<(), String> {
     if lr.is_finite() && lr > 0.0 {
         Ok(())
     } else {
-        Err(format!("invalid learning rate {lr} for {what}: expected a finite number > 0"))
+        Err(format!("invalid value {lr} for {what}: expected a finite number > 0"))
     }
 }
 

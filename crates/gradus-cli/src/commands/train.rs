@@ -210,6 +210,10 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
         .output("--plot", args.plot.as_deref())
         .output("--checkpoint", checkpoint.as_ref().map(|c| c.path.as_path()))
         .check()?;
+    set_threads(args.options.threads)?;
+    if crate::ratings::wanted(&args.data, &args.options)? {
+        return crate::ratings::train(&args, quiet);
+    }
     let resume = match &args.resume {
         Some(path) if !path.exists() => {
             return Err(CliError::usage(format!("--resume `{}`: checkpoint file not found", path.display())))
@@ -225,11 +229,6 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
             "--val-fraction and --folds: with --folds each fold's held-out rows are its validation; give one or the other",
         ));
     }
-    set_threads(args.options.threads)?;
-    if crate::ratings::wanted(&args.data, &args.options)? {
-        return crate::ratings::train(&args, quiet);
-    }
-
     let say = Say::new(quiet, args.json);
     let loaded = prepare::load(&args.data)?;
     let settings = setup::resolve(&args.options, loaded.task)?;
