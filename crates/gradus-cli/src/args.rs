@@ -346,7 +346,8 @@ fn parse_plot_size(text: &str) -> Result<(u32, u32), String> {
 /// Parses a whole number >= 0 (`usize`); the message says what was expected, and clap names the
 /// option (see `main`).
 pub fn whole_usize(text: &str) -> Result<usize, String> {
-    whole(text).and_then(|n| usize::try_from(n).map_err(|_| format!("expected a whole number from 0 to {}", usize::MAX)))
+    whole(text)
+        .and_then(|n| usize::try_from(n).map_err(|_| format!("expected a whole number from 0 to {}", usize::MAX)))
 }
 
 /// Parses a whole number >= 0 (`u64`).

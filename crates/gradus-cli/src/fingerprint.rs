@@ -131,7 +131,8 @@ pub fn of(
     put("early-stop", settings.early_stop.map_or("off".to_string(), |p| p.to_string()));
     put("warmup", settings.warmup.to_string());
     put("schedule", settings.schedule.clone());
-    let options = settings.schedule_options(steps_per_epoch, settings.optimizer.lr()).map(|(_, o)| o).unwrap_or_default();
+    let options =
+        settings.schedule_options(steps_per_epoch, settings.optimizer.lr()).map(|(_, o)| o).unwrap_or_default();
     let mut length_follows_epochs = false;
     if let Some(o) = options.as_object() {
         for (name, value) in o {

@@ -63,7 +63,8 @@ fn parse() -> Cli {
     if e.kind() == ErrorKind::ValueValidation {
         if let (Some(arg), Some(value)) = (context(ContextKind::InvalidArg), context(ContextKind::InvalidValue)) {
             let flag = arg.split_whitespace().next().unwrap_or(&arg).to_string();
-            let reason = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| "expected another value".into());
+            let reason =
+                std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| "expected another value".into());
             let shown = if value.is_empty() { "''".to_string() } else { gradus::data::quote_cell(&value) };
             eprintln!("error: invalid value {shown} for {flag}: {reason}");
             std::process::exit(error::EXIT_USAGE);
@@ -73,9 +74,12 @@ fn parse() -> Cli {
     // long values cut).
     let rendered = e.render().to_string();
     for line in rendered.lines() {
-        let safe: String = line.split('\'').enumerate().map(|(i, part)| {
-            if i % 2 == 1 { gradus::data::quote_cell(part) } else { part.to_string() }
-        }).collect::<Vec<_>>().join("'");
+        let safe: String = line
+            .split('\'')
+            .enumerate()
+            .map(|(i, part)| if i % 2 == 1 { gradus::data::quote_cell(part) } else { part.to_string() })
+            .collect::<Vec<_>>()
+            .join("'");
         eprintln!("{safe}");
     }
     std::process::exit(e.exit_code());

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use gradus::data::{
-    builtin, quote_cell, read_csv, read_libsvm, stratified_kfold, stratified_train_test_split, train_test_split, CsvOptions,
-    Dataset, LabelMap, Split, Standardizer,
+    builtin, quote_cell, read_csv, read_libsvm, stratified_kfold, stratified_train_test_split, train_test_split,
+    CsvOptions, Dataset, LabelMap, Split, Standardizer,
 };
 use gradus::saved::TargetScale;
 use gradus::train::Task;
@@ -149,7 +149,10 @@ pub fn load(args: &DataArgs) -> Result<Loaded, CliError> {
                 )
             } else {
                 let why = if integral { format!("{distinct} distinct values") } else { "non-integer values".into() };
-                (Task::Regression, format!("inferred: target `{}` holds {why}; --task overrides", quote_cell(&data.target_name)))
+                (
+                    Task::Regression,
+                    format!("inferred: target `{}` holds {why}; --task overrides", quote_cell(&data.target_name)),
+                )
             }
         }
     };

@@ -33,10 +33,14 @@ pub fn install() {
                     }
                 });
                 if let Err(e) = spawned {
-                    eprintln!("warning: cannot watch for Ctrl-C ({e}): an interrupted write may leave a temporary file");
+                    eprintln!(
+                        "warning: cannot watch for Ctrl-C ({e}): an interrupted write may leave a temporary file"
+                    );
                 }
             }
-            Err(e) => eprintln!("warning: cannot watch for Ctrl-C ({e}): an interrupted write may leave a temporary file"),
+            Err(e) => {
+                eprintln!("warning: cannot watch for Ctrl-C ({e}): an interrupted write may leave a temporary file")
+            }
         }
     }
     std::panic::set_hook(Box::new(on_panic));

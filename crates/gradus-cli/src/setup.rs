@@ -280,7 +280,9 @@ pub fn resolve(opts: &TrainOptions, task: Task) -> Result<Settings, CliError> {
         return Err(CliError::usage(format!("{flag} applies to --model mf")));
     }
     if opts.hidden.as_ref().is_some_and(Vec::is_empty) {
-        return Err(CliError::usage("--hidden: found an empty list: expected layer sizes, e.g. `--hidden 128` or `--hidden 64,32`"));
+        return Err(CliError::usage(
+            "--hidden: found an empty list: expected layer sizes, e.g. `--hidden 128` or `--hidden 64,32`",
+        ));
     }
     if opts.milestones.as_ref().is_some_and(Vec::is_empty) {
         return Err(CliError::usage("--milestones: found an empty list: expected epochs, e.g. `--milestones 10,15`"));

@@ -178,118 +178,154 @@ fn outputs_never_overwrite_inputs_or_each_other() {
     let refuse = "refusing to overwrite an input";
     let own = "expected a file of its own";
     let mut cases = vec![
-        case("train --save the data", &["train", "--data", "d.csv", "--save", "d.csv"], &[
-            "--save", "--data", "`d.csv`", refuse,
-        ]),
-        case("train --save ./data", &["train", "--data", "d.csv", "--save", "./d.csv"], &[
-            "--save", "--data", "./d.csv", refuse,
-        ]),
-        case("train --metrics-json the data via ..", &["train", "--data", "d.csv", "--metrics-json", "sub/../d.csv"], &[
-            "--metrics-json",
-            "--data",
-            refuse,
-        ])
+        case(
+            "train --save the data",
+            &["train", "--data", "d.csv", "--save", "d.csv"],
+            &["--save", "--data", "`d.csv`", refuse],
+        ),
+        case(
+            "train --save ./data",
+            &["train", "--data", "d.csv", "--save", "./d.csv"],
+            &["--save", "--data", "./d.csv", refuse],
+        ),
+        case(
+            "train --metrics-json the data via ..",
+            &["train", "--data", "d.csv", "--metrics-json", "sub/../d.csv"],
+            &["--metrics-json", "--data", refuse],
+        )
         .setup(|f| fs::create_dir(f.file("sub")).unwrap()),
         case("train --plot the data", &["train", "--data", "d.svg", "--plot", "d.svg"], &["--plot", "--data", refuse])
             .setup(|f| fs::copy(f.file("d.csv"), f.file("d.svg")).map(|_| ()).unwrap()),
-        case("train --checkpoint the data", &[
-            "train", "--data", "d.csv", "--checkpoint-every", "1", "--checkpoint", "d.csv",
-        ], &["--checkpoint", "--data", refuse]),
-        case("train default checkpoint is the data", &["train", "--data", "gradus.ckpt", "--checkpoint-every", "1"], &[
-            "--checkpoint",
-            "--data",
-            "gradus.ckpt",
-            refuse,
-        ])
+        case(
+            "train --checkpoint the data",
+            &["train", "--data", "d.csv", "--checkpoint-every", "1", "--checkpoint", "d.csv"],
+            &["--checkpoint", "--data", refuse],
+        ),
+        case(
+            "train default checkpoint is the data",
+            &["train", "--data", "gradus.ckpt", "--checkpoint-every", "1"],
+            &["--checkpoint", "--data", "gradus.ckpt", refuse],
+        )
         .setup(|f| fs::copy(f.file("d.csv"), f.file("gradus.ckpt")).map(|_| ()).unwrap()),
-        case("train --save the config", &["train", "--config", "c.toml", "--save", "c.toml"], &[
-            "--save", "--config", refuse,
-        ]),
-        case("train --save the resumed checkpoint", &["train", "--data", "d.csv", "--resume", "run.ckpt", "--save", "run.ckpt"], &[
-            "--save",
-            "--resume",
-            refuse,
-        ])
+        case(
+            "train --save the config",
+            &["train", "--config", "c.toml", "--save", "c.toml"],
+            &["--save", "--config", refuse],
+        ),
+        case(
+            "train --save the resumed checkpoint",
+            &["train", "--data", "d.csv", "--resume", "run.ckpt", "--save", "run.ckpt"],
+            &["--save", "--resume", refuse],
+        )
         .setup(|f| f.write("run.ckpt", "a checkpoint\n")),
-        case("train --save a hard link of the data", &["train", "--data", "d.csv", "--save", "hard.json"], &[
-            "--save",
-            "--data",
-            "hard.json",
-            refuse,
-        ])
+        case(
+            "train --save a hard link of the data",
+            &["train", "--data", "d.csv", "--save", "hard.json"],
+            &["--save", "--data", "hard.json", refuse],
+        )
         .setup(|f| fs::hard_link(f.file("d.csv"), f.file("hard.json")).unwrap()),
-        case("train two outputs alike", &["train", "--data", "d.csv", "--save", "x.json", "--metrics-json", "x.json"], &[
-            "--save",
-            "--metrics-json",
-            "`x.json`",
-            own,
-        ]),
-        case("train two outputs spelled apart", &[
-            "train", "--data", "d.csv", "--save", "x.json", "--metrics-json", "./x.json",
-        ], &["--save", "--metrics-json", own]),
-        case("train default checkpoint is --metrics-json", &[
-            "train", "--data", "d.csv", "--save", "m.json", "--checkpoint-every", "1", "--metrics-json", "m.json.ckpt",
-        ], &["--checkpoint", "--metrics-json", "m.json.ckpt", own]),
-        case("train --plot and --checkpoint alike", &[
-            "train", "--data", "d.csv", "--plot", "p.svg", "--checkpoint-every", "1", "--checkpoint", "p.svg",
-        ], &["--plot", "--checkpoint", own]),
-        case("mf train --save the ratings", &["train", "--model", "mf", "--data", "r.csv", "--save", "r.csv"], &[
-            "--save", "--data", refuse,
-        ]),
-        case("predict --out the model", &["predict", "m.json", "--data", "d.csv", "--out", "m.json"], &[
-            "--out",
-            "the model",
-            refuse,
-        ])
+        case(
+            "train two outputs alike",
+            &["train", "--data", "d.csv", "--save", "x.json", "--metrics-json", "x.json"],
+            &["--save", "--metrics-json", "`x.json`", own],
+        ),
+        case(
+            "train two outputs spelled apart",
+            &["train", "--data", "d.csv", "--save", "x.json", "--metrics-json", "./x.json"],
+            &["--save", "--metrics-json", own],
+        ),
+        case(
+            "train default checkpoint is --metrics-json",
+            &[
+                "train",
+                "--data",
+                "d.csv",
+                "--save",
+                "m.json",
+                "--checkpoint-every",
+                "1",
+                "--metrics-json",
+                "m.json.ckpt",
+            ],
+            &["--checkpoint", "--metrics-json", "m.json.ckpt", own],
+        ),
+        case(
+            "train --plot and --checkpoint alike",
+            &["train", "--data", "d.csv", "--plot", "p.svg", "--checkpoint-every", "1", "--checkpoint", "p.svg"],
+            &["--plot", "--checkpoint", own],
+        ),
+        case(
+            "mf train --save the ratings",
+            &["train", "--model", "mf", "--data", "r.csv", "--save", "r.csv"],
+            &["--save", "--data", refuse],
+        ),
+        case(
+            "predict --out the model",
+            &["predict", "m.json", "--data", "d.csv", "--out", "m.json"],
+            &["--out", "the model", refuse],
+        )
         .setup(train_model),
-        case("predict --out the data", &["predict", "m.json", "--data", "d.csv", "--out", "./d.csv"], &[
-            "--out", "--data", refuse,
-        ])
+        case(
+            "predict --out the data",
+            &["predict", "m.json", "--data", "d.csv", "--out", "./d.csv"],
+            &["--out", "--data", refuse],
+        )
         .setup(train_model),
-        case("compare --metrics-json the data", &["compare", "--data", "d.csv", "--metrics-json", "d.csv"], &[
-            "--metrics-json",
-            "--data",
-            refuse,
-        ]),
-        case("compare two outputs alike", &[
-            "compare", "--data", "d.csv", "--plot", "c.svg", "--metrics-json", "./c.svg",
-        ], &["--plot", "--metrics-json", own]),
-        case("lr-find --plot the data", &["lr-find", "--data", "d.svg", "--plot", "./d.svg"], &["--plot", "--data", refuse])
-            .setup(|f| fs::copy(f.file("d.csv"), f.file("d.svg")).map(|_| ()).unwrap()),
-        case("an output that is a device", &["train", "--data", "d.csv", "--metrics-json", "/dev/null"], &[
-            "--metrics-json",
-            "/dev/null",
-            "not a regular file",
-        ]),
+        case(
+            "compare --metrics-json the data",
+            &["compare", "--data", "d.csv", "--metrics-json", "d.csv"],
+            &["--metrics-json", "--data", refuse],
+        ),
+        case(
+            "compare two outputs alike",
+            &["compare", "--data", "d.csv", "--plot", "c.svg", "--metrics-json", "./c.svg"],
+            &["--plot", "--metrics-json", own],
+        ),
+        case(
+            "lr-find --plot the data",
+            &["lr-find", "--data", "d.svg", "--plot", "./d.svg"],
+            &["--plot", "--data", refuse],
+        )
+        .setup(|f| fs::copy(f.file("d.csv"), f.file("d.svg")).map(|_| ()).unwrap()),
+        case(
+            "an output that is a device",
+            &["train", "--data", "d.csv", "--metrics-json", "/dev/null"],
+            &["--metrics-json", "/dev/null", "not a regular file"],
+        ),
         case("surface --plot a folder", &["surface", "sphere", "--plot", "sub.svg"], &["sub.svg", "folder"])
             .setup(|f| fs::create_dir(f.file("sub.svg")).unwrap()),
     ];
     #[cfg(unix)]
     cases.extend([
-        case("train --save a link to the data", &["train", "--data", "d.csv", "--save", "link.json"], &[
-            "--save",
-            "--data",
-            "link.json",
-            refuse,
-        ])
+        case(
+            "train --save a link to the data",
+            &["train", "--data", "d.csv", "--save", "link.json"],
+            &["--save", "--data", "link.json", refuse],
+        )
         .setup(|f| symlink(f, "d.csv", "link.json")),
-        case("train --data through a link, --save the file", &["train", "--data", "link.csv", "--save", "d.csv"], &[
-            "--save", "--data", refuse,
-        ])
+        case(
+            "train --data through a link, --save the file",
+            &["train", "--data", "link.csv", "--save", "d.csv"],
+            &["--save", "--data", refuse],
+        )
         .setup(|f| symlink(f, "d.csv", "link.csv")),
-        case("lr-find --plot a link to the data", &["lr-find", "--data", "d.csv", "--plot", "link.png"], &[
-            "--plot", "--data", refuse,
-        ])
+        case(
+            "lr-find --plot a link to the data",
+            &["lr-find", "--data", "d.csv", "--plot", "link.png"],
+            &["--plot", "--data", refuse],
+        )
         .setup(|f| symlink(f, "d.csv", "link.png")),
-        case("compare --plot a link to the data", &["compare", "--data", "d.csv", "--plot", "link.svg"], &[
-            "--plot", "--data", refuse,
-        ])
+        case(
+            "compare --plot a link to the data",
+            &["compare", "--data", "d.csv", "--plot", "link.svg"],
+            &["--plot", "--data", refuse],
+        )
         .setup(|f| symlink(f, "d.csv", "link.svg")),
-        case("predict --out a link to the model", &["predict", "m.json", "--data", "d.csv", "--out", "link.csv"], &[
-            "--out",
-            "the model",
-            refuse,
-        ])
+        case(
+            "predict --out a link to the model",
+            &["predict", "m.json", "--data", "d.csv", "--out", "link.csv"],
+            &["--out", "the model", refuse],
+        )
         .setup(|f| {
             train_model(f);
             symlink(f, "m.json", "link.csv");
@@ -312,7 +348,13 @@ fn a_built_in_data_sets_file_is_never_overwritten() {
         vec!["compare", "--dataset", "iris", "--metrics-json", "./data/iris.csv"],
     ] {
         let o = f.command(&args).env("GRADUS_DATA_DIR", &data).output().unwrap();
-        assert_clean_failure(&f, "built-in data set", &o, 2, &["--dataset", "iris.csv", "refusing to overwrite an input"]);
+        assert_clean_failure(
+            &f,
+            "built-in data set",
+            &o,
+            2,
+            &["--dataset", "iris.csv", "refusing to overwrite an input"],
+        );
         assert_eq!(fs::read(data.join("iris.csv")).unwrap(), before);
     }
 }
@@ -350,8 +392,7 @@ fn dead_pid() -> u32 {
 fn stale_temporary_files_of_dead_processes_are_removed_by_the_next_write() {
     let f = Fixture::new();
     let dead = dead_pid();
-    let stale =
-        [format!("m.json.tmp-{dead}"), format!("p.png.tmp-{dead}.png"), format!("metrics.json.tmp-{dead}")];
+    let stale = [format!("m.json.tmp-{dead}"), format!("p.png.tmp-{dead}.png"), format!("metrics.json.tmp-{dead}")];
     for name in &stale {
         f.write(name, "half a file");
     }
@@ -361,8 +402,20 @@ fn stale_temporary_files_of_dead_processes_are_removed_by_the_next_write() {
         f.write(name, "someone else's");
     }
     f.ok(&[
-        "train", "--data", "d.csv", "--epochs", "1", "--hidden", "3", "--save", "m.json", "--plot", "p.png",
-        "--metrics-json", "metrics.json", "-q",
+        "train",
+        "--data",
+        "d.csv",
+        "--epochs",
+        "1",
+        "--hidden",
+        "3",
+        "--save",
+        "m.json",
+        "--plot",
+        "p.png",
+        "--metrics-json",
+        "metrics.json",
+        "-q",
     ]);
     for name in &stale {
         assert!(!f.file(name).exists(), "`{name}` was left");
@@ -374,8 +427,10 @@ fn stale_temporary_files_of_dead_processes_are_removed_by_the_next_write() {
 
 /// Starts `args` with every atomic write held `pause_ms` before its rename, and waits until a
 /// temporary file exists (the process is mid-write).
+// The caller signals the child and waits for it.
+#[allow(clippy::zombie_processes)]
 fn start_mid_write(f: &Fixture, args: &[&str], pause_ms: u64) -> std::process::Child {
-    let child = f
+    let mut child = f
         .command(args)
         .env("GRADUS_TEST_WRITE_PAUSE_MS", pause_ms.to_string())
         .stdout(Stdio::null())
@@ -385,7 +440,11 @@ fn start_mid_write(f: &Fixture, args: &[&str], pause_ms: u64) -> std::process::C
     // A temporary file that stays (not the brief probe of the output checks made at the start).
     let start = Instant::now();
     loop {
-        assert!(start.elapsed() < Duration::from_secs(60), "no write started");
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no write started");
+        }
         std::thread::sleep(Duration::from_millis(20));
         if !f.temporaries().is_empty() {
             std::thread::sleep(Duration::from_millis(300));
@@ -438,7 +497,7 @@ fn ctrl_c_or_sigterm_during_a_write_removes_the_temporary_file() {
         let before = f.snapshot();
         let mut args = vec!["train", "--data", "d.csv", "--epochs", "1", "--hidden", "3", "-q"];
         args.extend_from_slice(outputs);
-        let mut child = start_mid_write(&f, &args, 20_000);
+        let child = start_mid_write(&f, &args, 20_000);
         signal(&child, sig);
         let o = child.wait_with_output().unwrap();
         assert_clean_failure(&f, name, &o, code, &[]);
@@ -453,8 +512,19 @@ fn sigterm_during_training_leaves_nothing() {
     let before = f.snapshot();
     let mut child = f
         .command(&[
-            "train", "--data", "d.csv", "--epochs", "1000000", "--hidden", "3", "--json", "--save", "m.json",
-            "--checkpoint-every", "1000000", "-q",
+            "train",
+            "--data",
+            "d.csv",
+            "--epochs",
+            "1000000",
+            "--hidden",
+            "3",
+            "--json",
+            "--save",
+            "m.json",
+            "--checkpoint-every",
+            "1000000",
+            "-q",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -482,21 +552,66 @@ fn resume_refuses_another_run_naming_what_differs_and_the_checkpoint() {
     first.extend_from_slice(&["--epochs", "2", "--checkpoint-every", "2", "--checkpoint", "run.ckpt"]);
     f.ok(&first);
     let mut cosine = base.to_vec();
-    cosine.extend_from_slice(&["--epochs", "2", "--schedule", "cosine", "--checkpoint-every", "2", "--checkpoint", "cos.ckpt"]);
+    cosine.extend_from_slice(&[
+        "--epochs",
+        "2",
+        "--schedule",
+        "cosine",
+        "--checkpoint-every",
+        "2",
+        "--checkpoint",
+        "cos.ckpt",
+    ]);
     f.ok(&cosine);
     let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
-        ("another lr", vec!["--epochs", "4", "--resume", "run.ckpt", "--lr", "0.1"], vec!["run.ckpt", "lr 0.001 ≠ 0.1"]),
-        ("other data", vec!["--epochs", "4", "--resume", "run.ckpt", "--data", "d2.csv"], vec!["run.ckpt", "data hash"]),
+        (
+            "another lr",
+            vec!["--epochs", "4", "--resume", "run.ckpt", "--lr", "0.1"],
+            vec!["run.ckpt", "lr 0.001 ≠ 0.1"],
+        ),
+        (
+            "other data",
+            vec!["--epochs", "4", "--resume", "run.ckpt", "--data", "d2.csv"],
+            vec!["run.ckpt", "data hash"],
+        ),
         ("another seed", vec!["--epochs", "4", "--resume", "run.ckpt", "--seed", "7"], vec!["seed 0 ≠ 7"]),
         ("another model", vec!["--epochs", "4", "--resume", "run.ckpt", "--hidden", "5"], vec!["hidden 3 ≠ 5"]),
-        ("another optimizer", vec!["--epochs", "4", "--resume", "run.ckpt", "--optimizer", "sgd"], vec!["optimizer adam ≠ sgd"]),
-        ("another batch size", vec!["--epochs", "4", "--resume", "run.ckpt", "--batch-size", "4"], vec!["batch-size 32 ≠ 4"]),
-        ("unstandardized", vec!["--epochs", "4", "--resume", "run.ckpt", "--no-standardize"], vec!["standardize true ≠ false"]),
-        ("another split", vec!["--epochs", "4", "--resume", "run.ckpt", "--val-fraction", "0.5"], vec!["val-fraction 0.2 ≠ 0.5"]),
+        (
+            "another optimizer",
+            vec!["--epochs", "4", "--resume", "run.ckpt", "--optimizer", "sgd"],
+            vec!["optimizer adam ≠ sgd"],
+        ),
+        (
+            "another batch size",
+            vec!["--epochs", "4", "--resume", "run.ckpt", "--batch-size", "4"],
+            vec!["batch-size 32 ≠ 4"],
+        ),
+        (
+            "unstandardized",
+            vec!["--epochs", "4", "--resume", "run.ckpt", "--no-standardize"],
+            vec!["standardize true ≠ false"],
+        ),
+        (
+            "another split",
+            vec!["--epochs", "4", "--resume", "run.ckpt", "--val-fraction", "0.5"],
+            vec!["val-fraction 0.2 ≠ 0.5"],
+        ),
         ("clipping", vec!["--epochs", "4", "--resume", "run.ckpt", "--clip-norm", "1"], vec!["clip-norm off ≠ 1"]),
-        ("a schedule", vec!["--epochs", "4", "--resume", "run.ckpt", "--schedule", "step"], vec!["schedule constant ≠ step"]),
-        ("as many epochs", vec!["--epochs", "2", "--resume", "run.ckpt"], vec!["--epochs 2", "run.ckpt", "already trained 2 epochs"]),
-        ("fewer epochs", vec!["--epochs", "1", "--resume", "run.ckpt"], vec!["--epochs 1", "run.ckpt", "already trained 2 epochs"]),
+        (
+            "a schedule",
+            vec!["--epochs", "4", "--resume", "run.ckpt", "--schedule", "step"],
+            vec!["schedule constant ≠ step"],
+        ),
+        (
+            "as many epochs",
+            vec!["--epochs", "2", "--resume", "run.ckpt"],
+            vec!["--epochs 2", "run.ckpt", "already trained 2 epochs"],
+        ),
+        (
+            "fewer epochs",
+            vec!["--epochs", "1", "--resume", "run.ckpt"],
+            vec!["--epochs 1", "run.ckpt", "already trained 2 epochs"],
+        ),
         (
             "a longer cosine schedule",
             vec!["--epochs", "4", "--schedule", "cosine", "--resume", "cos.ckpt"],
@@ -521,8 +636,19 @@ fn resume_refuses_another_run_naming_what_differs_and_the_checkpoint() {
     // Output-only flags and more epochs continue the run.
     let mut resumed = base.to_vec();
     resumed.extend_from_slice(&[
-        "--epochs", "3", "--resume", "run.ckpt", "--threads", "1", "--json", "--metrics-json", "m.json", "--plot",
-        "p.svg", "--save", "model.json",
+        "--epochs",
+        "3",
+        "--resume",
+        "run.ckpt",
+        "--threads",
+        "1",
+        "--json",
+        "--metrics-json",
+        "m.json",
+        "--plot",
+        "p.svg",
+        "--save",
+        "model.json",
     ]);
     let out = f.ok(&resumed);
     assert_eq!(out.lines().count(), 1, "one more epoch: {out}");
@@ -547,7 +673,20 @@ fn matrix_factorization_refuses_checkpoints_before_any_work() {
 #[test]
 fn old_checkpoints_resume_and_engine_errors_name_the_file() {
     let f = Fixture::new();
-    f.ok(&["train", "--data", "d.csv", "--hidden", "3", "--epochs", "1", "--checkpoint-every", "1", "--checkpoint", "run.ckpt", "-q"]);
+    f.ok(&[
+        "train",
+        "--data",
+        "d.csv",
+        "--hidden",
+        "3",
+        "--epochs",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--checkpoint",
+        "run.ckpt",
+        "-q",
+    ]);
     let mut checkpoint: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(f.file("run.ckpt")).unwrap()).unwrap();
     assert!(checkpoint["fingerprint"]["data hash"].is_string(), "{}", checkpoint["fingerprint"]);
@@ -585,15 +724,35 @@ fn long_binary_and_duplicate_cells_make_short_safe_messages() {
     let esc = "\u{1b}[31m";
     let target = format!("t{esc}{long_arg}");
     let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
-        ("a 1 MB cell", vec!["train", "--data", "long.csv"], vec!["long.csv", "line 3, column 2", "…", "1048577 bytes"]),
+        (
+            "a 1 MB cell",
+            vec!["train", "--data", "long.csv"],
+            vec!["long.csv", "line 3, column 2", "…", "1048577 bytes"],
+        ),
         ("a 1 MB LIBSVM token", vec!["train", "--data", "long.svm"], vec!["long.svm", "…", "bytes"]),
         ("NUL and ESC in a cell", vec!["train", "--data", "binary.csv"], vec!["binary.csv", r"x\0\x1b[2J\x07"]),
-        ("duplicate header", vec!["train", "--data", "dup.csv", "--target", "y"], vec!["dup.csv", "columns 1 and 3", "`y`"]),
+        (
+            "duplicate header",
+            vec!["train", "--data", "dup.csv", "--target", "y"],
+            vec!["dup.csv", "columns 1 and 3", "`y`"],
+        ),
         ("a 1 MB header name", vec!["predict", "m.json", "--data", "head.csv"], vec!["head.csv", "…", "1048576 bytes"]),
-        ("a 1 MB target name", vec!["train", "--data", "d.csv", "--target", &target], vec!["as the target", r"t\x1b[31m", "…"]),
-        ("a 1 MB flag value", vec!["train", "--data", "d.csv", "--epochs", &long_arg], vec!["--epochs", "…", "100000 bytes"]),
+        (
+            "a 1 MB target name",
+            vec!["train", "--data", "d.csv", "--target", &target],
+            vec!["as the target", r"t\x1b[31m", "…"],
+        ),
+        (
+            "a 1 MB flag value",
+            vec!["train", "--data", "d.csv", "--epochs", &long_arg],
+            vec!["--epochs", "…", "100000 bytes"],
+        ),
         ("ESC in a flag value", vec!["train", "--data", "d.csv", "--seed", esc], vec!["--seed", r"\x1b[31m"]),
-        ("ESC in an unknown flag", vec!["train", "--data", "d.csv", "--x\u{1b}[2J\u{7}"], vec!["unexpected argument", "--x"]),
+        (
+            "ESC in an unknown flag",
+            vec!["train", "--data", "d.csv", "--x\u{1b}[2J\u{7}"],
+            vec!["unexpected argument", "--x"],
+        ),
     ];
     for (name, args, expect) in cases {
         let before = f.snapshot();
@@ -614,9 +773,29 @@ fn negative_numbers_reach_each_options_own_check() {
     };
     let mut cases: Vec<(Vec<&'static str>, &'static str)> = Vec::new();
     for flag in [
-        "--seed", "--hidden", "--threads", "--folds", "--checkpoint-every", "--early-stop", "--step-size",
-        "--milestones", "--plateau-patience", "--warmup", "--batch-size", "--gamma", "--max-lr", "--eta-min",
-        "--clip-norm", "--clip-value", "--tol", "--val-fraction", "--lr", "--weight-decay", "--eps", "--beta1", "--beta2",
+        "--seed",
+        "--hidden",
+        "--threads",
+        "--folds",
+        "--checkpoint-every",
+        "--early-stop",
+        "--step-size",
+        "--milestones",
+        "--plateau-patience",
+        "--warmup",
+        "--batch-size",
+        "--gamma",
+        "--max-lr",
+        "--eta-min",
+        "--clip-norm",
+        "--clip-value",
+        "--tol",
+        "--val-fraction",
+        "--lr",
+        "--weight-decay",
+        "--eps",
+        "--beta1",
+        "--beta2",
     ] {
         cases.push((train(flag, "-1", &[]), flag));
     }
@@ -714,11 +893,7 @@ fn a_closed_pipe_ends_output_quietly() {
         #[cfg(unix)]
         {
             use std::os::unix::process::ExitStatusExt;
-            assert!(
-                o.status.success() || o.status.signal() == Some(libc::SIGPIPE),
-                "{args:?}: {:?}\n{err}",
-                o.status
-            );
+            assert!(o.status.success() || o.status.signal() == Some(libc::SIGPIPE), "{args:?}: {:?}\n{err}", o.status);
         }
         assert!(!err.contains("error"), "{args:?}: {err}");
         assert!(f.temporaries().is_empty());

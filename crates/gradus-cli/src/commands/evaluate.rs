@@ -128,7 +128,11 @@ pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
     }
     let data = read_for_model(&model, &args.data, true)?;
     let Some(targets) = data.targets else {
-        return Err(CliError::usage(format!("`{}`: no target column `{}`", args.data.display(), quote_cell(&model.target_name))));
+        return Err(CliError::usage(format!(
+            "`{}`: no target column `{}`",
+            args.data.display(),
+            quote_cell(&model.target_name)
+        )));
     };
     let origin = args.data.display().to_string();
     let metrics = model.evaluate(&data.features, &targets, &origin).map_err(|e| {

@@ -278,13 +278,8 @@ fn run_single(
     let (train_rows, val_rows) = prepare::split(loaded, val_fraction, settings.seed)?;
     let data = prepare::prepare(loaded, &train_rows, &val_rows, settings.standardize)?;
     let (model, spec) = settings.model(loaded.task, loaded.data.cols, loaded.classes(), data.target_scale)?;
-    let run = fingerprint::of(
-        settings,
-        loaded,
-        &data,
-        val_fraction,
-        engine::steps_per_epoch(settings, data.train_y.len()),
-    );
+    let run =
+        fingerprint::of(settings, loaded, &data, val_fraction, engine::steps_per_epoch(settings, data.train_y.len()));
     if let (Some(cp), Some(path)) = (&resume, &args.resume) {
         fingerprint::check_resume(path, cp, &run, settings.epochs)?;
     }

@@ -315,8 +315,7 @@ const LISTED_ITEMS: usize = 20;
 /// ```
 pub fn quote_cell(text: &str) -> String {
     let mut out = String::new();
-    let mut shown = 0;
-    for c in text.chars() {
+    for (shown, c) in text.chars().enumerate() {
         if shown >= QUOTED_CHARS {
             out.push_str(&format!("… ({} bytes)", text.len()));
             return out;
@@ -334,7 +333,6 @@ pub fn quote_cell(text: &str) -> String {
             }
             c => out.push(c),
         }
-        shown += 1;
     }
     out
 }
