@@ -99,7 +99,20 @@ impl Drop for TempFile {
 /// Removes every temporary file this process is writing and blocks further atomic writes: for a
 /// signal handler or panic hook about to end the process. Returns the files removed.
 pub fn abandon_writes() -> Vec<PathBuf> {
-    let list = in_flight();
+    // Another thread holds the lock for a moment at most; a panic while this thread held it
+    // would deadlock here, so give up after a second (nothing can be removed then).
+    let mut tries = 0;
+    let list = loop {
+        match IN_FLIGHT.try_lock() {
+            Ok(list) => break list,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => break poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return Vec::new(),
+        }
+    };
     let removed: Vec<PathBuf> = list.iter().filter(|p| fs::remove_file(p).is_ok()).cloned().collect();
     // Keep the lock for good: no temporary file can be created, renamed or forgotten from now on.
     std::mem::forget(list);
@@ -110,6 +123,15 @@ pub fn abandon_writes() -> Vec<PathBuf> {
 /// longer runs, and those of this process's id that it is not writing (left by an earlier process
 /// with the same id). Returns how many were removed. Errors are ignored: this is housekeeping.
 pub fn remove_stale_temps(target: &Path) -> usize {
+    // Once per target and process: a checkpoint written every epoch lists its folder once.
+    static SWEPT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if swept.iter().any(|p| p == target) {
+            return 0;
+        }
+        swept.push(target.to_path_buf());
+    }
     let Some(name) = target.file_name().and_then(|n| n.to_str()) else { return 0 };
     let directory = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
