@@ -19,6 +19,12 @@ pub fn check_writable(flag: &str, path: &Path) -> Result<(), CliError> {
     if path.is_dir() {
         return Err(CliError::usage(format!("{flag} `{shown}`: is a folder, expected a file path")));
     }
+    let text = path.as_os_str().to_string_lossy();
+    let last = text.rsplit(['/', std::path::MAIN_SEPARATOR]).next().unwrap_or("");
+    if matches!(last, "" | "." | "..") || path.file_name().is_none() {
+        // `out/` names a folder to be: the file could not be renamed into place after the work.
+        return Err(CliError::usage(format!("{flag} `{shown}`: names a folder, expected a file path")));
+    }
     if path.exists() && !path.is_file() {
         // Replacing `/dev/null` (or a pipe) with a regular file is not what anyone wants.
         return Err(CliError::usage(format!(

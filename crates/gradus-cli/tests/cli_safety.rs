@@ -292,6 +292,12 @@ fn outputs_never_overwrite_inputs_or_each_other() {
             &["train", "--data", "d.csv", "--metrics-json", "/dev/null"],
             &["--metrics-json", "/dev/null", "not a regular file"],
         ),
+        case(
+            "train --save a folder to be",
+            &["train", "--data", "d.csv", "--save", "out/"],
+            &["--save", "out/", "folder"],
+        ),
+        case("train --save a file's dot", &["train", "--data", "d.csv", "--save", "d.csv/."], &["--save", "folder"]),
         case("surface --plot a folder", &["surface", "sphere", "--plot", "sub.svg"], &["sub.svg", "folder"])
             .setup(|f| fs::create_dir(f.file("sub.svg")).unwrap()),
     ];
