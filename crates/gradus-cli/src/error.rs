@@ -59,6 +59,33 @@ impl fmt::Display for CliError {
     }
 }
 
+/// `text` made safe to print: control characters but line breaks escaped, and each line cut at
+/// [`MAX_LINE`] characters (`…` and its length follow). The last guard of every message, whatever
+/// user text a message quotes without [`gradus::data::quote_cell`].
+pub fn printable(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            let mut out = String::new();
+            for (i, c) in line.chars().enumerate() {
+                if i >= MAX_LINE {
+                    out.push_str(&format!("… ({} bytes)", line.len()));
+                    break;
+                }
+                if c.is_control() {
+                    out.extend(c.escape_debug());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The longest line of a message, in characters.
+pub const MAX_LINE: usize = 2000;
+
 /// The command-line flag for a library option name (`weight_decay` → `--weight-decay`).
 pub fn flag_for(option: &str) -> String {
     let flag = match option {

@@ -92,9 +92,9 @@ fn main() {
         plot::set_size_override(size);
     }
     if let Err(e) = run(cli) {
-        eprintln!("error: {}", e.message);
+        eprintln!("error: {}", error::printable(&e.message));
         if let Some(hint) = &e.hint {
-            eprintln!("hint: {hint}");
+            eprintln!("hint: {}", error::printable(hint));
         }
         std::process::exit(e.code);
     }

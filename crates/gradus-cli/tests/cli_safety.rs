@@ -729,6 +729,8 @@ fn long_binary_and_duplicate_cells_make_short_safe_messages() {
     f.ok(&["train", "--data", "d.csv", "--epochs", "1", "--hidden", "3", "--save", "m.json", "-q"]);
     let esc = "\u{1b}[31m";
     let target = format!("t{esc}{long_arg}");
+    let surface = format!("x{esc}");
+    let optimizers = format!("sgd,x{esc}");
     let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
         (
             "a 1 MB cell",
@@ -754,6 +756,13 @@ fn long_binary_and_duplicate_cells_make_short_safe_messages() {
             vec!["--epochs", "…", "100000 bytes"],
         ),
         ("ESC in a flag value", vec!["train", "--data", "d.csv", "--seed", esc], vec!["--seed", r"\x1b[31m"]),
+        ("a 100 kB batch size", vec!["train", "--data", "d.csv", "--batch-size", &long_arg], vec!["--batch-size", "…"]),
+        ("ESC in a surface name", vec!["surface", &surface], vec!["unknown test function", r"x\x1b[31m"]),
+        (
+            "ESC in a compared optimizer",
+            vec!["compare", "--data", "d.csv", "--optimizers", &optimizers],
+            vec!["--optimizer", r"x\x1b[31m"],
+        ),
         (
             "ESC in an unknown flag",
             vec!["train", "--data", "d.csv", "--x\u{1b}[2J\u{7}"],

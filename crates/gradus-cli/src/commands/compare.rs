@@ -144,8 +144,10 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<(), CliError> {
     // Every configuration is checked before anything trains.
     let mut runs: Vec<(String, Settings)> = Vec::new();
     for v in &variants {
-        let settings = setup::resolve(&v.options, loaded.task)
-            .map_err(|e| CliError { message: format!("run `{}`: {}", v.label, e.message), ..e })?;
+        let settings = setup::resolve(&v.options, loaded.task).map_err(|e| CliError {
+            message: format!("run `{}`: {}", gradus::data::quote_cell(&v.label), e.message),
+            ..e
+        })?;
         runs.push((v.label.clone(), settings));
     }
     let base = &runs[0].1;
