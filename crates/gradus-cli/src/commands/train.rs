@@ -278,8 +278,12 @@ fn run_single(
     let (train_rows, val_rows) = prepare::split(loaded, val_fraction, settings.seed)?;
     let data = prepare::prepare(loaded, &train_rows, &val_rows, settings.standardize)?;
     let (model, spec) = settings.model(loaded.task, loaded.data.cols, loaded.classes(), data.target_scale)?;
-    let run =
-        fingerprint::of(settings, loaded, &data, val_fraction, engine::steps_per_epoch(settings, data.train_y.len()));
+    // Only runs that write or read checkpoints need their fingerprint (hashing the data costs a pass).
+    let run = if resume.is_some() || checkpoint.is_some() {
+        fingerprint::of(settings, loaded, &data, val_fraction, engine::steps_per_epoch(settings, data.train_y.len()))
+    } else {
+        fingerprint::Fingerprint::new()
+    };
     if let (Some(cp), Some(path)) = (&resume, &args.resume) {
         fingerprint::check_resume(path, cp, &run, settings.epochs)?;
     }

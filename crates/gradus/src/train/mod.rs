@@ -354,19 +354,13 @@ pub struct Checkpoint {
 }
 
 /// What differs between the fingerprint of a checkpoint's run (`written`) and that of the run
-/// resuming it (`now`), one `name written ≠ now` per field, in name order; a field present on one
-/// side only shows `(none)` on the other. Empty when they agree.
+/// resuming it (`now`), one `name written ≠ now` per field, in name order. Only fields named on
+/// both sides are compared (one that only one side has, say from another version, tells nothing).
+/// Empty when they agree.
 pub fn fingerprint_differences(written: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
-    let none = "(none)".to_string();
-    let mut names: Vec<&String> = written.keys().chain(now.keys()).collect();
-    names.sort();
-    names.dedup();
-    names
-        .into_iter()
-        .filter_map(|name| {
-            let (a, b) = (written.get(name).unwrap_or(&none), now.get(name).unwrap_or(&none));
-            (a != b).then(|| format!("{name} {a} ≠ {b}"))
-        })
+    written
+        .iter()
+        .filter_map(|(name, a)| now.get(name).filter(|b| *b != a).map(|b| format!("{name} {a} ≠ {b}")))
         .collect()
 }
 
@@ -983,6 +977,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_differences_list_the_fields_both_sides_name() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let written = map(&[("lr", "0.01"), ("seed", "0"), ("data hash", "1a2b"), ("old field", "x")]);
+        let now = map(&[("lr", "0.1"), ("seed", "0"), ("data hash", "3c4d"), ("new field", "y")]);
+        assert_eq!(fingerprint_differences(&written, &now), ["data hash 1a2b ≠ 3c4d", "lr 0.01 ≠ 0.1"]);
+        assert!(fingerprint_differences(&written, &written).is_empty());
+    }
 
     /// The pieces cover the buffer once whatever the order and gaps of the tracked segments, so
     /// the global norm is the norm of every element, and each tracked norm is its own segment's.
