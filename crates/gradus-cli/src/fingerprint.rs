@@ -109,11 +109,15 @@ pub fn of(
     put("data hash", data_hash(data));
     put("task", format!("{} ({} classes)", loaded.task.name(), loaded.classes()));
     put("val-fraction", val_fraction.to_string());
-    put("standardize", settings.standardize.to_string());
+    put("scaling", format!("{:?}", settings.scaling).to_lowercase());
     put("model", settings.model.clone());
     if settings.model == "mlp" {
         put("hidden", settings.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","));
         put("activation", format!("{:?}", settings.activation).to_lowercase());
+    } else if settings.model == "cnn" {
+        put("layers", settings.layers.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","));
+        put("input-shape", settings.input_shape.as_ref().map_or("(the data's)".to_string(), |s| s.to_string()));
+        put("init", format!("{:?}", settings.init).to_lowercase());
     } else {
         put("l1", settings.penalty.l1.to_string());
         put("l2", settings.penalty.l2.to_string());

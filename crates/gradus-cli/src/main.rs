@@ -13,6 +13,7 @@ mod config;
 mod engine;
 mod error;
 mod fingerprint;
+mod image;
 mod output;
 mod paths;
 mod plot;

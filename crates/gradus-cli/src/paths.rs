@@ -65,9 +65,9 @@ impl Files {
         Self::default()
     }
 
-    /// A file the command reads, named by option `flag` (if given).
-    pub fn input(&mut self, flag: &str, path: Option<&Path>) -> &mut Self {
-        if let Some(path) = path {
+    /// Files the command reads (none, one or several), named by option `flag`.
+    pub fn input<'p>(&mut self, flag: &str, paths: impl IntoIterator<Item = &'p Path>) -> &mut Self {
+        for path in paths {
             self.inputs.push((flag.to_string(), path.to_path_buf()));
         }
         self
@@ -152,11 +152,11 @@ mod tests {
         assert_eq!(identity(&dir.join("new.json")), identity(&dir.join("sub/../new.json")));
         assert_ne!(identity(&dir.join("new.json")), identity(&dir.join("other.json")));
         let mut files = Files::new();
-        files.input("--data", Some(&data)).output("--save", Some(&dotted));
+        files.input("--data", Some(data.as_path())).output("--save", Some(&dotted));
         let message = files.check().unwrap_err().message;
         assert!(message.contains("--save") && message.contains("--data"), "{message}");
         let mut files = Files::new();
-        files.input("--resume", Some(&data)).output("--checkpoint", Some(&data));
+        files.input("--resume", Some(data.as_path())).output("--checkpoint", Some(&data));
         files.check().unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -11,7 +11,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use image::ImageEncoder;
+use ::image::ImageEncoder;
 
 use gradus::surfaces::Surface;
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
@@ -194,8 +194,8 @@ fn render<P: Picture>(format: Format, size: (u32, u32), picture: &P) -> Result<V
                 root.present().map_err(drawing_error)?;
             }
             let mut bytes = Vec::new();
-            image::codecs::png::PngEncoder::new(&mut bytes)
-                .write_image(&pixels, size.0, size.1, image::ColorType::Rgb8)
+            ::image::codecs::png::PngEncoder::new(&mut bytes)
+                .write_image(&pixels, size.0, size.1, ::image::ExtendedColorType::Rgb8)
                 .map_err(drawing_error)?;
             Ok(bytes)
         }

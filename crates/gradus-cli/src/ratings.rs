@@ -298,6 +298,8 @@ fn saved(run: MfRun, loaded: &LoadedRatings) -> SavedModel {
         label_map: None,
         feature_names: vec!["user".into(), "item".into()],
         target_name: "rating".into(),
+        buffers: Vec::new(),
+        class_names: None,
     }
 }
 
@@ -480,13 +482,16 @@ fn raw_ids(r: &Ratings) -> (Vec<String>, Vec<String>) {
 
 /// `gradus evaluate` with a matrix-factorization model on a ratings file.
 pub fn evaluate(model: &SavedModel, args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
-    let r = read_ratings(&args.data, &RatingsOptions::default())?;
+    let Some(path) = args.data.as_deref().filter(|_| args.labels.is_none()) else {
+        return Err(CliError::usage("a matrix-factorization model is evaluated on a ratings file: give --data FILE"));
+    };
+    let r = read_ratings(path, &RatingsOptions::default())?;
     let (users, items) = raw_ids(&r);
     let predicted = model.predict_ratings(&users, &items)?;
     let mut metrics = Metrics::new();
     metrics.insert("rmse".into(), gradus::mf::rmse(&predicted, &r.ratings));
     metrics.insert("mae".into(), gradus::mf::mae(&predicted, &r.ratings));
-    let origin = args.data.display().to_string();
+    let origin = path.display().to_string();
     if args.json {
         println!("{}", json!({"data": origin, "rows": r.len(), "task": "ratings", "metrics": metrics}));
     } else if !quiet {
@@ -500,7 +505,12 @@ pub fn evaluate(model: &SavedModel, args: &EvaluateArgs, quiet: bool) -> Result<
 /// `gradus predict` with a matrix-factorization model: `user,item,prediction` per rating row.
 pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
     // The caller (`commands::evaluate::predict`) has checked the files.
-    let r = read_ratings(&args.data, &RatingsOptions::default())?;
+    let Some(path) = args.data.as_deref() else {
+        return Err(CliError::usage(
+            "a matrix-factorization model predicts ratings: give --data FILE of user,item rows",
+        ));
+    };
+    let r = read_ratings(path, &RatingsOptions::default())?;
     let (users, items) = raw_ids(&r);
     let predicted = model.predict_ratings(&users, &items)?;
     let mut text = String::from("user,item,prediction\n");

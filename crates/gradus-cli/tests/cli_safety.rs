@@ -272,6 +272,25 @@ fn outputs_never_overwrite_inputs_or_each_other() {
         )
         .setup(train_model),
         case(
+            "train --save the IDX labels",
+            &["train", "--data", "images.idx", "--labels", "labels.idx", "--save", "labels.idx"],
+            &["--save", "--labels", refuse],
+        )
+        .setup(|f| {
+            f.write("images.idx", "not read");
+            f.write("labels.idx", "not read");
+        }),
+        case(
+            "predict --out an --image",
+            &["predict", "m.json", "--image", "a.png", "pic.png", "--out", "./pic.png"],
+            &["--out", "--image", refuse],
+        )
+        .setup(|f| {
+            train_model(f);
+            f.write("a.png", "not read");
+            f.write("pic.png", "not read");
+        }),
+        case(
             "compare --metrics-json the data",
             &["compare", "--data", "d.csv", "--metrics-json", "d.csv"],
             &["--metrics-json", "--data", refuse],
@@ -595,7 +614,7 @@ fn resume_refuses_another_run_naming_what_differs_and_the_checkpoint() {
         (
             "unstandardized",
             vec!["--epochs", "4", "--resume", "run.ckpt", "--no-standardize"],
-            vec!["standardize true ≠ false"],
+            vec!["scaling standardize ≠ none"],
         ),
         (
             "another split",

@@ -2,6 +2,8 @@
 //! or schedules; several lists give every combination), with the same seed, split and
 //! standardization; a table of the outcomes and every run's curves on one plot.
 
+use std::path::PathBuf;
+
 use gradus::train::{EpochRecord, Task};
 use serde_json::json;
 
@@ -134,7 +136,8 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<(), CliError> {
     let builtin = prepare::builtin_file(&args.data);
     Files::new()
         .input("--data", args.data.data.as_deref())
-        .input("--dataset", builtin.as_deref())
+        .input("--labels", args.data.labels.as_deref())
+        .input("--dataset", builtin.iter().map(PathBuf::as_path))
         .output("--plot", args.plot.as_deref())
         .output("--metrics-json", args.metrics_json.as_deref())
         .check()?;
@@ -153,7 +156,7 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<(), CliError> {
     let base = &runs[0].1;
     let val_fraction = args.options.val_fraction.unwrap_or(setup::DEFAULT_VAL_FRACTION);
     let (train_rows, val_rows) = prepare::split(&loaded, val_fraction, base.seed)?;
-    let data = prepare::prepare(&loaded, &train_rows, &val_rows, base.standardize)?;
+    let data = prepare::prepare(&loaded, &train_rows, &val_rows, base.scaling)?;
     let say = Say::new(quiet, false);
     say.line(format!(
         "data: {} ({} rows × {} features); task {} ({}); {} training rows, {} validation rows; seed {}",
@@ -171,7 +174,13 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<(), CliError> {
     let mut outcomes = Vec::new();
     let mut task = loaded.task;
     for (label, settings) in runs {
-        let (model, _) = settings.model(loaded.task, loaded.data.cols, loaded.classes(), data.target_scale)?;
+        let (model, _) = settings.model(
+            loaded.task,
+            loaded.data.cols,
+            loaded.classes(),
+            data.target_scale,
+            loaded.image_shape.as_ref(),
+        )?;
         task = model.task();
         progress.set_prefix(format!("{label} "));
         let mut observer = RunObserver {

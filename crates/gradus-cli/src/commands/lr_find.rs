@@ -2,6 +2,8 @@
 //! and training rows that `gradus train` would use with the same options, its suggested learning
 //! rate, and a plot of the loss against the learning rate.
 
+use std::path::PathBuf;
+
 use gradus::lr_find::{range_test_with_progress, RangeTest, RangeTestConfig, RangeTestError};
 use gradus::train::Task;
 use serde_json::json;
@@ -35,7 +37,8 @@ pub fn run(args: &LrFindArgs, quiet: bool) -> Result<(), CliError> {
     let builtin = prepare::builtin_file(&args.data);
     Files::new()
         .input("--data", args.data.data.as_deref())
-        .input("--dataset", builtin.as_deref())
+        .input("--labels", args.data.labels.as_deref())
+        .input("--dataset", builtin.iter().map(PathBuf::as_path))
         .output("--plot", args.plot.as_deref())
         .check()?;
     set_threads(args.options.threads)?;
@@ -54,8 +57,14 @@ pub fn run(args: &LrFindArgs, quiet: bool) -> Result<(), CliError> {
     // The test trains on the rows training would train on (the validation rows are held out).
     let val_fraction = args.options.val_fraction.unwrap_or(setup::DEFAULT_VAL_FRACTION);
     let (train_rows, _) = prepare::split(&loaded, val_fraction, settings.seed)?;
-    let data = prepare::prepare(&loaded, &train_rows, &[], settings.standardize)?;
-    let (model, spec) = settings.model(loaded.task, loaded.data.cols, loaded.classes(), data.target_scale)?;
+    let data = prepare::prepare(&loaded, &train_rows, &[], settings.scaling)?;
+    let (model, spec) = settings.model(
+        loaded.task,
+        loaded.data.cols,
+        loaded.classes(),
+        data.target_scale,
+        loaded.image_shape.as_ref(),
+    )?;
     let config = RangeTestConfig {
         start_lr: args.start_lr.unwrap_or(defaults.start_lr),
         end_lr: args.end_lr.unwrap_or(defaults.end_lr),
