@@ -14,7 +14,7 @@ pub struct Cli {
     pub quiet: bool,
     /// Size of every picture drawn with --plot, in pixels [default: 1200x500 for curves, 1100x850 for
     /// surfaces, 900x600 for lr-find].
-    #[arg(long, global = true, value_name = "WxH", value_parser = parse_plot_size)]
+    #[arg(long, global = true, value_name = "WxH", value_parser = parse_plot_size, allow_hyphen_values = true)]
     pub plot_size: Option<(u32, u32)>,
     /// The command to run.
     #[command(subcommand)]
@@ -82,13 +82,13 @@ pub struct TrainOptions {
     #[arg(long, value_parser = ["torch", "he", "xavier", "auto"])]
     pub init: Option<String>,
     /// Hidden layer sizes of an MLP [default: 128].
-    #[arg(long, value_name = "SIZES", value_delimiter = ',')]
+    #[arg(long, value_name = "SIZES", value_delimiter = ',', allow_negative_numbers = true, value_parser = whole_usize)]
     pub hidden: Option<Vec<usize>>,
     /// Hidden activation of an MLP [default: relu].
     #[arg(long, value_parser = ["relu", "tanh", "sigmoid", "leaky_relu", "identity"])]
     pub activation: Option<String>,
     /// Latent factors of matrix factorization [default: 100].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub factors: Option<usize>,
     /// Order in which per-rating SGD visits the ratings in matrix factorization: `random` (one shuffled
     /// sequence, as Funk SVD and scikit-surprise) or `stratified` (blocks that share no user or item,
@@ -96,40 +96,40 @@ pub struct TrainOptions {
     #[arg(long, value_name = "ORDER", value_parser = ["random", "stratified"])]
     pub mf_order: Option<String>,
     /// L2 penalty of linear models and matrix factorization [default: 0; mf: 0.02].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub l2: Option<f64>,
     /// L1 penalty of linear models [default: 0].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub l1: Option<f64>,
     /// Optimizer [default: adam] (mf: sgd one rating at a time, Funk SVD).
     #[arg(long, value_parser = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta", "lion", "lbfgs"])]
     pub optimizer: Option<String>,
     /// Learning rate [default: the optimizer's PyTorch default (adam 0.001); sgd, momentum, nesterov 0.01; lbfgs 1; mf 0.005].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub lr: Option<f64>,
     /// Momentum (sgd, momentum, nesterov, rmsprop) [default: 0.9 for momentum/nesterov, else 0].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub momentum: Option<f64>,
     /// Dampening of SGD momentum [default: 0].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub dampening: Option<f64>,
     /// First moment decay β1 of Adam-like optimizers and Lion [default: 0.9].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub beta1: Option<f64>,
     /// Second moment decay β2 of Adam-like optimizers [default: 0.999; lion 0.99].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub beta2: Option<f64>,
     /// Term added to denominators for stability [default: the optimizer's PyTorch default].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub eps: Option<f64>,
     /// Weight decay [default: 0; adamw 0.01].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub weight_decay: Option<f64>,
     /// Smoothing constant of RMSprop [default: 0.99].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub alpha: Option<f64>,
     /// Decay of Adadelta's running averages [default: 0.9].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub rho: Option<f64>,
     /// Use the AMSGrad variant of Adam/AdamW [default: false].
     #[arg(long)]
@@ -138,14 +138,14 @@ pub struct TrainOptions {
     #[arg(long)]
     pub centered: bool,
     /// Learning-rate decay of Adagrad [default: 0].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub lr_decay: Option<f64>,
     /// Rows per update: a number (mini-batch), `full` (batch gradient descent) or `1` (stochastic) [default: 32]
     /// (mf with plain sgd: one rating at a time).
-    #[arg(long, value_name = "N|full|1")]
+    #[arg(long, value_name = "N|full|1", allow_negative_numbers = true)]
     pub batch_size: Option<String>,
     /// Epochs [default: 20].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub epochs: Option<usize>,
     /// Learning-rate schedule, stepped per epoch (per update for one_cycle, cyclic and with --warmup)
     /// [default: constant].
@@ -153,47 +153,47 @@ pub struct TrainOptions {
     pub schedule: Option<String>,
     /// Decay factor of step, multi_step, exponential and plateau schedules, decay of inverse_time
     /// [default: 0.1; exponential 0.95].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub gamma: Option<f64>,
     /// Period of the step schedule and restart period of cosine_warm_restarts, in epochs [default: 10];
     /// half cycle of cyclic [default: 2].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_u64)]
     pub step_size: Option<u64>,
     /// Milestones of the multi_step schedule, in epochs [default: 10,15].
-    #[arg(long, value_name = "E1,E2", value_delimiter = ',')]
+    #[arg(long, value_name = "E1,E2", value_delimiter = ',', allow_negative_numbers = true, value_parser = whole_u64)]
     pub milestones: Option<Vec<u64>>,
     /// Peak learning rate of one_cycle and cyclic [default: 10 × --lr].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub max_lr: Option<f64>,
     /// Lowest learning rate of cosine schedules [default: 0].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub eta_min: Option<f64>,
     /// Patience of the plateau schedule, in epochs [default: 10].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub plateau_patience: Option<usize>,
     /// Linear warmup over this many updates, then the schedule [default: 0].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_u64)]
     pub warmup: Option<u64>,
     /// Clip the global gradient norm [default: off].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub clip_norm: Option<f64>,
     /// Clip each gradient element to [-X, X] [default: off].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub clip_value: Option<f64>,
     /// Stop when the validation metric has not improved for this many epochs [default: off].
-    #[arg(long, value_name = "PATIENCE")]
+    #[arg(long, value_name = "PATIENCE", allow_negative_numbers = true, value_parser = whole_usize)]
     pub early_stop: Option<usize>,
     /// Stop when the training loss changes by less than this between epochs [default: off].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub tol: Option<f64>,
     /// Fraction of rows held out for validation [default: 0.2; 0 with --folds].
-    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = number)]
     pub val_fraction: Option<f64>,
     /// Seed of initialization, splits and shuffles [default: 0].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_u64)]
     pub seed: Option<u64>,
     /// Worker threads [default: all cores].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub threads: Option<usize>,
     /// Train on the raw features instead of standardizing them [default: standardized, with means and
     /// deviations of the training rows only].
@@ -211,13 +211,13 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub options: TrainOptions,
     /// K-fold cross-validation instead of one split [default: off].
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", allow_negative_numbers = true, value_parser = whole_usize)]
     pub folds: Option<usize>,
     /// Save the trained model (with its standardization and label map) to this file.
     #[arg(long, value_name = "MODEL")]
     pub save: Option<PathBuf>,
     /// Write a checkpoint every N epochs (to --checkpoint, default `<save>.ckpt` or `gradus.ckpt`).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub checkpoint_every: Option<usize>,
     /// Checkpoint file written by --checkpoint-every [default: gradus.ckpt].
     #[arg(long, value_name = "FILE")]
@@ -272,7 +272,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub image: Option<Vec<PathBuf>>,
     /// Classes listed per image with --image [default: 3].
-    #[arg(long, value_name = "K", requires = "image")]
+    #[arg(long, value_name = "K", requires = "image", allow_negative_numbers = true, value_parser = whole_usize)]
     pub top: Option<usize>,
     /// Invert the grey levels of --image files (dark objects on a light background, for models
     /// trained on light objects on black, as MNIST and Fashion-MNIST).
@@ -293,19 +293,19 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub options: TrainOptions,
     /// Optimizers to compare, comma-separated [default: sgd,momentum,adam when nothing else varies].
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', allow_negative_numbers = true)]
     pub optimizers: Option<Vec<String>>,
     /// Learning rates to compare, comma-separated (several lists run every combination).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', allow_negative_numbers = true, value_parser = number)]
     pub lrs: Option<Vec<f64>>,
     /// Batch sizes to compare (numbers, `full`, `1`), comma-separated.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', allow_negative_numbers = true)]
     pub batch_sizes: Option<Vec<String>>,
     /// Schedules to compare, comma-separated.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', allow_negative_numbers = true)]
     pub schedules: Option<Vec<String>>,
     /// Count epochs until the validation metric reaches this value [default: off].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub target_metric: Option<f64>,
     /// Draw every run's curves on one plot (PNG or SVG).
     #[arg(long, value_name = "FILE")]
@@ -321,16 +321,16 @@ pub struct SurfaceArgs {
     /// The test function: sphere, quadratic, rosenbrock, beale, booth, himmelblau, rastrigin, ackley, saddle, styblinski_tang.
     pub function: String,
     /// Optimizers to run, comma-separated, each optionally with its learning rate (`adam:0.05`) [default: sgd,momentum,adam].
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', allow_negative_numbers = true)]
     pub optimizers: Option<Vec<String>>,
     /// Learning rate for optimizers given without one [default: each optimizer's surface default].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub lr: Option<f64>,
     /// Start point `x,y` [default: the function's usual start].
-    #[arg(long, value_name = "X,Y", value_delimiter = ',', allow_hyphen_values = true)]
+    #[arg(long, value_name = "X,Y", value_delimiter = ',', allow_hyphen_values = true, value_parser = number)]
     pub start: Option<Vec<f64>>,
     /// Steps per optimizer [default: 500].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub steps: Option<usize>,
     /// Draw the contour map and paths to a PNG or SVG file.
     #[arg(long, value_name = "FILE")]
@@ -350,13 +350,13 @@ pub struct LrFindArgs {
     #[command(flatten)]
     pub options: TrainOptions,
     /// Lowest learning rate tried [default: 1e-7].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub start_lr: Option<f64>,
     /// Highest learning rate tried [default: 10].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub end_lr: Option<f64>,
     /// Mini-batches in the test [default: 100].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub num_steps: Option<usize>,
     /// Plot loss against learning rate (PNG or SVG).
     #[arg(long, value_name = "FILE")]
@@ -377,4 +377,43 @@ fn parse_plot_size(text: &str) -> Result<(u32, u32), String> {
         return Err(expected());
     }
     Ok((w, h))
+}
+
+/// Parses a whole number >= 0 (`usize`); the message says what was expected, and clap names the
+/// option (see `main`).
+pub fn whole_usize(text: &str) -> Result<usize, String> {
+    whole(text)
+        .and_then(|n| usize::try_from(n).map_err(|_| format!("expected a whole number from 0 to {}", usize::MAX)))
+}
+
+/// Parses a whole number >= 0 (`u64`).
+pub fn whole_u64(text: &str) -> Result<u64, String> {
+    whole(text)
+}
+
+fn whole(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("expected a whole number >= 0, found nothing (an empty list or list item?)".into());
+    }
+    match trimmed.parse::<u64>() {
+        Ok(n) => Ok(n),
+        Err(_) if trimmed.starts_with('-') && trimmed[1..].bytes().all(|b| b.is_ascii_digit()) => {
+            Err("expected a whole number >= 0".into())
+        }
+        Err(_) if trimmed.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("expected a whole number from 0 to {}", u64::MAX))
+        }
+        Err(_) => Err("expected a whole number >= 0".into()),
+    }
+}
+
+/// Parses a number (`f64`); checking its range is left to the option's own validation, whose
+/// message says what the option takes.
+pub fn number(text: &str) -> Result<f64, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("expected a number, found nothing (an empty list or list item?)".into());
+    }
+    trimmed.parse::<f64>().map_err(|_| "expected a number, e.g. 0.01 or 1e-3".into())
 }

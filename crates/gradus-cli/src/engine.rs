@@ -11,6 +11,7 @@ use gradus::train::{
 };
 
 use crate::error::CliError;
+use crate::fingerprint::Fingerprint;
 use crate::prepare::Prepared;
 use crate::setup::{lbfgs_options, Settings};
 
@@ -46,6 +47,20 @@ pub fn fit(
     resume: Option<Checkpoint>,
     checkpoint: Option<CheckpointConfig>,
 ) -> Result<RunOutput, CliError> {
+    fit_run(model, settings, data, observer, resume, checkpoint, Fingerprint::new())
+}
+
+/// [`fit`], with the run's fingerprint written into its checkpoints (and checked against the
+/// checkpoint resumed, if any).
+pub fn fit_run(
+    model: &dyn Model,
+    settings: &Settings,
+    data: &Prepared,
+    observer: &mut dyn Observer,
+    resume: Option<Checkpoint>,
+    checkpoint: Option<CheckpointConfig>,
+    fingerprint: Fingerprint,
+) -> Result<RunOutput, CliError> {
     let start = Instant::now();
     let mut params = model.init_params(settings.seed);
     if settings.optimizer.name == "lbfgs" {
@@ -59,7 +74,7 @@ pub fn fit(
     let base_lr = optimizer.lr();
     let spe = steps_per_epoch(settings, data.train_y.len());
     let schedule = settings.schedule(spe, base_lr)?;
-    let mut trainer = Trainer::new(settings.train_config(checkpoint), optimizer)?;
+    let mut trainer = Trainer::new(settings.train_config(checkpoint), optimizer)?.with_fingerprint(fingerprint);
     if let Some(schedule) = schedule {
         trainer = trainer.with_lr_control(schedule);
     }

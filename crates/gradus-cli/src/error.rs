@@ -43,7 +43,9 @@ impl CliError {
 
     /// An invalid value for command-line option `flag`.
     pub fn flag(flag: &str, value: impl fmt::Display, expected: &str) -> Self {
-        Self::usage(format!("invalid value {value} for {flag}: expected {expected}"))
+        let shown = gradus::data::quote_cell(&value.to_string());
+        let shown = if shown.is_empty() { "''".to_string() } else { shown };
+        Self::usage(format!("invalid value {shown} for {flag}: expected {expected}"))
     }
 }
 
@@ -56,6 +58,33 @@ impl fmt::Display for CliError {
         Ok(())
     }
 }
+
+/// `text` made safe to print: control characters but line breaks escaped, and each line cut at
+/// [`MAX_LINE`] characters (`…` and its length follow). The last guard of every message, whatever
+/// user text a message quotes without [`gradus::data::quote_cell`].
+pub fn printable(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            let mut out = String::new();
+            for (i, c) in line.chars().enumerate() {
+                if i >= MAX_LINE {
+                    out.push_str(&format!("… ({} bytes)", line.len()));
+                    break;
+                }
+                if c.is_control() {
+                    out.extend(c.escape_debug());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The longest line of a message, in characters.
+pub const MAX_LINE: usize = 2000;
 
 /// The command-line flag for a library option name (`weight_decay` → `--weight-decay`).
 pub fn flag_for(option: &str) -> String {

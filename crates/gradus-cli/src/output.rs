@@ -2,9 +2,10 @@
 //!
 //! Every file the command line writes goes through [`gradus::io::write_atomic`], so a failure
 //! never leaves a half-written file; and every output path is checked before any work starts
-//! ([`check_writable`]), so a typo in a folder name fails at once instead of after training.
+//! ([`check_writable`], through [`crate::paths::Files::check`], which also refuses an output that
+//! is one of the command's inputs), so a typo in a folder name fails at once instead of after
+//! training.
 
-use std::fs;
 use std::path::Path;
 
 use gradus::train::Metrics;
@@ -18,6 +19,18 @@ pub fn check_writable(flag: &str, path: &Path) -> Result<(), CliError> {
     if path.is_dir() {
         return Err(CliError::usage(format!("{flag} `{shown}`: is a folder, expected a file path")));
     }
+    let text = path.as_os_str().to_string_lossy();
+    let last = text.rsplit(['/', std::path::MAIN_SEPARATOR]).next().unwrap_or("");
+    if matches!(last, "" | "." | "..") || path.file_name().is_none() {
+        // `out/` names a folder to be: the file could not be renamed into place after the work.
+        return Err(CliError::usage(format!("{flag} `{shown}`: names a folder, expected a file path")));
+    }
+    if path.exists() && !path.is_file() {
+        // Replacing `/dev/null` (or a pipe) with a regular file is not what anyone wants.
+        return Err(CliError::usage(format!(
+            "{flag} `{shown}`: is not a regular file (a device, pipe or socket): expected a file path"
+        )));
+    }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -28,14 +41,9 @@ pub fn check_writable(flag: &str, path: &Path) -> Result<(), CliError> {
             parent.display()
         )));
     }
-    // Probe with the same temporary name the atomic write will use, then remove it.
-    let probe = gradus::io::temp_path(path);
-    match fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
-        Ok(_) => {
-            let _ = fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+    // Probe with the same temporary file the atomic write will use (removed when dropped).
+    match gradus::io::TempFile::create(path, "") {
+        Ok(_) => Ok(()),
         Err(e) => Err(CliError::usage(format!("{flag} `{shown}`: cannot write there: {e}"))),
     }
 }

@@ -1,16 +1,17 @@
 //! Plots drawn in Rust with plotters: panels of line series (loss curves, comparisons, range tests)
 //! and contour maps of test surfaces with the paths optimizers took across them.
 //!
-//! The format follows the file's extension (`.png` or `.svg`). Every plot is drawn to a temporary
-//! file beside the target and renamed onto it, so a failed or interrupted plot never leaves a
-//! half-written picture (or replaces a good one).
+//! The format follows the file's extension (`.png` or `.svg`). Every plot is drawn in memory and
+//! written atomically (a temporary file beside the target, renamed onto it), so a failed or
+//! interrupted plot never leaves a half-written picture (or replaces a good one).
 //!
 //! This module depends on plotters and the gradus library only, never on other modules of the
 //! command line, so its tests can include it on its own.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+
+use ::image::ImageEncoder;
 
 use gradus::surfaces::Surface;
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
@@ -149,8 +150,9 @@ fn drawing_error<E: std::fmt::Display>(error: E) -> String {
     error.to_string()
 }
 
-/// Renders `picture` to a temporary file beside `path` and renames it onto `path`; on any failure
-/// the temporary file is removed and `path` is left as it was.
+/// Renders `picture` in memory and writes it with [`gradus::io::write_atomic`] (a temporary file
+/// beside `path`, renamed onto it): on any failure, or an interruption, `path` is left as it was
+/// and no temporary file remains.
 fn write_atomically<P: Picture>(path: &Path, size: (u32, u32), picture: &P) -> Result<(), String> {
     let format = format_of(path)?;
     let (width, height) = size;
@@ -171,43 +173,40 @@ fn write_atomically<P: Picture>(path: &Path, size: (u32, u32), picture: &P) -> R
             directory.display()
         ));
     }
-    let temporary = temporary_path(path, format);
-    let outcome = render(&temporary, format, size, picture)
-        .and_then(|()| std::fs::rename(&temporary, path).map_err(|e| e.to_string()));
-    outcome.map_err(|problem| {
-        // The backend is dropped by now, so nothing can write the temporary file again.
-        let _ = std::fs::remove_file(&temporary);
-        format!(
-            "could not write the plot to `{}` ({problem}): expected a writable file in an existing directory",
-            path.display()
-        )
-    })
+    render(format, size, picture)
+        .and_then(|bytes| gradus::io::write_atomic(path, &bytes).map_err(|e| e.to_string()))
+        .map_err(|problem| {
+            format!(
+                "could not write the plot to `{}` ({problem}): expected a writable file in an existing directory",
+                path.display()
+            )
+        })
 }
 
-/// `dir/.name.<pid>-<n>.tmp.<ext>`: hidden, unique per process and call, and still ending in the
-/// extension the image encoder reads the format from.
-fn temporary_path(path: &Path, format: Format) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plot".to_string());
-    let extension = match format {
-        Format::Png => "png",
-        Format::Svg => "svg",
-    };
-    let unique = format!(".{name}.{}-{}.tmp.{extension}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-    path.with_file_name(unique)
-}
-
-fn render<P: Picture>(file: &Path, format: Format, size: (u32, u32), picture: &P) -> Result<(), String> {
+/// The picture's file contents: PNG or SVG.
+fn render<P: Picture>(format: Format, size: (u32, u32), picture: &P) -> Result<Vec<u8>, String> {
     match format {
         Format::Png => {
-            let root = BitMapBackend::new(file, size).into_drawing_area();
-            picture.draw(&root)?;
-            root.present().map_err(drawing_error)
+            let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+                picture.draw(&root)?;
+                root.present().map_err(drawing_error)?;
+            }
+            let mut bytes = Vec::new();
+            ::image::codecs::png::PngEncoder::new(&mut bytes)
+                .write_image(&pixels, size.0, size.1, ::image::ExtendedColorType::Rgb8)
+                .map_err(drawing_error)?;
+            Ok(bytes)
         }
         Format::Svg => {
-            let root = SVGBackend::new(file, size).into_drawing_area();
-            picture.draw(&root)?;
-            root.present().map_err(drawing_error)
+            let mut text = String::new();
+            {
+                let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+                picture.draw(&root)?;
+                root.present().map_err(drawing_error)?;
+            }
+            Ok(text.into_bytes())
         }
     }
 }

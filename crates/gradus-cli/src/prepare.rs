@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use gradus::data::{
-    builtin, read_csv, read_idx, read_libsvm, stratified_kfold, stratified_train_test_split, train_test_split,
-    CsvOptions, Dataset, LabelMap, Split, Standardizer,
+    builtin, quote_cell, read_csv, read_idx, read_libsvm, stratified_kfold, stratified_train_test_split,
+    train_test_split, CsvOptions, Dataset, LabelMap, Split, Standardizer,
 };
 use gradus::saved::TargetScale;
 use gradus::train::Task;
@@ -84,6 +84,28 @@ pub fn read_table(path: &Path, target: Option<&str>, width: Option<usize>) -> Re
     Ok(read_csv(path, &options)?)
 }
 
+/// The files of the built-in data set that `args` names (`--dataset`, or the default when no
+/// `--data` is given), if it is a known one: inputs that no output may overwrite.
+pub fn builtin_file(args: &DataArgs) -> Vec<std::path::PathBuf> {
+    if args.data.is_some() {
+        return Vec::new();
+    }
+    builtin_files(args.dataset.as_deref().unwrap_or(DEFAULT_DATASET))
+}
+
+/// The files of built-in data set `name` (none if there is no such set).
+pub fn builtin_files(name: &str) -> Vec<std::path::PathBuf> {
+    let Ok(info) = builtin::info(name) else { return Vec::new() };
+    std::iter::once(info.file)
+        .chain(info.labels_file)
+        .map(|file| {
+            let path = builtin::locate(file);
+            // Canonical, for messages: `/…/data/iris.csv` rather than `/…/crates/gradus/../../data/iris.csv`.
+            std::fs::canonicalize(&path).unwrap_or(path)
+        })
+        .collect()
+}
+
 fn parse_task(name: &str) -> Result<Task, CliError> {
     Ok(match name {
         "regression" => Task::Regression,
@@ -152,12 +174,15 @@ pub fn load(args: &DataArgs) -> Result<Loaded, CliError> {
                     task,
                     format!(
                         "inferred: target `{}` holds {distinct} distinct integer values; --task overrides",
-                        data.target_name
+                        quote_cell(&data.target_name)
                     ),
                 )
             } else {
                 let why = if integral { format!("{distinct} distinct values") } else { "non-integer values".into() };
-                (Task::Regression, format!("inferred: target `{}` holds {why}; --task overrides", data.target_name))
+                (
+                    Task::Regression,
+                    format!("inferred: target `{}` holds {why}; --task overrides", quote_cell(&data.target_name)),
+                )
             }
         }
     };
@@ -167,7 +192,7 @@ pub fn load(args: &DataArgs) -> Result<Loaded, CliError> {
             if task == Task::Binary && map.n_classes() != 2 {
                 return Err(CliError::usage(format!(
                     "--task binary: target `{}` of {origin} holds {} distinct values, expected 2",
-                    data.target_name,
+                    quote_cell(&data.target_name),
                     map.n_classes()
                 ))
                 .hint("use --task multiclass"));

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::args::{DataArgs, EvaluateArgs, PredictArgs, TrainArgs, TrainOptions};
 use crate::commands::train::{curve_panels, Say};
 use crate::error::CliError;
-use crate::output::{check_writable, metrics_table, write_file};
+use crate::output::{metrics_table, write_file};
 use crate::plot;
 use crate::prepare::{fold_rows, split_rows, DEFAULT_DATASET};
 use crate::progress::{bar, bars_enabled, RunObserver};
@@ -504,9 +504,7 @@ pub fn evaluate(model: &SavedModel, args: &EvaluateArgs, quiet: bool) -> Result<
 
 /// `gradus predict` with a matrix-factorization model: `user,item,prediction` per rating row.
 pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
-    if let Some(out) = &args.out {
-        check_writable("--out", out)?;
-    }
+    // The caller (`commands::evaluate::predict`) has checked the files.
     let Some(path) = args.data.as_deref() else {
         return Err(CliError::usage(
             "a matrix-factorization model predicts ratings: give --data FILE of user,item rows",

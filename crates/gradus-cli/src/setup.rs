@@ -322,6 +322,14 @@ pub fn resolve(opts: &TrainOptions, task: Task) -> Result<Settings, CliError> {
         let flag = if opts.factors.is_some() { "--factors" } else { "--mf-order" };
         return Err(CliError::usage(format!("{flag} applies to --model mf")));
     }
+    if opts.hidden.as_ref().is_some_and(Vec::is_empty) {
+        return Err(CliError::usage(
+            "--hidden: found an empty list: expected layer sizes, e.g. `--hidden 128` or `--hidden 64,32`",
+        ));
+    }
+    if opts.milestones.as_ref().is_some_and(Vec::is_empty) {
+        return Err(CliError::usage("--milestones: found an empty list: expected epochs, e.g. `--milestones 10,15`"));
+    }
     let hidden = opts.hidden.clone().unwrap_or_else(|| vec![DEFAULT_HIDDEN]);
     if let Some(bad) = hidden.iter().find(|&&h| h == 0) {
         return Err(CliError::flag("--hidden", bad, "layer sizes >= 1, e.g. `--hidden 128` or `--hidden 64,32`"));
@@ -342,6 +350,12 @@ pub fn resolve(opts: &TrainOptions, task: Task) -> Result<Settings, CliError> {
     let epochs = opts.epochs.unwrap_or(DEFAULT_EPOCHS);
     if epochs == 0 {
         return Err(CliError::flag("--epochs", 0, "at least 1"));
+    }
+    // Checked whatever the schedule, so that a bad value is never silently ignored.
+    for (flag, value) in [("--gamma", opts.gamma), ("--max-lr", opts.max_lr), ("--eta-min", opts.eta_min)] {
+        if let Some(v) = value.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(CliError::flag(flag, v, "a finite number >= 0"));
+        }
     }
     let schedule = opts.schedule.clone().unwrap_or_else(|| "constant".into());
     let warmup = opts.warmup.unwrap_or(0);
@@ -506,6 +520,27 @@ impl Settings {
     /// for a constant rate. Epoch-denominated options (`--step-size`, `--milestones`, the cosine
     /// period) are converted to updates when the schedule advances per update.
     pub fn schedule(&self, steps_per_epoch: u64, base_lr: f64) -> Result<Option<LrSchedule>, CliError> {
+        let (name, options) = self.schedule_options(steps_per_epoch, base_lr)?;
+        if self.warmup == 0 {
+            if name == "fixed" {
+                return Ok(None);
+            }
+            return Ok(Some(gradus::schedule::from_options(name, &options, base_lr)?));
+        }
+        let warmup = json!({
+            "schedule": "linear",
+            "options": {"start_factor": 1.0 / self.warmup as f64, "end_factor": 1.0, "total_iters": self.warmup}
+        });
+        let sequential = json!({
+            "schedules": [warmup, {"schedule": name, "options": options}],
+            "milestones": [self.warmup],
+        });
+        Ok(Some(gradus::schedule::from_options("sequential", &sequential, base_lr)?))
+    }
+
+    /// The library's name and options of the schedule (after any warmup), for `steps_per_epoch`
+    /// updates per epoch from `base_lr`.
+    pub fn schedule_options(&self, steps_per_epoch: u64, base_lr: f64) -> Result<(&'static str, Value), CliError> {
         let f = &self.schedule_flags;
         let per_step = self.per_step();
         let unit = if per_step { steps_per_epoch.max(1) } else { 1 };
@@ -546,20 +581,6 @@ impl Settings {
                 ))
             }
         };
-        if self.warmup == 0 {
-            if name == "fixed" {
-                return Ok(None);
-            }
-            return Ok(Some(gradus::schedule::from_options(name, &options, base_lr)?));
-        }
-        let warmup = json!({
-            "schedule": "linear",
-            "options": {"start_factor": 1.0 / self.warmup as f64, "end_factor": 1.0, "total_iters": self.warmup}
-        });
-        let sequential = json!({
-            "schedules": [warmup, {"schedule": name, "options": options}],
-            "milestones": [self.warmup],
-        });
-        Ok(Some(gradus::schedule::from_options("sequential", &sequential, base_lr)?))
+        Ok((name, options))
     }
 }

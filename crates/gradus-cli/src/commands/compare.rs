@@ -2,6 +2,8 @@
 //! or schedules; several lists give every combination), with the same seed, split and
 //! standardization; a table of the outcomes and every run's curves on one plot.
 
+use std::path::PathBuf;
+
 use gradus::train::{EpochRecord, Task};
 use serde_json::json;
 
@@ -9,7 +11,8 @@ use crate::args::{CompareArgs, TrainOptions};
 use crate::commands::train::{check_plot_path, set_threads, Say};
 use crate::engine;
 use crate::error::CliError;
-use crate::output::{check_writable, num, table, write_file};
+use crate::output::{num, table, write_file};
+use crate::paths::Files;
 use crate::plot;
 use crate::prepare;
 use crate::progress::{bar, bars_enabled, RunObserver};
@@ -34,6 +37,17 @@ fn variants(args: &CompareArgs) -> Result<Vec<Variant>, CliError> {
     clash(args.lrs.is_some(), args.options.lr.is_some(), "--lrs", "--lr")?;
     clash(args.batch_sizes.is_some(), args.options.batch_size.is_some(), "--batch-sizes", "--batch-size")?;
     clash(args.schedules.is_some(), args.options.schedule.is_some(), "--schedules", "--schedule")?;
+    for (flag, list, what) in [
+        ("--optimizers", &args.optimizers, "optimizer names, e.g. sgd,adam"),
+        ("--batch-sizes", &args.batch_sizes, "batch sizes, e.g. 16,full"),
+        ("--schedules", &args.schedules, "schedule names, e.g. constant,cosine"),
+    ] {
+        if list.as_ref().is_some_and(|l| l.is_empty() || l.iter().any(|item| item.trim().is_empty())) {
+            return Err(CliError::usage(format!(
+                "{flag}: found an empty list or list item: expected a comma-separated list of {what}"
+            )));
+        }
+    }
     let nothing_varies =
         args.optimizers.is_none() && args.lrs.is_none() && args.batch_sizes.is_none() && args.schedules.is_none();
     let optimizers: Vec<Option<String>> = match &args.optimizers {
@@ -119,17 +133,24 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<(), CliError> {
     if let Some(path) = &args.plot {
         check_plot_path(path)?;
     }
-    if let Some(path) = &args.metrics_json {
-        check_writable("--metrics-json", path)?;
-    }
+    let builtin = prepare::builtin_file(&args.data);
+    Files::new()
+        .input("--data", args.data.data.as_deref())
+        .input("--labels", args.data.labels.as_deref())
+        .input("--dataset", builtin.iter().map(PathBuf::as_path))
+        .output("--plot", args.plot.as_deref())
+        .output("--metrics-json", args.metrics_json.as_deref())
+        .check()?;
     set_threads(args.options.threads)?;
     let variants = variants(args)?;
     let loaded = prepare::load(&args.data)?;
     // Every configuration is checked before anything trains.
     let mut runs: Vec<(String, Settings)> = Vec::new();
     for v in &variants {
-        let settings = setup::resolve(&v.options, loaded.task)
-            .map_err(|e| CliError { message: format!("run `{}`: {}", v.label, e.message), ..e })?;
+        let settings = setup::resolve(&v.options, loaded.task).map_err(|e| CliError {
+            message: format!("run `{}`: {}", gradus::data::quote_cell(&v.label), e.message),
+            ..e
+        })?;
         runs.push((v.label.clone(), settings));
     }
     let base = &runs[0].1;

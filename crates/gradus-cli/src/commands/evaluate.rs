@@ -8,8 +8,9 @@
 //! classification file, or a classifier meets target values it has no class for).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use gradus::data::quote_cell;
 use gradus::saved::{ModelSpec, SavedModel};
 use gradus::train::metrics::argmax_rows;
 use gradus::train::Task;
@@ -17,7 +18,8 @@ use serde_json::json;
 
 use crate::args::{EvaluateArgs, PredictArgs};
 use crate::error::CliError;
-use crate::output::{check_writable, label, metrics_table, write_file};
+use crate::output::{label, metrics_table, write_file};
+use crate::paths::Files;
 use crate::prepare::{is_libsvm, read_table};
 use gradus::data::{builtin, read_idx, Dataset};
 
@@ -28,8 +30,13 @@ struct ModelData {
     rows: usize,
 }
 
+/// Column names for a message: quoted ([`quote_cell`]), at most 20 of them.
 fn list(names: &[String]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    let mut shown: Vec<String> = names.iter().take(20).map(|n| format!("`{}`", quote_cell(n))).collect();
+    if names.len() > 20 {
+        shown.push(format!("… ({} in all)", names.len()));
+    }
+    shown.join(", ")
 }
 
 /// Where evaluation or prediction rows come from.
@@ -116,7 +123,7 @@ fn match_columns(model: &SavedModel, data: Dataset, shown: &str, need_target: bo
         return Err(CliError::usage(format!(
             "{shown}: no target column `{}`: the model is a {}, and evaluation compares with its target \
              (the file's columns: {})",
-            model.target_name,
+            quote_cell(&model.target_name),
             describe(model),
             list(&names)
         ))
@@ -139,7 +146,7 @@ fn match_columns(model: &SavedModel, data: Dataset, shown: &str, need_target: bo
         return Err(CliError::usage(format!(
             "{shown}: column {} is not one of the model's features (nor its target `{}`): expected the {} columns {}",
             list(&extra),
-            model.target_name,
+            quote_cell(&model.target_name),
             model.inputs(),
             list(&model.feature_names)
         )));
@@ -162,11 +169,19 @@ fn describe(model: &SavedModel) -> String {
         }
         _ => "regression model".to_string(),
     };
-    format!("{} ({task}, target `{}`)", model.model.describe(), model.target_name)
+    format!("{} ({task}, target `{}`)", model.model.describe(), quote_cell(&model.target_name))
 }
 
 /// Runs `gradus evaluate`.
 pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
+    // No outputs: listed all the same, so that every command goes through the one check.
+    let builtin = args.dataset.as_deref().map(crate::prepare::builtin_files).unwrap_or_default();
+    Files::new()
+        .input("the model", Some(args.model.as_path()))
+        .input("--data", args.data.as_deref())
+        .input("--labels", args.labels.as_deref())
+        .input("--dataset", builtin.iter().map(PathBuf::as_path))
+        .check()?;
     let model = SavedModel::load(&args.model)?;
     if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
         return crate::ratings::evaluate(&model, args, quiet);
@@ -175,7 +190,11 @@ pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
     let data = read_for_model(&model, &source, true)?;
     let origin = source.origin();
     let Some(targets) = data.targets else {
-        return Err(CliError::usage(format!("{}: no target column `{}`", source.shown(), model.target_name)));
+        return Err(CliError::usage(format!(
+            "{}: no target column `{}`",
+            source.shown(),
+            quote_cell(&model.target_name)
+        )));
     };
     let metrics = model.evaluate(&data.features, &targets, &origin).map_err(|e| {
         let hint = format!("the model is a {}: is this data for another task?", describe(&model));
@@ -194,9 +213,12 @@ pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
 
 /// Runs `gradus predict`.
 pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
-    if let Some(out) = &args.out {
-        check_writable("--out", out)?;
-    }
+    Files::new()
+        .input("the model", Some(args.model.as_path()))
+        .input("--data", args.data.as_deref())
+        .input("--image", args.image.iter().flatten().map(PathBuf::as_path))
+        .output("--out", args.out.as_deref())
+        .check()?;
     let model = SavedModel::load(&args.model)?;
     if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
         return crate::ratings::predict(&model, args, quiet);

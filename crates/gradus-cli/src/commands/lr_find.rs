@@ -2,6 +2,8 @@
 //! and training rows that `gradus train` would use with the same options, its suggested learning
 //! rate, and a plot of the loss against the learning rate.
 
+use std::path::PathBuf;
+
 use gradus::lr_find::{range_test_with_progress, RangeTest, RangeTestConfig, RangeTestError};
 use gradus::train::Task;
 use serde_json::json;
@@ -9,6 +11,7 @@ use serde_json::json;
 use crate::args::LrFindArgs;
 use crate::commands::train::{check_plot_path, set_threads, Say};
 use crate::error::CliError;
+use crate::paths::Files;
 use crate::plot;
 use crate::prepare;
 use crate::setup::{self, batch_label};
@@ -31,6 +34,13 @@ pub fn run(args: &LrFindArgs, quiet: bool) -> Result<(), CliError> {
     if let Some(path) = &args.plot {
         check_plot_path(path)?;
     }
+    let builtin = prepare::builtin_file(&args.data);
+    Files::new()
+        .input("--data", args.data.data.as_deref())
+        .input("--labels", args.data.labels.as_deref())
+        .input("--dataset", builtin.iter().map(PathBuf::as_path))
+        .output("--plot", args.plot.as_deref())
+        .check()?;
     set_threads(args.options.threads)?;
     if crate::ratings::wanted(&args.data, &args.options)? {
         return Err(CliError::usage(

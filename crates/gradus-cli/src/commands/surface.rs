@@ -104,7 +104,11 @@ struct Run {
 pub fn run(args: &SurfaceArgs, quiet: bool) -> Result<(), String> {
     let function = canonical_name(&args.function);
     let surface = by_name(function, 2).ok_or_else(|| {
-        format!("unknown test function `{}`: expected one of {} (or quadratic)", args.function, NAMES.join(", "))
+        format!(
+            "unknown test function `{}`: expected one of {} (or quadratic)",
+            gradus::data::quote_cell(&args.function),
+            NAMES.join(", ")
+        )
     })?;
     if let Some(lr) = args.lr {
         check_lr("--lr", lr)?;
@@ -123,9 +127,15 @@ pub fn run(args: &SurfaceArgs, quiet: bool) -> Result<(), String> {
     if let Some(path) = &args.plot {
         check_plot_path(path)?;
     }
+    crate::paths::Files::new().output("--plot", args.plot.as_deref()).check().map_err(|e| e.message)?;
     let requested: Vec<String> = match &args.optimizers {
-        Some(list) if !list.is_empty() => list.iter().map(|s| s.trim().to_string()).collect(),
-        _ => DEFAULT_OPTIMIZERS.iter().map(|s| s.to_string()).collect(),
+        Some(list) if list.is_empty() || list.iter().any(|s| s.trim().is_empty()) => {
+            return Err("--optimizers: found an empty list or list item: expected a comma-separated list of \
+                        optimizers, e.g. sgd,adam:0.05"
+                .to_string())
+        }
+        Some(list) => list.iter().map(|s| s.trim().to_string()).collect(),
+        None => DEFAULT_OPTIMIZERS.iter().map(|s| s.to_string()).collect(),
     };
     let mut runs = Vec::with_capacity(requested.len());
     for text in &requested {
@@ -175,7 +185,7 @@ fn check_lr(what: &str, lr: f64) -> Result<(), String> {
     if lr.is_finite() && lr > 0.0 {
         Ok(())
     } else {
-        Err(format!("invalid learning rate {lr} for {what}: expected a finite number > 0"))
+        Err(format!("invalid value {lr} for {what}: expected a finite number > 0"))
     }
 }
 
@@ -215,12 +225,16 @@ fn known_optimizers() -> Vec<&'static str> {
 /// Parses `name` or `name:lr`; a name without a learning rate takes `--lr`, else its default on
 /// `function`.
 fn parse_spec(text: &str, lr: Option<f64>, function: &str) -> Result<Spec, String> {
+    let shown = gradus::data::quote_cell(text);
     let (name, explicit_lr) = match text.split_once(':') {
         Some((name, lr_text)) => {
             let lr: f64 = lr_text.trim().parse().map_err(|_| {
-                format!("invalid learning rate `{lr_text}` in `{text}`: expected a number, as in `adam:0.05`")
+                format!(
+                    "invalid learning rate `{}` in `{shown}`: expected a number, as in `adam:0.05`",
+                    gradus::data::quote_cell(lr_text)
+                )
             })?;
-            check_lr(&format!("`{text}`"), lr)?;
+            check_lr(&format!("`{shown}`"), lr)?;
             (name.trim(), Some(lr))
         }
         None => (text, None),
@@ -230,7 +244,11 @@ fn parse_spec(text: &str, lr: Option<f64>, function: &str) -> Result<Spec, Strin
         return Err("lbfgs is not run by `surface`: it searches along lines rather than taking steps; expected a first-order optimizer".to_string());
     }
     if !known_optimizers().contains(&name.as_str()) {
-        return Err(format!("unknown optimizer `{name}`: expected one of {}", known_optimizers().join(", ")));
+        return Err(format!(
+            "unknown optimizer `{}`: expected one of {}",
+            gradus::data::quote_cell(&name),
+            known_optimizers().join(", ")
+        ));
     }
     let lr = explicit_lr.or(lr).unwrap_or_else(|| default_lr(function, &name));
     Ok(Spec { name, lr })

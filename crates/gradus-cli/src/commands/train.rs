@@ -10,7 +10,9 @@ use serde_json::json;
 use crate::args::TrainArgs;
 use crate::engine::{self, RunOutput};
 use crate::error::CliError;
-use crate::output::{check_writable, metrics_table, write_file};
+use crate::fingerprint;
+use crate::output::{metrics_table, write_file};
+use crate::paths::Files;
 use crate::prepare::{self, Loaded, Prepared};
 use crate::progress::{bar, bars_enabled, RunObserver};
 use crate::setup::{self, batch_label, Scaling, Settings};
@@ -43,11 +45,30 @@ impl Say {
     }
 }
 
+/// The most worker threads `--threads` takes: 4 per core the machine offers, and never more than
+/// [`MAX_THREADS`] (more only cost the time to start them: results do not depend on the count).
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (4 * cores).min(MAX_THREADS)
+}
+
+/// The most worker threads on any machine.
+pub const MAX_THREADS: usize = 1024;
+
 /// Sets the size of rayon's global pool.
 pub fn set_threads(threads: Option<usize>) -> Result<(), CliError> {
     let Some(n) = threads else { return Ok(()) };
     if n == 0 {
         return Err(CliError::flag("--threads", 0, "at least 1"));
+    }
+    let most = max_threads();
+    if n > most {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return Err(CliError::flag(
+            "--threads",
+            n,
+            &format!("1 to {most} (4 × the {cores} cores here, at most {MAX_THREADS}; results do not depend on it)"),
+        ));
     }
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
@@ -55,7 +76,8 @@ pub fn set_threads(threads: Option<usize>) -> Result<(), CliError> {
         .map_err(|e| CliError::usage(format!("--threads {n}: cannot start the thread pool: {e}")))
 }
 
-/// Checks a `--plot` path: a PNG or SVG file that can be written.
+/// Checks a `--plot` path's name: a PNG or SVG file (whether it can be written is checked with
+/// the command's other files, [`Files::check`]).
 pub fn check_plot_path(path: &Path) -> Result<(), CliError> {
     let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
     if ext != "png" && ext != "svg" {
@@ -64,7 +86,7 @@ pub fn check_plot_path(path: &Path) -> Result<(), CliError> {
             path.display()
         )));
     }
-    check_writable("--plot", path)
+    Ok(())
 }
 
 /// Describes why training ended.
@@ -88,7 +110,7 @@ fn data_line(loaded: &Loaded) -> String {
         loaded.origin,
         loaded.rows(),
         loaded.data.cols,
-        loaded.data.target_name
+        gradus::data::quote_cell(&loaded.data.target_name)
     )
 }
 
@@ -162,12 +184,6 @@ pub fn curve_panels(task: Task, runs: &[(String, &[EpochRecord])]) -> Vec<plot::
 /// Runs `gradus train`.
 pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
     config::apply(&mut args)?;
-    if let Some(path) = &args.save {
-        check_writable("--save", path)?;
-    }
-    if let Some(path) = &args.metrics_json {
-        check_writable("--metrics-json", path)?;
-    }
     if let Some(path) = &args.plot {
         check_plot_path(path)?;
     }
@@ -178,12 +194,27 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
                 Some(save) => PathBuf::from(format!("{}.ckpt", save.display())),
                 None => PathBuf::from("gradus.ckpt"),
             });
-            check_writable("--checkpoint", &path)?;
             Some(CheckpointConfig { every, path })
         }
         (None, Some(_)) => return Err(CliError::usage("--checkpoint needs --checkpoint-every N")),
         (None, None) => None,
     };
+    let builtin = prepare::builtin_file(&args.data);
+    Files::new()
+        .input("--config", args.config.as_deref())
+        .input("--data", args.data.data.as_deref())
+        .input("--labels", args.data.labels.as_deref())
+        .input("--dataset", builtin.iter().map(PathBuf::as_path))
+        .input("--resume", args.resume.as_deref())
+        .output("--save", args.save.as_deref())
+        .output("--metrics-json", args.metrics_json.as_deref())
+        .output("--plot", args.plot.as_deref())
+        .output("--checkpoint", checkpoint.as_ref().map(|c| c.path.as_path()))
+        .check()?;
+    set_threads(args.options.threads)?;
+    if crate::ratings::wanted(&args.data, &args.options)? {
+        return crate::ratings::train(&args, quiet);
+    }
     let resume = match &args.resume {
         Some(path) if !path.exists() => {
             return Err(CliError::usage(format!("--resume `{}`: checkpoint file not found", path.display())))
@@ -199,11 +230,6 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
             "--val-fraction and --folds: with --folds each fold's held-out rows are its validation; give one or the other",
         ));
     }
-    set_threads(args.options.threads)?;
-    if crate::ratings::wanted(&args.data, &args.options)? {
-        return crate::ratings::train(&args, quiet);
-    }
-
     let say = Say::new(quiet, args.json);
     let loaded = prepare::load(&args.data)?;
     let settings = setup::resolve(&args.options, loaded.task)?;
@@ -298,6 +324,15 @@ fn run_single(
         data.target_scale,
         loaded.image_shape.as_ref(),
     )?;
+    // Only runs that write or read checkpoints need their fingerprint (hashing the data costs a pass).
+    let run = if resume.is_some() || checkpoint.is_some() {
+        fingerprint::of(settings, loaded, &data, val_fraction, engine::steps_per_epoch(settings, data.train_y.len()))
+    } else {
+        fingerprint::Fingerprint::new()
+    };
+    if let (Some(cp), Some(path)) = (&resume, &args.resume) {
+        fingerprint::check_resume(path, cp, &run, settings.epochs)?;
+    }
     let stratified = if matches!(loaded.task, Task::Binary | Task::Multiclass) && !val_rows.is_empty() {
         "stratified, "
     } else {
@@ -315,7 +350,8 @@ fn run_single(
         say.line(table);
     }
     if let Some(cp) = &resume {
-        say.line(format!("resuming after epoch {} of a checkpoint", cp.epoch));
+        let from = args.resume.as_ref().map_or(String::new(), |p| format!(" `{}`", p.display()));
+        say.line(format!("resuming after epoch {} of the checkpoint{from}", cp.epoch));
     }
     let done = resume.as_ref().map_or(0, |c| c.epoch);
     let progress = bar(settings.epochs.saturating_sub(done) as u64, bars_enabled(quiet));
@@ -326,7 +362,7 @@ fn run_single(
         warnings: !quiet,
         metric: model.task().primary_metric().0,
     };
-    let result = engine::fit(model.as_ref(), settings, &data, &mut observer, resume, checkpoint);
+    let result = engine::fit_run(model.as_ref(), settings, &data, &mut observer, resume, checkpoint, run);
     progress.finish_and_clear();
     let output = result?;
     let Some(last) = output.final_record() else {

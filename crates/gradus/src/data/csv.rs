@@ -215,6 +215,18 @@ impl TableLayout {
                 delimiter: reader.delimiter().unwrap_or(b','),
             });
         }
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(names.len());
+        for (column, name) in names.iter().enumerate() {
+            if let Some(first) = seen.insert(name, column) {
+                return Err(DataError::DuplicateColumn {
+                    path,
+                    line: record.line,
+                    first: first + 1,
+                    second: column + 1,
+                    name: name.clone(),
+                });
+            }
+        }
         let target_column =
             match target {
                 None => names.len() - 1,

@@ -81,7 +81,7 @@ pub enum DataError {
         found: usize,
     },
     /// An empty cell.
-    #[error("`{}`, line {line}, column {column} (`{name}`): empty cell, expected a number", path.display())]
+    #[error("`{}`, line {line}, column {column} (`{}`): empty cell, expected a number", path.display(), quote_cell(name))]
     MissingValue {
         /// The file.
         path: PathBuf,
@@ -93,7 +93,10 @@ pub enum DataError {
         name: String,
     },
     /// A cell that is not a number.
-    #[error("`{}`, line {line}, column {column} (`{name}`): expected a number, found \"{cell}\"", path.display())]
+    #[error(
+        "`{}`, line {line}, column {column} (`{}`): expected a number, found \"{}\"",
+        path.display(), quote_cell(name), quote_cell(cell)
+    )]
     NotNumeric {
         /// The file.
         path: PathBuf,
@@ -108,8 +111,8 @@ pub enum DataError {
     },
     /// A cell holding NaN or an infinity (or a number too large for `f32`).
     #[error(
-        "`{}`, line {line}, column {column} (`{name}`): expected a finite number, found \"{cell}\"",
-        path.display()
+        "`{}`, line {line}, column {column} (`{}`): expected a finite number, found \"{}\"",
+        path.display(), quote_cell(name), quote_cell(cell)
     )]
     NonFinite {
         /// The file.
@@ -131,8 +134,29 @@ pub enum DataError {
         /// The line where the field starts.
         line: usize,
     },
+    /// Two columns of a CSV header with the same name (which of them `--target NAME` means, or
+    /// which a saved model's feature is, could not be told).
+    #[error(
+        "`{}`, line {line}: columns {first} and {second} are both named `{}`: expected distinct column names",
+        path.display(), quote_cell(name)
+    )]
+    DuplicateColumn {
+        /// The file.
+        path: PathBuf,
+        /// The header's line.
+        line: usize,
+        /// 1-based position of the first column of that name.
+        first: usize,
+        /// 1-based position of the second.
+        second: usize,
+        /// The name.
+        name: String,
+    },
     /// The target column named in the options is not in the header.
-    #[error("`{}`: no column named `{name}` to use as the target: the columns are {}", path.display(), list(available))]
+    #[error(
+        "`{}`: no column named `{}` to use as the target: the columns are {}",
+        path.display(), quote_cell(name), list(available)
+    )]
     UnknownTarget {
         /// The file.
         path: PathBuf,
@@ -143,7 +167,7 @@ pub enum DataError {
     },
     /// A malformed token in a LIBSVM file. `column` counts whitespace-separated tokens from 1
     /// (the label is column 1).
-    #[error("`{}`, line {line}, column {column}: expected {expected}, found \"{found}\"", path.display())]
+    #[error("`{}`, line {line}, column {column}: expected {expected}, found \"{}\"", path.display(), quote_cell(found))]
     Libsvm {
         /// The file.
         path: PathBuf,
@@ -235,7 +259,7 @@ pub enum DataError {
         cols: usize,
     },
     /// A built-in data set name that does not exist.
-    #[error("no built-in data set named `{name}`: the data sets are {}", list(available))]
+    #[error("no built-in data set named `{}`: the data sets are {}", quote_cell(name), list(available))]
     UnknownBuiltin {
         /// The name asked for.
         name: String,
@@ -280,8 +304,54 @@ fn show_delimiter(delimiter: u8) -> String {
     }
 }
 
+/// At most this many characters of a cell or value are quoted in a message.
+const QUOTED_CHARS: usize = 40;
+
+/// At most this many items of a list are shown in a message.
+const LISTED_ITEMS: usize = 20;
+
+/// A cell or value as quoted in a message: control characters (and the invisible characters
+/// that reorder or hide text) escaped (`\0`, `\x1b`, `\n`, `\u{202e}`), and when longer than
+/// about 40 characters its start, `…` and its total length in bytes. A 50 MB cell makes a
+/// one-line message.
+///
+/// ```
+/// use gradus::data::quote_cell;
+/// assert_eq!(quote_cell("3.5x"), "3.5x");
+/// assert_eq!(quote_cell("a\0b\x1b[2J"), "a\\0b\\x1b[2J");
+/// assert_eq!(quote_cell(&"9".repeat(1000)), format!("{}… (1000 bytes)", "9".repeat(40)));
+/// ```
+pub fn quote_cell(text: &str) -> String {
+    let mut out = String::new();
+    for (shown, c) in text.chars().enumerate() {
+        if shown >= QUOTED_CHARS {
+            out.push_str(&format!("… ({} bytes)", text.len()));
+            return out;
+        }
+        match c {
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}') =>
+            {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
-    items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
+    let mut shown: Vec<String> =
+        items.iter().take(LISTED_ITEMS).map(|item| format!("`{}`", quote_cell(&item.to_string()))).collect();
+    if items.len() > LISTED_ITEMS {
+        shown.push(format!("… ({} in all)", items.len()));
+    }
+    shown.join(", ")
 }
 
 /// What to do about a built-in data set whose files are missing.

@@ -145,7 +145,7 @@ mod tests {
             (vec![1, 2, 3, 4], labels.clone(), "not an IDX file"),
             (vec![0, 0], labels.clone(), "shorter than"),
             ([header(&[2, 6]), vec![0; 12]].concat(), labels.clone(), "expected 3"),
-            ([header(&[u32::MAX, u32::MAX, u32::MAX]), vec![0; 12]].concat(), labels.clone(), "the file holds 12"),
+            ([header(&[u32::MAX, u32::MAX, u32::MAX]), vec![0; 12]].concat(), labels.clone(), "overflow"),
             ([header(&[0, 2, 2])].concat(), header(&[0]), "no pixels"),
         ];
         for (images, labels, message) in cases {

@@ -31,7 +31,7 @@ pub mod builtin;
 pub mod text;
 
 pub use csv::{read_csv, CsvOptions};
-pub use error::DataError;
+pub use error::{quote_cell, DataError};
 pub use idx::read_idx;
 pub use libsvm::read_libsvm;
 pub use preprocess::{LabelMap, Standardizer};

@@ -18,6 +18,7 @@
 pub mod metrics;
 pub mod stream;
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -342,6 +343,25 @@ pub struct Checkpoint {
     /// The running statistics of the best epoch, under early stopping.
     #[serde(default)]
     pub best_buffers: Vec<f32>,
+    /// What makes the run that wrote it (see [`Trainer::with_fingerprint`]): named values such
+    /// as `lr`, `seed` or `data hash`. Empty in checkpoints written without one (and in those of
+    /// older versions).
+    #[serde(default)]
+    pub fingerprint: BTreeMap<String, String>,
+    /// The file it was read from ([`Checkpoint::load`]), for messages.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// What differs between the fingerprint of a checkpoint's run (`written`) and that of the run
+/// resuming it (`now`), one `name written ≠ now` per field, in name order. Only fields named on
+/// both sides are compared (one that only one side has, say from another version, tells nothing).
+/// Empty when they agree.
+pub fn fingerprint_differences(written: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
+    written
+        .iter()
+        .filter_map(|(name, a)| now.get(name).filter(|b| *b != a).map(|b| format!("{name} {a} ≠ {b}")))
+        .collect()
 }
 
 const CHECKPOINT_FORMAT: &str = "gradus-checkpoint-1";
@@ -351,10 +371,12 @@ impl Checkpoint {
     pub fn load(path: &std::path::Path) -> Result<Self, TrainError> {
         let err = |message: String| TrainError::Checkpoint { path: path.display().to_string(), message };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let cp: Checkpoint = serde_json::from_str(&text).map_err(|e| err(format!("not a gradus checkpoint ({e})")))?;
+        let mut cp: Checkpoint =
+            serde_json::from_str(&text).map_err(|e| err(format!("not a gradus checkpoint ({e})")))?;
         if cp.format != CHECKPOINT_FORMAT {
             return Err(err(format!("format `{}`, expected `{CHECKPOINT_FORMAT}`", cp.format)));
         }
+        cp.source = Some(path.to_path_buf());
         Ok(cp)
     }
 
@@ -370,6 +392,7 @@ pub struct Trainer {
     config: TrainConfig,
     optimizer: Box<dyn Optimizer>,
     lr_control: Option<LrSchedule>,
+    fingerprint: BTreeMap<String, String>,
 }
 
 /// The order of the training rows in `epoch` (from 1): a permutation drawn from `(seed, epoch)`.
@@ -387,7 +410,15 @@ impl Trainer {
     /// A trainer with a validated configuration.
     pub fn new(config: TrainConfig, optimizer: Box<dyn Optimizer>) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self { config, optimizer, lr_control: None })
+        Ok(Self { config, optimizer, lr_control: None, fingerprint: BTreeMap::new() })
+    }
+
+    /// Names the run: `fingerprint` (what makes its result: the data's hash, the model, the
+    /// optimizer and schedule with their options, the seed, ...) is written into every checkpoint,
+    /// and resuming a checkpoint whose fingerprint differs fails, listing what differs.
+    pub fn with_fingerprint(mut self, fingerprint: BTreeMap<String, String>) -> Self {
+        self.fingerprint = fingerprint;
+        self
     }
 
     /// Adds a learning-rate schedule (a function of the step, advanced per [`ScheduleUnit`]) or a
@@ -491,23 +522,29 @@ impl Trainer {
         let mut first_epoch = 1;
         let initial_loss;
         if let Some(cp) = resume {
+            let source = cp.source.as_ref().map_or("(resume)".to_string(), |p| p.display().to_string());
+            let err = |message: String| TrainError::Checkpoint { path: source.clone(), message };
+            if !cp.fingerprint.is_empty() && !self.fingerprint.is_empty() {
+                let differences = fingerprint_differences(&cp.fingerprint, &self.fingerprint);
+                if !differences.is_empty() {
+                    return Err(err(format!("was written by another run: {}", differences.join("; "))));
+                }
+            }
+            if cp.epoch >= config.epochs {
+                return Err(err(format!(
+                    "has already trained {} epochs: expected more than {} epochs to continue it, {} asked",
+                    cp.epoch, cp.epoch, config.epochs
+                )));
+            }
             if cp.params.len() != params.len() {
-                return Err(TrainError::Checkpoint {
-                    path: "(resume)".into(),
-                    message: format!("holds {} parameters, the model has {}", cp.params.len(), params.len()),
-                });
+                return Err(err(format!("holds {} parameters, the model has {}", cp.params.len(), params.len())));
             }
             params.copy_from_slice(&cp.params);
-            self.optimizer
-                .load_state(&cp.optimizer)
-                .map_err(|e| TrainError::Checkpoint { path: "(resume)".into(), message: e.to_string() })?;
+            self.optimizer.load_state(&cp.optimizer).map_err(|e| err(e.to_string()))?;
             if let (Some(LrSchedule::Plateau(p)), Some(saved)) = (self.lr_control.as_mut(), cp.plateau.as_ref()) {
-                p.load_state(saved)
-                    .map_err(|e| TrainError::Checkpoint { path: "(resume)".into(), message: e.to_string() })?;
+                p.load_state(saved).map_err(|e| err(e.to_string()))?;
             }
-            model
-                .set_buffers(&cp.buffers)
-                .map_err(|message| TrainError::Checkpoint { path: "(resume)".into(), message })?;
+            model.set_buffers(&cp.buffers).map_err(err)?;
             history = cp.history;
             best = cp.best;
             best_buffers = cp.best_buffers;
@@ -730,6 +767,8 @@ impl Trainer {
                         initial_loss,
                         buffers: model.buffers(),
                         best_buffers: best_buffers.clone(),
+                        fingerprint: self.fingerprint.clone(),
+                        source: None,
                     }
                     .save(&cp.path)?;
                 }
@@ -938,6 +977,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_differences_list_the_fields_both_sides_name() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let written = map(&[("lr", "0.01"), ("seed", "0"), ("data hash", "1a2b"), ("old field", "x")]);
+        let now = map(&[("lr", "0.1"), ("seed", "0"), ("data hash", "3c4d"), ("new field", "y")]);
+        assert_eq!(fingerprint_differences(&written, &now), ["data hash 1a2b ≠ 3c4d", "lr 0.01 ≠ 0.1"]);
+        assert!(fingerprint_differences(&written, &written).is_empty());
+    }
 
     /// The pieces cover the buffer once whatever the order and gaps of the tracked segments, so
     /// the global norm is the norm of every element, and each tracked norm is its own segment's.
