@@ -245,7 +245,13 @@ pub fn fit(
 ) -> Result<MfRun, CliError> {
     let start = std::time::Instant::now();
     let r = as_mf(train)?;
-    let usage = |e: gradus::mf::MfError| CliError::usage(e.to_string());
+    let usage = |e: gradus::mf::MfError| match e {
+        // The size of the model comes from --factors (and the data's users and items).
+        gradus::mf::MfError::Memory(e) => {
+            CliError::usage(format!("--factors {}: {e}", settings.config.n_factors)).hint("use fewer --factors")
+        }
+        e => CliError::usage(e.to_string()),
+    };
     let mut model = MatrixFactorization::new(&settings.config, &r).map_err(usage)?;
     let mut optimizer = settings.optimizer.as_ref().map(OptimizerChoice::build).transpose()?;
     let mut grad = vec![0.0f32; model.params().len()];
@@ -348,7 +354,7 @@ pub fn train(args: &TrainArgs, quiet: bool) -> Result<(), CliError> {
         }
     };
     let k = splits.len();
-    let progress = bar((settings.config.n_epochs * k) as u64, bars_enabled(quiet));
+    let progress = bar((settings.config.n_epochs as u64).saturating_mul(k as u64), bars_enabled(quiet));
     let mut runs = Vec::new();
     for (i, (train_rows, val_rows)) in splits.iter().enumerate() {
         let train_part = r.select(train_rows)?;

@@ -139,6 +139,9 @@ pub enum MfError {
     /// A deserialized model is inconsistent.
     #[error("invalid model: {0}")]
     InvalidModel(String),
+    /// The model would take more memory than the machine has available.
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
 }
 
 /// Hyperparameters of [`MatrixFactorization`], named and defaulted as in scikit-surprise's `SVD`.
@@ -982,9 +985,19 @@ impl MatrixFactorization {
             return Err(MfError::Empty);
         }
         let (n_users, n_items, k) = (train.n_users, train.n_items, config.n_factors);
-        let len = param_count(n_users, n_items, k).ok_or_else(|| {
-            MfError::Config(ConfigError::new("n_factors", k, "a size whose parameter count fits in memory"))
-        })?;
+        // The parameters, and the padded copies of the factor tables the SGD trainers work on.
+        let len = param_count(n_users, n_items, k);
+        let padded = n_users.checked_add(n_items).and_then(|rows| rows.checked_mul(k.div_ceil(LANES).checked_mul(LANES)?));
+        let needed = crate::memory::total([
+            len.and_then(|len| crate::memory::bytes_of(len, crate::memory::F32_BYTES)),
+            padded.and_then(|padded| crate::memory::bytes_of(padded, crate::memory::F32_BYTES)),
+        ]);
+        crate::memory::check(
+            format!("matrix factorization of {n_users} users and {n_items} items with {k} factors"),
+            "its parameters and the copies training works on",
+            needed,
+        )?;
+        let len = len.expect("a count that fits in memory does not overflow");
         let sum: f64 = train.ratings.iter().map(|&r| f64::from(r)).sum();
         let global_mean = (sum / train.len() as f64) as f32;
         let rating_min = train.ratings.iter().copied().fold(f32::INFINITY, f32::min);
@@ -1190,12 +1203,20 @@ impl MatrixFactorization {
         if batch_size == 0 {
             return Err(ConfigError::new("batch_size", batch_size, "an integer >= 1").into());
         }
+        // The gradient and the optimizer's state, each as long as the parameters.
+        let buffers = 1 + if optimizer.steps() == 0 { optimizer.state_buffers() } else { 0 };
+        crate::memory::check(
+            format!("mini-batch training of matrix factorization ({} parameters)", self.params.len()),
+            "its gradient and optimizer state",
+            self.params.len().checked_mul(buffers).and_then(|n| crate::memory::bytes_of(n, crate::memory::F32_BYTES)),
+        )?;
         let mut rng = shuffle_rng(seed);
         let mut order: Vec<u32> = (0..train.len() as u32).collect();
         let mut params = std::mem::take(&mut self.params);
         let mut grad = vec![0.0f32; params.len()];
         let mut batch: Vec<(u32, u32, f32)> = Vec::with_capacity(batch_size.min(train.len()));
-        let mut losses = Vec::with_capacity(epochs);
+        // One loss per epoch, grown as they run (`epochs` is the caller's number, not memory's).
+        let mut losses = Vec::new();
         for _ in 0..epochs {
             shuffle(&mut order, &mut rng);
             let mut total = 0.0f64;

@@ -158,7 +158,8 @@ pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
                 .collect();
             let _ = writeln!(text, "{}", header.join(","));
             // Classes from the logits, exactly as evaluation counts them.
-            let classes = argmax_rows(&outputs, outputs.len() / data.rows.max(1));
+            let classes = argmax_rows(&outputs, outputs.len() / data.rows.max(1))
+                .map_err(|e| CliError::usage(format!("`{}`: {e}", args.data.display())))?;
             for (row, &best) in probabilities.chunks_exact(k).zip(&classes) {
                 let cells: Vec<String> =
                     std::iter::once(label(map.classes[best])).chain(row.iter().map(|p| p.to_string())).collect();

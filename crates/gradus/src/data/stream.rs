@@ -311,7 +311,8 @@ impl Iterator for Epoch {
         }
         // Reserve for a typical batch only; an oversized `batch_size` then costs no more than the
         // rows actually read.
-        let reserve_rows = self.batch_size.min(PREALLOCATED_ROWS);
+        // At most 64 MB of features up front, however wide the rows.
+        let reserve_rows = self.batch_size.min(PREALLOCATED_ROWS).min(((64 << 20) / 4 / self.cols.max(1)).max(1));
         let mut batch = Batch {
             features: Vec::with_capacity(reserve_rows.saturating_mul(self.cols)),
             target: Vec::with_capacity(reserve_rows),
