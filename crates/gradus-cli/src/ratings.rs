@@ -4,10 +4,11 @@
 //! predicting with a saved model on a ratings file.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use gradus::data::{builtin, read_ratings, Ratings, RatingsOptions};
 use gradus::mf::{MatrixFactorization, MfConfig};
-use gradus::saved::{ModelSpec, SavedModel};
+use gradus::saved::{ModelSpec, SavedModel, SavedModelError};
 use gradus::train::{CrossValidation, EpochRecord, Metrics, Observer, Task, Termination};
 use serde_json::json;
 
@@ -16,7 +17,7 @@ use crate::commands::train::{curve_panels, Say};
 use crate::error::CliError;
 use crate::output::{check_writable, metrics_table, write_file};
 use crate::plot;
-use crate::prepare::{fold_rows, split_rows, DEFAULT_DATASET};
+use crate::prepare::{fold_rows, is_libsvm, split_rows, DEFAULT_DATASET};
 use crate::progress::{bar, bars_enabled, RunObserver};
 use crate::setup::{optimizer_choice, parse_batch, OptimizerChoice, DEFAULT_EPOCHS, DEFAULT_VAL_FRACTION};
 
@@ -484,10 +485,41 @@ fn raw_ids(r: &Ratings) -> (Vec<String>, Vec<String>) {
     (users, items)
 }
 
+/// Reads the ratings of `data` for the matrix-factorization `model` read from `model_path`: a
+/// file of features (LIBSVM, or a CSV whose ids and ratings cannot be this model's) is an error
+/// naming both files and what the model expects.
+fn read_for_model(
+    model: &SavedModel,
+    model_path: &Path,
+    data: &Path,
+    with_ratings: bool,
+) -> Result<(Ratings, Vec<String>, Vec<String>), CliError> {
+    let expects = || {
+        format!(
+            "the model `{}` is a {}: it predicts from (user, item) ids and expects a ratings file (user, item, rating)",
+            model_path.display(),
+            model.model.describe()
+        )
+    };
+    if is_libsvm(data) {
+        return Err(CliError::usage(format!("`{}` is a LIBSVM file of features: {}", data.display(), expects())));
+    }
+    let r = read_ratings(data, &RatingsOptions::default()).map_err(|e| CliError::from(e).hint(expects()))?;
+    let (users, items) = raw_ids(&r);
+    let ratings = with_ratings.then_some(r.ratings.as_slice());
+    model.check_ratings_data(&users, &items, ratings, &format!("`{}`", data.display())).map_err(|e| match e {
+        SavedModelError::WrongData { origin, problem } => CliError::usage(format!(
+            "{origin} does not fit the model `{}`: {problem}",
+            model_path.display()
+        )),
+        other => CliError::from(other),
+    })?;
+    Ok((r, users, items))
+}
+
 /// `gradus evaluate` with a matrix-factorization model on a ratings file.
 pub fn evaluate(model: &SavedModel, args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
-    let r = read_ratings(&args.data, &RatingsOptions::default())?;
-    let (users, items) = raw_ids(&r);
+    let (r, users, items) = read_for_model(model, &args.model, &args.data, true)?;
     let predicted = model.predict_ratings(&users, &items)?;
     let mut metrics = Metrics::new();
     metrics.insert("rmse".into(), gradus::mf::rmse(&predicted, &r.ratings));
@@ -508,8 +540,7 @@ pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<()
     if let Some(out) = &args.out {
         check_writable("--out", out)?;
     }
-    let r = read_ratings(&args.data, &RatingsOptions::default())?;
-    let (users, items) = raw_ids(&r);
+    let (r, users, items) = read_for_model(model, &args.model, &args.data, false)?;
     let predicted = model.predict_ratings(&users, &items)?;
     let mut text = String::from("user,item,prediction\n");
     for ((u, i), p) in users.iter().zip(&items).zip(&predicted) {

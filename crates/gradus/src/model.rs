@@ -130,6 +130,14 @@ impl<'a> Rows<'a> {
 }
 
 /// A differentiable model over dense rows.
+///
+/// # Panics
+/// The passes ([`Model::loss_and_gradient`], [`Model::forward`], [`Model::train_step`], ...)
+/// run in the training loop and do not check their buffers: they panic when `params`, `grad`,
+/// `x`, `y` or `out` do not have the lengths the model and `rows` call for, and give a NaN loss
+/// for targets the loss cannot take. Data from outside is checked once, before any pass, with
+/// [`check_rows`] (which [`evaluate`], [`crate::train::Trainer::fit`] and the other entry points
+/// of the library run), so that it is an error rather than a panic.
 pub trait Model: Send + Sync {
     /// What the model predicts.
     fn task(&self) -> Task;
@@ -168,6 +176,9 @@ pub trait Model: Send + Sync {
 
     /// The mean loss over the `rows` rows of `x` (row-major) against `y`, including any penalty, and
     /// its gradient with respect to `params`, written into `grad` (overwritten).
+    ///
+    /// # Panics
+    /// When a buffer has the wrong length (see the trait's documentation).
     fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64;
 
     /// [`Model::loss_and_gradient`] over the rows of `data` at `indices`, in that order (a
@@ -230,6 +241,9 @@ pub trait Model: Send + Sync {
 
     /// Raw outputs for the `rows` rows of `x`: values for regression, logits for classification
     /// (`rows × outputs()`), written into `out`.
+    ///
+    /// # Panics
+    /// When a buffer has the wrong length (see the trait's documentation).
     fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]);
 
     /// The mean loss alone (by default via [`Model::loss_and_gradient`]).

@@ -578,10 +578,10 @@ impl SavedModel {
 
     /// Checks that ratings read from `origin` (raw user and item ids, with their ratings when the
     /// file has them) can be this matrix-factorization model's, so that a file of features read as
-    /// ratings is an error rather than an RMSE of nonsense: some user or some item must be one the
-    /// model knows (when none is, every prediction would be the global mean), and the ratings
-    /// must lie near the model's training range (within one range's width of it). An error for a
-    /// model of features, which takes feature rows.
+    /// ratings is an error rather than an RMSE of nonsense: at least half of the ratings must be
+    /// of a user and an item the model knows (the others get the model's fallbacks, biases or the
+    /// global mean), and the ratings must lie near the model's training range (within one range's
+    /// width of it). An error for a model of features, which takes feature rows.
     pub fn check_ratings_data(
         &self,
         users: &[String],
@@ -608,18 +608,19 @@ impl SavedModel {
         }
         let known_users: std::collections::HashSet<&str> = user_ids.iter().map(String::as_str).collect();
         let known_items: std::collections::HashSet<&str> = item_ids.iter().map(String::as_str).collect();
-        let any_user = users.iter().any(|u| known_users.contains(u.as_str()));
-        let any_item = items.iter().any(|i| known_items.contains(i.as_str()));
-        if !users.is_empty() && !any_user && !any_item {
+        let known = users
+            .iter()
+            .zip(items)
+            .filter(|(u, i)| known_users.contains(u.as_str()) && known_items.contains(i.as_str()))
+            .count();
+        if known * 2 < users.len() {
             let sample = |ids: &[String]| ids.iter().take(3).map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ");
             return Err(wrong(format!(
-                "none of its users ({}, ...) and none of its items ({}, ...) is among the {} users and {} items \
-                 of the model (a {}): is this a ratings file for this model?",
+                "only {known} of its {} ratings are of a user and an item the model knows (its users: {}, ...; its \
+                 items: {}, ...), the others would get fallback predictions: is this a ratings file for this model?",
+                users.len(),
                 sample(users),
                 sample(items),
-                user_ids.len(),
-                item_ids.len(),
-                self.model.describe()
             )));
         }
         if let Some(ratings) = ratings {

@@ -31,8 +31,31 @@ fn list(names: &[String]) -> String {
     names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
-/// Reads `path` for `model`, matching columns by name.
-fn read_for_model(model: &SavedModel, path: &Path, need_target: bool) -> Result<ModelData, CliError> {
+/// Whether a header looks like a ratings file's (user, item, rating) rather than features.
+fn looks_like_ratings(names: &[String]) -> bool {
+    let numeric = names.iter().take(3).all(|n| n.trim().parse::<f64>().is_ok());
+    let rating = names.iter().any(|n| n.to_lowercase().contains("rating"));
+    numeric || rating
+}
+
+/// The hint for data that is not feature rows for `model`, read from `model_path`.
+fn not_features_hint(model: &SavedModel, model_path: &Path, names: &[String]) -> Option<String> {
+    looks_like_ratings(names).then(|| {
+        format!(
+            "this looks like a ratings file (user, item, rating); the model `{}` is a {} and takes rows of its features",
+            model_path.display(),
+            describe(model)
+        )
+    })
+}
+
+/// Reads `path` for `model` (read from `model_path`), matching columns by name.
+fn read_for_model(
+    model: &SavedModel,
+    model_path: &Path,
+    path: &Path,
+    need_target: bool,
+) -> Result<ModelData, CliError> {
     let shown = path.display();
     if is_libsvm(path) {
         let data = read_table(path, None, Some(model.inputs()))?;
@@ -59,25 +82,33 @@ fn read_for_model(model: &SavedModel, path: &Path, need_target: bool) -> Result<
         }
     };
     if need_target && !names.contains(&model.target_name) {
+        let hint = not_features_hint(model, model_path, &names)
+            .unwrap_or_else(|| "is this data for another task? `gradus predict` needs no target column".into());
         return Err(CliError::usage(format!(
-            "`{shown}`: no target column `{}`: the model is a {}, and evaluation compares with its target \
+            "`{shown}`: no target column `{}`: the model `{}` is a {}, and evaluation compares with its target \
              (the file's columns: {})",
             model.target_name,
+            model_path.display(),
             describe(model),
             list(&names)
         ))
-        .hint("is this data for another task? `gradus predict` needs no target column"));
+        .hint(hint));
     }
     let missing: Vec<String> = model.feature_names.iter().filter(|f| !names.contains(f)).cloned().collect();
     if !missing.is_empty() {
-        return Err(CliError::usage(format!(
-            "`{shown}`: no column {} that the model was trained on: the file has {} columns ({}), the model takes {} \
-             features",
+        let error = CliError::usage(format!(
+            "`{shown}`: no column {} that the model `{}` was trained on: the file has {} columns ({}), the model \
+             takes {} features",
             list(&missing),
+            model_path.display(),
             width,
             list(&names),
             model.inputs()
-        )));
+        ));
+        return Err(match not_features_hint(model, model_path, &names) {
+            Some(hint) => error.hint(hint),
+            None => error,
+        });
     }
     let extra: Vec<String> =
         names.iter().filter(|n| !model.feature_names.contains(n) && **n != model.target_name).cloned().collect();
@@ -117,7 +148,7 @@ pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
     if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
         return crate::ratings::evaluate(&model, args, quiet);
     }
-    let data = read_for_model(&model, &args.data, true)?;
+    let data = read_for_model(&model, &args.model, &args.data, true)?;
     let Some(targets) = data.targets else {
         return Err(CliError::usage(format!("`{}`: no target column `{}`", args.data.display(), model.target_name)));
     };
@@ -146,7 +177,7 @@ pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
     if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
         return crate::ratings::predict(&model, args, quiet);
     }
-    let data = read_for_model(&model, &args.data, false)?;
+    let data = read_for_model(&model, &args.model, &args.data, false)?;
     let outputs = model.outputs(&data.features, data.rows)?;
     let mut text = String::new();
     match (&model.task, &model.label_map) {
