@@ -381,7 +381,16 @@ impl Settings {
                 ModelSpec::Linear { linear, inputs, classes, penalty: self.penalty }
             }
         };
-        let inner = spec.build()?;
+        let inner = spec.build().map_err(|e| match e.option.as_str() {
+            // The MLP's sizes are --hidden's, between the data's features and the outputs.
+            "sizes" => CliError::usage(format!(
+                "--hidden {} on {inputs} features: {}: expected {}",
+                self.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+                e.value,
+                e.expected
+            )),
+            _ => CliError::from(e),
+        })?;
         let model: Box<dyn Model> = match target_scale {
             Some(scale) => Box::new(ScaledTarget::new(inner, scale)),
             None => inner,
