@@ -148,7 +148,11 @@ fn fit_lbfgs(
         let record = EpochRecord {
             epoch,
             train: train_metrics,
-            validation: validation.map(|v| evaluate(model, params, v)).transpose().map_err(TrainError::from)?.unwrap_or_default(),
+            validation: validation
+                .map(|v| evaluate(model, params, v))
+                .transpose()
+                .map_err(TrainError::from)?
+                .unwrap_or_default(),
             lr,
             grad_norm: g32.iter().map(|&g| f64::from(g).powi(2)).sum::<f64>().sqrt(),
             seconds: start.elapsed().as_secs_f64(),

@@ -508,10 +508,9 @@ fn read_for_model(
     let (users, items) = raw_ids(&r);
     let ratings = with_ratings.then_some(r.ratings.as_slice());
     model.check_ratings_data(&users, &items, ratings, &format!("`{}`", data.display())).map_err(|e| match e {
-        SavedModelError::WrongData { origin, problem } => CliError::usage(format!(
-            "{origin} does not fit the model `{}`: {problem}",
-            model_path.display()
-        )),
+        SavedModelError::WrongData { origin, problem } => {
+            CliError::usage(format!("{origin} does not fit the model `{}`: {problem}", model_path.display()))
+        }
         other => CliError::from(other),
     })?;
     Ok((r, users, items))

@@ -40,7 +40,10 @@ fn a_hidden_layer_beyond_memory_names_the_flag_and_the_amount() {
     let stderr = refused(
         dir.path(),
         &["train", "--hidden", "2000000000", "--epochs", "1", "--quiet"],
-        &["--hidden 2000000000 on 64 features: the model (150000000010 parameters) would need ", " TB for its parameters"],
+        &[
+            "--hidden 2000000000 on 64 features: the model (150000000010 parameters) would need ",
+            " TB for its parameters",
+        ],
     );
     if cfg!(target_os = "linux") {
         assert!(stderr.contains("available"), "{stderr}");
@@ -125,7 +128,11 @@ fn a_saved_model_with_absurd_sizes_is_a_corrupt_file_naming_the_field() {
 fn epochs_and_steps_whose_update_counts_overflow_name_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let max = "18446744073709551615";
-    refused(dir.path(), &["train", "--epochs", max, "--schedule", "one_cycle", "--quiet"], &["--epochs 18446744073709551615"]);
+    refused(
+        dir.path(),
+        &["train", "--epochs", max, "--schedule", "one_cycle", "--quiet"],
+        &["--epochs 18446744073709551615"],
+    );
     refused(
         dir.path(),
         &["train", "--schedule", "step", "--step-size", max, "--warmup", "2", "--quiet"],
@@ -142,14 +149,26 @@ fn epochs_and_steps_whose_update_counts_overflow_name_the_flag() {
 fn a_model_given_data_of_the_other_kind_names_the_model_file() {
     let dir = tempfile::tempdir().unwrap();
     saved_model(dir.path());
-    ok(dir.path(), &["train", "--dataset", "movielens_small", "--factors", "3", "--epochs", "1", "--save", "mf.json", "--quiet"]);
+    ok(
+        dir.path(),
+        &["train", "--dataset", "movielens_small", "--factors", "3", "--epochs", "1", "--save", "mf.json", "--quiet"],
+    );
     let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv");
     for command in ["evaluate", "predict"] {
-        refused(dir.path(), &[command, "mf.json", "--data", iris], &["does not fit the model `mf.json`", "is this a ratings file"]);
+        refused(
+            dir.path(),
+            &[command, "mf.json", "--data", iris],
+            &["does not fit the model `mf.json`", "is this a ratings file"],
+        );
     }
     std::fs::write(dir.path().join("f.svm"), "1 1:0.5\n0 2:1\n").unwrap();
-    refused(dir.path(), &["evaluate", "mf.json", "--data", "f.svm"], &["`f.svm` is a LIBSVM file", "the model `mf.json`", "expects a ratings file"]);
-    std::fs::write(dir.path().join("ratings.csv"), "userId,movieId,rating,timestamp\n1,31,2.5,1\n1,1029,3,2\n").unwrap();
+    refused(
+        dir.path(),
+        &["evaluate", "mf.json", "--data", "f.svm"],
+        &["`f.svm` is a LIBSVM file", "the model `mf.json`", "expects a ratings file"],
+    );
+    std::fs::write(dir.path().join("ratings.csv"), "userId,movieId,rating,timestamp\n1,31,2.5,1\n1,1029,3,2\n")
+        .unwrap();
     refused(
         dir.path(),
         &["evaluate", "m.json", "--data", "ratings.csv"],

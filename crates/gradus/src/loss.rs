@@ -538,7 +538,10 @@ mod tests {
         assert!(matches!(loss.check_targets(&[0.5f32, 1.0], 2, 3), Err(TargetError::BadClass { row: 0, .. })));
         assert!(matches!(loss.check_targets(&[0.0f32], 2, 3), Err(TargetError::Length { .. })));
         assert!(matches!(loss.check_targets(&[f32::NAN, 1.0], 2, 3), Err(TargetError::BadClass { row: 0, .. })));
-        assert!(matches!(Loss::Mse.check_targets(&[1.0f32, f32::NAN], 2, 1), Err(TargetError::NonFinite { row: 1, .. })));
+        assert!(matches!(
+            Loss::Mse.check_targets(&[1.0f32, f32::NAN], 2, 1),
+            Err(TargetError::NonFinite { row: 1, .. })
+        ));
         assert!(matches!(Loss::Mse.check_targets(&[1.0f32; 2], usize::MAX, 2), Err(TargetError::Length { .. })));
         assert!(Loss::BceWithLogits.check_targets(&[0.0f32, 0.25, 1.0], 3, 1).is_ok());
         assert!(matches!(

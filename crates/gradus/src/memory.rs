@@ -175,7 +175,10 @@ mod tests {
             "the model would need 6.3 TB for its parameters; this machine has 22.0 GB available"
         );
         let err = check_against("the model", "its parameters", None, None).unwrap_err();
-        assert_eq!(err.to_string(), "the model would need more than 18 EB for its parameters; no machine can address that much");
+        assert_eq!(
+            err.to_string(),
+            "the model would need more than 18 EB for its parameters; no machine can address that much"
+        );
         assert!(check_against("x", "y", Some(u64::MAX / 2 + 1), None).is_err());
         assert_eq!(total([Some(1), Some(2)]), Some(3));
         assert_eq!(total([Some(u64::MAX), Some(2)]), None);

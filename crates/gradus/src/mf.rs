@@ -987,7 +987,8 @@ impl MatrixFactorization {
         let (n_users, n_items, k) = (train.n_users, train.n_items, config.n_factors);
         // The parameters, and the padded copies of the factor tables the SGD trainers work on.
         let len = param_count(n_users, n_items, k);
-        let padded = n_users.checked_add(n_items).and_then(|rows| rows.checked_mul(k.div_ceil(LANES).checked_mul(LANES)?));
+        let padded =
+            n_users.checked_add(n_items).and_then(|rows| rows.checked_mul(k.div_ceil(LANES).checked_mul(LANES)?));
         let needed = crate::memory::total([
             len.and_then(|len| crate::memory::bytes_of(len, crate::memory::F32_BYTES)),
             padded.and_then(|padded| crate::memory::bytes_of(padded, crate::memory::F32_BYTES)),

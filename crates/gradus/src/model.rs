@@ -318,11 +318,11 @@ pub(crate) fn evaluate_checked(model: &dyn Model, params: &[f32], data: Rows<'_>
     metrics.insert("loss".into(), loss_sum / data.rows as f64);
     let measured = match model.task() {
         Task::Regression | Task::Ratings => regression_metrics(&out, data.y).map(|m| metrics.extend(m)),
-        Task::Binary | Task::Multiclass => argmax_rows(&out, outputs)
-            .and_then(|classes| accuracy(&classes, data.y))
-            .map(|a| {
+        Task::Binary | Task::Multiclass => {
+            argmax_rows(&out, outputs).and_then(|classes| accuracy(&classes, data.y)).map(|a| {
                 metrics.insert("accuracy".into(), a);
-            }),
+            })
+        }
     };
     measured.map_err(|source| RowsError::Metrics { what: "the rows".to_string(), source })?;
     Ok(metrics)
@@ -362,7 +362,7 @@ impl Model for crate::nn::Network {
     fn check_targets(&self, targets: &[f32], rows: usize) -> Result<(), TargetError> {
         // Outputs of shape [time, features] are `time` rows of the loss per input row.
         let cols = self.output_shape().last();
-        let per_row = if cols == 0 { 1 } else { self.output_size() / cols };
+        let per_row = self.output_size().checked_div(cols).unwrap_or(1);
         self.loss().check_targets(targets, rows.saturating_mul(per_row), cols)
     }
 

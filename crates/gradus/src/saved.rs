@@ -441,9 +441,9 @@ impl SavedModel {
         }
         if let ModelSpec::Mlp { sizes, .. } = &self.model {
             // Said before building, so that the message names the field and the count.
-            let count = sizes.windows(2).try_fold(0usize, |total, pair| {
-                pair[0].checked_mul(pair[1])?.checked_add(pair[1])?.checked_add(total)
-            });
+            let count = sizes
+                .windows(2)
+                .try_fold(0usize, |total, pair| pair[0].checked_mul(pair[1])?.checked_add(pair[1])?.checked_add(total));
             if count.is_none() {
                 return Err(format!(
                     "`sizes` {sizes:?}: the parameter count overflows (layer sizes beyond any machine's memory)"
@@ -523,7 +523,11 @@ impl SavedModel {
         if users.len() != items.len() {
             return Err(SavedModelError::WrongData {
                 origin: "the ids".to_string(),
-                problem: format!("{} user ids for {} item ids: expected one of each per rating", users.len(), items.len()),
+                problem: format!(
+                    "{} user ids for {} item ids: expected one of each per rating",
+                    users.len(),
+                    items.len()
+                ),
             });
         }
         fn index(ids: &[String]) -> std::collections::HashMap<&str, u32> {

@@ -61,7 +61,10 @@ fn fit_with_rows_whose_features_are_not_rows_times_cols_is_an_error() {
     // `Rows` has public fields: a view built by hand may lie about its shape.
     let bad = Rows { x: &x[..11], y: &y, rows: 6, cols: 2 };
     let message = data_error(trainer(1).fit(&model, &mut params, bad, None, &mut []));
-    assert!(message.contains("the training rows: 11 feature values and 6 targets do not make 6 rows of 2"), "{message}");
+    assert!(
+        message.contains("the training rows: 11 feature values and 6 targets do not make 6 rows of 2"),
+        "{message}"
+    );
     let short_targets = Rows { x: &x, y: &y[..5], rows: 6, cols: 2 };
     assert!(trainer(1).fit(&model, &mut params, short_targets, None, &mut []).is_err());
     let overflow = Rows { x: &x, y: &y, rows: usize::MAX, cols: 2 };
@@ -101,8 +104,8 @@ fn a_class_index_outside_the_models_classes_is_a_data_error_not_divergence() {
     let message = data_error(trainer(1).fit(&model, &mut params, Rows::new(&x, &y, 2), None, &mut []));
     assert!(message.contains("target NaN of row 4"), "{message}");
     // The same through an MLP, a streaming run and the range test.
-    let mlp = Mlp::new(&[2, 4, 3], &[Activation::Relu, Activation::Identity], Loss::cross_entropy(0.0).unwrap())
-        .unwrap();
+    let mlp =
+        Mlp::new(&[2, 4, 3], &[Activation::Relu, Activation::Identity], Loss::cross_entropy(0.0).unwrap()).unwrap();
     let mut mlp_params = mlp.init_params(0);
     y[4] = -1.0;
     let message = data_error(trainer(1).fit(&mlp, &mut mlp_params, Rows::new(&x, &y, 2), None, &mut []));
@@ -159,10 +162,17 @@ fn checkpoint_after_one_epoch(dir: &Path) -> (Mlp, Vec<f32>, Vec<f32>, Checkpoin
     let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
     let y: Vec<f32> = (0..8).map(|i| i as f32 * 0.1).collect();
     let path = dir.join("run.ckpt");
-    let config = TrainConfig { epochs: 1, checkpoint: Some(CheckpointConfig { every: 1, path: path.clone() }), ..TrainConfig::default() };
+    let config = TrainConfig {
+        epochs: 1,
+        checkpoint: Some(CheckpointConfig { every: 1, path: path.clone() }),
+        ..TrainConfig::default()
+    };
     let momentum = Sgd::new(SgdConfig { lr: 0.01, momentum: 0.9, ..SgdConfig::default() }).unwrap();
     let mut params = model.init_params(0);
-    Trainer::new(config, Box::new(momentum)).unwrap().fit(&model, &mut params, Rows::new(&x, &y, 2), None, &mut []).unwrap();
+    Trainer::new(config, Box::new(momentum))
+        .unwrap()
+        .fit(&model, &mut params, Rows::new(&x, &y, 2), None, &mut [])
+        .unwrap();
     let checkpoint = Checkpoint::load(&path).unwrap();
     (model, x, y, checkpoint)
 }
@@ -234,7 +244,9 @@ fn streaming_training_checks_parameters_and_targets() {
     let mut params = model.init_params(0);
     let result = fit_stream(&mut trainer(1), &model, &mut params, &mut open(), None, &mut []);
     match result {
-        Err(TrainError::Data(message)) => assert!(message.contains("target 4 of row 0 is not a class index in 0..3"), "{message}"),
+        Err(TrainError::Data(message)) => {
+            assert!(message.contains("target 4 of row 0 is not a class index in 0..3"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -395,7 +407,9 @@ fn a_model_given_data_of_the_other_kind_is_an_error() {
     assert!(err.unwrap_err().to_string().contains("only 0 of its 2 ratings"));
     let err = mf.check_ratings_data(&ids(&["1", "2"]), &ids(&["10", "20"]), Some(&[0.0, 16.0]), "`digits.csv`");
     assert!(err.unwrap_err().to_string().contains("rating 16 of row 2 is far outside"));
-    assert!(mf.check_ratings_data(&ids(&["1", "2", "9"]), &ids(&["10", "20", "20"]), Some(&[4.0, 2.0, 3.0]), "r").is_ok());
+    assert!(mf
+        .check_ratings_data(&ids(&["1", "2", "9"]), &ids(&["10", "20", "20"]), Some(&[4.0, 2.0, 3.0]), "r")
+        .is_ok());
     assert!(mf.predict_ratings(&ids(&["1", "2"]), &ids(&["10"])).is_err(), "lengths differ");
     // Ratings for a model of features.
     let classifier = saved_classifier();

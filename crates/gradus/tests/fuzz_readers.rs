@@ -236,7 +236,10 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, target: impl Fn(&Path, &[u8])) -> u32 {
             return Err(TestCaseError::fail(format!("{name}: panicked on {:?}", String::from_utf8_lossy(&bytes))));
         }
         if elapsed > MAX_CASE_TIME {
-            return Err(TestCaseError::fail(format!("{name}: took {elapsed:?} on {:?}", String::from_utf8_lossy(&bytes))));
+            return Err(TestCaseError::fail(format!(
+                "{name}: took {elapsed:?} on {:?}",
+                String::from_utf8_lossy(&bytes)
+            )));
         }
         Ok(())
     });

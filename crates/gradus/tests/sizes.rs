@@ -73,7 +73,9 @@ fn too_many_factors_is_an_error_naming_the_memory() {
     assert!(matches!(err, MfError::Memory(_)), "{err:?}");
     let message = err.to_string();
     assert!(
-        message.starts_with("matrix factorization of 610 users and 9724 items with 4000000000 factors would need 330.7 TB"),
+        message.starts_with(
+            "matrix factorization of 610 users and 9724 items with 4000000000 factors would need 330.7 TB"
+        ),
         "{message}"
     );
     let config = MfConfig { n_factors: usize::MAX, ..MfConfig::default() };
@@ -109,6 +111,8 @@ fn a_huge_libsvm_feature_index_is_an_error_naming_file_line_and_column() {
     // The streaming reader finds the width with the same parser.
     let err = StreamingReader::open(&path, StreamFormat::Libsvm { width: None }, 4).unwrap_err();
     assert!(matches!(err, DataError::FeatureIndexTooLarge { line: 9, .. }), "{err:?}");
+    let err = StreamingReader::open(&path, StreamFormat::Libsvm { width: Some(1 << 40) }, 4).unwrap_err();
+    assert!(err.to_string().contains("invalid value 1099511627776 for `width`"), "{err}");
     // An index above usize is not a number the parser takes.
     let path = write("huger.svm", "1 99999999999999999999999:1\n");
     assert!(matches!(read_libsvm(&path, None), Err(DataError::Libsvm { line: 1, column: 2, .. })));
@@ -125,7 +129,10 @@ fn a_dense_matrix_beyond_memory_is_an_error_naming_the_widest_index() {
     let err = read_libsvm(&path, None).unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, DataError::Memory { widest: Some((2, 2)), .. }), "{err:?}");
-    assert!(message.contains("dense.svm` (widest at line 2, column 2): a dense 100000 × 10000000 matrix would need 4.0 TB"), "{message}");
+    assert!(
+        message.contains("dense.svm` (widest at line 2, column 2): a dense 100000 × 10000000 matrix would need 4.0 TB"),
+        "{message}"
+    );
     // A width given by the caller is checked the same way.
     let path = write("narrow.svm", "1 1:1\n");
     let err = read_libsvm(&path, Some(usize::MAX)).unwrap_err();
@@ -148,7 +155,10 @@ fn saved_models_with_absurd_sizes_are_corrupt_files() {
     let err = load(&mlp.to_string()).unwrap_err();
     assert!(matches!(err, SavedModelError::Invalid { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.starts_with("`huge.json`: corrupt gradus model file: `sizes` [4, 2305843009213693960, 3]"), "{message}");
+    assert!(
+        message.starts_with("`huge.json`: corrupt gradus model file: `sizes` [4, 2305843009213693960, 3]"),
+        "{message}"
+    );
     // Sizes that do not overflow but no file could hold the parameters of.
     let mut big = mlp.clone();
     big["model"]["sizes"] = json!([4, 1_000_000_000_000u64, 3]);
@@ -188,7 +198,11 @@ fn optimizer_sizes_from_options_are_bounded() {
 
 #[test]
 fn memory_errors_reach_training_as_typed_errors() {
-    let err: TrainError = gradus::memory::check_against("the model", "its parameters", None, Some(1)).unwrap_err().into();
+    let err: TrainError =
+        gradus::memory::check_against("the model", "its parameters", None, Some(1)).unwrap_err().into();
     assert!(matches!(err, TrainError::Memory(_)));
-    assert_eq!(err.to_string(), "the model would need more than 18 EB for its parameters; this machine has 1 bytes available");
+    assert_eq!(
+        err.to_string(),
+        "the model would need more than 18 EB for its parameters; this machine has 1 bytes available"
+    );
 }

@@ -193,7 +193,7 @@ pub enum DataError {
         /// The line and column of the feature index that set the width (LIBSVM), if any.
         widest: Option<(usize, usize)>,
         /// How much was needed and how much there is.
-        source: crate::memory::MemoryError,
+        source: Box<crate::memory::MemoryError>,
     },
     /// A target that is NaN or infinite where a number is needed.
     #[error("`{origin}`, row {row}: target {value} is not a finite number")]

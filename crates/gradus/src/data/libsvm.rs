@@ -166,7 +166,8 @@ pub fn read_libsvm(path: impl AsRef<Path>, width: Option<usize>) -> Result<Datas
     let (rows, cols) = (labels.len(), width.unwrap_or(widest));
     let needed = rows.checked_mul(cols).and_then(|cells| crate::memory::bytes_of(cells, crate::memory::F32_BYTES));
     crate::memory::check(format!("a dense {rows} × {cols} matrix"), "its features", needed).map_err(|source| {
-        DataError::Memory { path: path.to_path_buf(), widest: if width.is_some() { None } else { widest_at }, source }
+        let widest = if width.is_some() { None } else { widest_at };
+        DataError::Memory { path: path.to_path_buf(), widest, source: Box::new(source) }
     })?;
     let cells = rows.checked_mul(cols).ok_or_else(|| DataError::TooLarge { path: path.to_path_buf(), rows, cols })?;
     let mut features = Vec::new();

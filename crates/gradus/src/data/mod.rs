@@ -80,9 +80,12 @@ impl Dataset {
     /// A new data set holding the rows at `indices`, in that order (indices may repeat), such as
     /// the training rows of a split.
     pub fn select(&self, indices: &[usize]) -> Result<Dataset, DataError> {
-        let too_large = || DataError::TooLarge { path: self.source.clone().into(), rows: indices.len(), cols: self.cols };
+        let too_large =
+            || DataError::TooLarge { path: self.source.clone().into(), rows: indices.len(), cols: self.cols };
         let mut features = Vec::new();
-        features.try_reserve_exact(indices.len().checked_mul(self.cols).ok_or_else(too_large)?).map_err(|_| too_large())?;
+        features
+            .try_reserve_exact(indices.len().checked_mul(self.cols).ok_or_else(too_large)?)
+            .map_err(|_| too_large())?;
         let mut target = Vec::with_capacity(indices.len());
         for &index in indices {
             if index >= self.rows {

@@ -627,6 +627,7 @@ impl BatchNorm {
     }
 
     /// Running statistics: each channel's mean, then each channel's variance.
+    #[allow(dead_code)] // unused since the network lays its buffers out itself; kept for the layer's API
     pub(crate) fn buffers_len(&self) -> usize {
         2 * self.channels
     }
@@ -975,6 +976,7 @@ impl AnyLayer {
     }
 
     /// Multiply-adds per row of the forward pass (a measure of the work, for the block size).
+    #[allow(dead_code)] // unused while the block size is fixed per architecture
     pub(crate) fn work_per_row(&self) -> usize {
         match self {
             AnyLayer::Linear(l) => l.inputs * l.outputs * l.vectors,

@@ -491,7 +491,7 @@ impl<'a> Options<'a> {
     fn finish(&self) -> Result<(), ConfigError> {
         if self.positional.len() > self.used.len() {
             return Err(ConfigError::new(
-                format!("{}", self.layer),
+                self.layer.to_string(),
                 self.whole(),
                 "no more positional options than the layer takes",
             ));

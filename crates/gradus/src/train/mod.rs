@@ -401,7 +401,10 @@ impl Checkpoint {
             finite(&format!("optimizer buffer `{name}`"), buffer)?;
         }
         if !(self.optimizer.lr.is_finite() && self.optimizer.lr >= 0.0) {
-            return Err(format!("the optimizer's learning rate is {}, expected a finite number >= 0", self.optimizer.lr));
+            return Err(format!(
+                "the optimizer's learning rate is {}, expected a finite number >= 0",
+                self.optimizer.lr
+            ));
         }
         if let Some((name, value)) = self.optimizer.scalars.iter().find(|(_, v)| !v.is_finite()) {
             return Err(format!("optimizer value `{name}` is {value}, expected a finite number"));
@@ -504,7 +507,12 @@ impl Trainer {
 
     /// [`Trainer::check_memory`] when `allocated` of the bytes are already taken (the parameters,
     /// once the caller holds them).
-    pub(crate) fn check_memory_beyond(&self, model: &dyn Model, rows: usize, allocated: u64) -> Result<(), MemoryError> {
+    pub(crate) fn check_memory_beyond(
+        &self,
+        model: &dyn Model,
+        rows: usize,
+        allocated: u64,
+    ) -> Result<(), MemoryError> {
         let needed = self.memory_needed(model, rows);
         let what = format!("the model ({} parameters)", model.layout().len());
         let purpose = "its parameters, optimizer state, gradients and activations";
