@@ -492,7 +492,6 @@ fn read_for_model(
     model: &SavedModel,
     model_path: &Path,
     data: &Path,
-    with_ratings: bool,
 ) -> Result<(Ratings, Vec<String>, Vec<String>), CliError> {
     let expects = || {
         format!(
@@ -506,7 +505,7 @@ fn read_for_model(
     }
     let r = read_ratings(data, &RatingsOptions::default()).map_err(|e| CliError::from(e).hint(expects()))?;
     let (users, items) = raw_ids(&r);
-    let ratings = with_ratings.then_some(r.ratings.as_slice());
+    let ratings = Some(r.ratings.as_slice());
     model.check_ratings_data(&users, &items, ratings, &format!("`{}`", data.display())).map_err(|e| match e {
         SavedModelError::WrongData { origin, problem } => {
             CliError::usage(format!("{origin} does not fit the model `{}`: {problem}", model_path.display()))
@@ -518,7 +517,7 @@ fn read_for_model(
 
 /// `gradus evaluate` with a matrix-factorization model on a ratings file.
 pub fn evaluate(model: &SavedModel, args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
-    let (r, users, items) = read_for_model(model, &args.model, &args.data, true)?;
+    let (r, users, items) = read_for_model(model, &args.model, &args.data)?;
     let predicted = model.predict_ratings(&users, &items)?;
     let mut metrics = Metrics::new();
     metrics.insert("rmse".into(), gradus::mf::rmse(&predicted, &r.ratings));
@@ -539,7 +538,7 @@ pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<()
     if let Some(out) = &args.out {
         check_writable("--out", out)?;
     }
-    let (r, users, items) = read_for_model(model, &args.model, &args.data, false)?;
+    let (r, users, items) = read_for_model(model, &args.model, &args.data)?;
     let predicted = model.predict_ratings(&users, &items)?;
     let mut text = String::from("user,item,prediction\n");
     for ((u, i), p) in users.iter().zip(&items).zip(&predicted) {

@@ -582,10 +582,12 @@ impl SavedModel {
 
     /// Checks that ratings read from `origin` (raw user and item ids, with their ratings when the
     /// file has them) can be this matrix-factorization model's, so that a file of features read as
-    /// ratings is an error rather than an RMSE of nonsense: at least half of the ratings must be
-    /// of a user and an item the model knows (the others get the model's fallbacks, biases or the
-    /// global mean), and the ratings must lie near the model's training range (within one range's
-    /// width of it). An error for a model of features, which takes feature rows.
+    /// ratings is an error rather than an RMSE of nonsense: some user or some item must be one the
+    /// model knows (when none is, every prediction is the global mean); when the model's ids are
+    /// whole numbers, at most half of the file's may be other numbers (`5.1` is a feature value,
+    /// not an id); and the ratings must lie near the model's training range (within one range's
+    /// width of it). Users or items the model does not know are otherwise fine: they get the
+    /// model's fallbacks. An error for a model of features, which takes feature rows.
     pub fn check_ratings_data(
         &self,
         users: &[String],
@@ -610,22 +612,31 @@ impl SavedModel {
                 ratings.map_or(users.len(), <[f32]>::len)
             )));
         }
+        let sample = |ids: &[String]| ids.iter().take(3).map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ");
         let known_users: std::collections::HashSet<&str> = user_ids.iter().map(String::as_str).collect();
         let known_items: std::collections::HashSet<&str> = item_ids.iter().map(String::as_str).collect();
-        let known = users
-            .iter()
-            .zip(items)
-            .filter(|(u, i)| known_users.contains(u.as_str()) && known_items.contains(i.as_str()))
-            .count();
-        if known * 2 < users.len() {
-            let sample = |ids: &[String]| ids.iter().take(3).map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ");
+        let any_user = users.iter().any(|u| known_users.contains(u.as_str()));
+        let any_item = items.iter().any(|i| known_items.contains(i.as_str()));
+        if !users.is_empty() && !any_user && !any_item {
             return Err(wrong(format!(
-                "only {known} of its {} ratings are of a user and an item the model knows (its users: {}, ...; its \
-                 items: {}, ...), the others would get fallback predictions: is this a ratings file for this model?",
-                users.len(),
+                "none of its users ({}, ...) and none of its items ({}, ...) is one the model knows: is this a \
+                 ratings file for this model?",
                 sample(users),
-                sample(items),
+                sample(items)
             )));
+        }
+        let whole = |id: &str| id.parse::<i64>().is_ok();
+        let fractional = |id: &str| !whole(id) && id.parse::<f64>().is_ok_and(f64::is_finite);
+        for (what, file_ids, model_ids) in [("user", users, user_ids), ("item", items, item_ids)] {
+            let decimals = file_ids.iter().filter(|id| fractional(id)).count();
+            if model_ids.iter().all(|id| whole(id)) && decimals * 2 > file_ids.len() {
+                return Err(wrong(format!(
+                    "its {what} ids are numbers with fractions ({}, ...), the model's are whole numbers ({}, ...): \
+                     is this a ratings file for this model?",
+                    sample(file_ids),
+                    sample(model_ids)
+                )));
+            }
         }
         if let Some(ratings) = ratings {
             let (low, high) = mf.rating_range();

@@ -404,12 +404,16 @@ fn a_model_given_data_of_the_other_kind_is_an_error() {
     assert!(mf.outputs(&[5.1, 3.5], 1).is_err());
     // Feature rows read as ratings: ids the model does not know, ratings far off its scale.
     let err = mf.check_ratings_data(&ids(&["5.1", "4.9"]), &ids(&["3.5", "3.0"]), Some(&[1.4, 1.4]), "`iris.csv`");
-    assert!(err.unwrap_err().to_string().contains("only 0 of its 2 ratings"));
+    assert!(err.unwrap_err().to_string().contains("none of its users (`5.1`, `4.9`, ...)"));
+    let err = mf.check_ratings_data(&ids(&["1", "4.9", "5.1"]), &ids(&["3.5", "10", "3"]), None, "`iris.csv`");
+    assert!(err.unwrap_err().to_string().contains("its user ids are numbers with fractions"));
     let err = mf.check_ratings_data(&ids(&["1", "2"]), &ids(&["10", "20"]), Some(&[0.0, 16.0]), "`digits.csv`");
     assert!(err.unwrap_err().to_string().contains("rating 16 of row 2 is far outside"));
     assert!(mf
         .check_ratings_data(&ids(&["1", "2", "9"]), &ids(&["10", "20", "20"]), Some(&[4.0, 2.0, 3.0]), "r")
         .is_ok());
+    // Users and items the model does not know get its fallbacks: not an error.
+    assert!(mf.check_ratings_data(&ids(&["new", "1"]), &ids(&["20", "new"]), Some(&[4.0, 2.0]), "r").is_ok());
     assert!(mf.predict_ratings(&ids(&["1", "2"]), &ids(&["10"])).is_err(), "lengths differ");
     // Ratings for a model of features.
     let classifier = saved_classifier();
