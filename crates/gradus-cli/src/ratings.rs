@@ -520,8 +520,9 @@ pub fn evaluate(model: &SavedModel, args: &EvaluateArgs, quiet: bool) -> Result<
     let (r, users, items) = read_for_model(model, &args.model, &args.data)?;
     let predicted = model.predict_ratings(&users, &items)?;
     let mut metrics = Metrics::new();
-    metrics.insert("rmse".into(), gradus::mf::rmse(&predicted, &r.ratings));
-    metrics.insert("mae".into(), gradus::mf::mae(&predicted, &r.ratings));
+    let measure = |e: gradus::train::metrics::MetricsError| CliError::usage(format!("`{}`: {e}", args.data.display()));
+    metrics.insert("rmse".into(), gradus::mf::rmse(&predicted, &r.ratings).map_err(measure)?);
+    metrics.insert("mae".into(), gradus::mf::mae(&predicted, &r.ratings).map_err(measure)?);
     let origin = args.data.display().to_string();
     if args.json {
         println!("{}", json!({"data": origin, "rows": r.len(), "task": "ratings", "metrics": metrics}));

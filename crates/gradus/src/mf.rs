@@ -32,6 +32,7 @@ use thiserror::Error;
 use crate::error::{non_negative, ConfigError};
 use crate::optim::Optimizer;
 use crate::params::ParamLayout;
+use crate::train::metrics::MetricsError;
 use crate::transform::sum_of_squares;
 
 /// Name of the segment holding the user biases b_u (`n_users` values).
@@ -1400,15 +1401,23 @@ impl MatrixFactorization {
     }
 
     /// Root mean squared error of the model's predictions on `users`, `items`, `ratings` (see
-    /// [`rmse`]).
-    pub fn rmse(&self, users: &[u32], items: &[u32], ratings: &[f32]) -> f64 {
-        rmse(&self.predict_all(users, items), ratings)
+    /// [`rmse`]); an error when the three slices differ in length.
+    pub fn rmse(&self, users: &[u32], items: &[u32], ratings: &[f32]) -> Result<f64, MetricsError> {
+        rmse(&self.predict_triples(users, items, ratings)?, ratings)
     }
 
     /// Mean absolute error of the model's predictions on `users`, `items`, `ratings` (see
-    /// [`mae`]).
-    pub fn mae(&self, users: &[u32], items: &[u32], ratings: &[f32]) -> f64 {
-        mae(&self.predict_all(users, items), ratings)
+    /// [`mae`]); an error when the three slices differ in length.
+    pub fn mae(&self, users: &[u32], items: &[u32], ratings: &[f32]) -> Result<f64, MetricsError> {
+        mae(&self.predict_triples(users, items, ratings)?, ratings)
+    }
+
+    /// Predictions for the pairs of `users` and `items`, which must be as many as `ratings`.
+    fn predict_triples(&self, users: &[u32], items: &[u32], ratings: &[f32]) -> Result<Vec<f32>, MetricsError> {
+        if users.len() != ratings.len() || items.len() != ratings.len() {
+            return Err(MetricsError::Length { predicted: users.len().min(items.len()), targets: ratings.len() });
+        }
+        Ok(self.predict_all(users, items))
     }
 
     /// The layout of the flat parameter buffer: [`USER_BIAS`], [`ITEM_BIAS`], [`USER_FACTORS`],
@@ -1495,20 +1504,36 @@ impl MatrixFactorization {
     }
 }
 
-/// Root mean squared error `sqrt(mean((predicted − actual)²))` over the pairs of the two slices
-/// (the shorter one's length), in `f64`; NaN when there are none.
-pub fn rmse(predicted: &[f32], actual: &[f32]) -> f64 {
-    let n = predicted.len().min(actual.len());
-    let sum: f64 = predicted.iter().zip(actual).map(|(&p, &a)| (f64::from(p) - f64::from(a)).powi(2)).sum();
-    (sum / n as f64).sqrt()
+/// Checks that `predicted` and `actual` pair up: one length, not empty, every rating finite.
+fn check_pairs(predicted: &[f32], actual: &[f32]) -> Result<(), MetricsError> {
+    if predicted.len() != actual.len() {
+        return Err(MetricsError::Length { predicted: predicted.len(), targets: actual.len() });
+    }
+    if actual.is_empty() {
+        return Err(MetricsError::Empty);
+    }
+    match actual.iter().position(|a| !a.is_finite()) {
+        Some(row) => Err(MetricsError::NonFiniteTarget { row, value: actual[row] }),
+        None => Ok(()),
+    }
 }
 
-/// Mean absolute error `mean(|predicted − actual|)` over the pairs of the two slices (the shorter
-/// one's length), in `f64`; NaN when there are none.
-pub fn mae(predicted: &[f32], actual: &[f32]) -> f64 {
-    let n = predicted.len().min(actual.len());
+/// Root mean squared error `sqrt(mean((predicted − actual)²))` of paired slices, in `f64`.
+///
+/// An error when the slices differ in length, are empty, or a rating is not finite.
+pub fn rmse(predicted: &[f32], actual: &[f32]) -> Result<f64, MetricsError> {
+    check_pairs(predicted, actual)?;
+    let sum: f64 = predicted.iter().zip(actual).map(|(&p, &a)| (f64::from(p) - f64::from(a)).powi(2)).sum();
+    Ok((sum / actual.len() as f64).sqrt())
+}
+
+/// Mean absolute error `mean(|predicted − actual|)` of paired slices, in `f64`.
+///
+/// An error when the slices differ in length, are empty, or a rating is not finite.
+pub fn mae(predicted: &[f32], actual: &[f32]) -> Result<f64, MetricsError> {
+    check_pairs(predicted, actual)?;
     let sum: f64 = predicted.iter().zip(actual).map(|(&p, &a)| (f64::from(p) - f64::from(a)).abs()).sum();
-    sum / n as f64
+    Ok(sum / actual.len() as f64)
 }
 
 #[cfg(test)]

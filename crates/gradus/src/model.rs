@@ -58,6 +58,9 @@ pub enum RowsError {
         /// What is wrong with them.
         source: TargetError,
     },
+    /// The outputs of the rows would not fit in memory.
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
     /// Metrics that cannot be measured on the outputs.
     #[error("{what}: {source}")]
     Metrics {
@@ -306,7 +309,7 @@ pub(crate) fn evaluate_checked(model: &dyn Model, params: &[f32], data: Rows<'_>
     // Evaluate in blocks so memory stays bounded on large sets.
     const BLOCK: usize = 4096;
     let outputs = model.outputs();
-    let mut out = vec![0.0f32; data.rows * outputs];
+    let mut out = output_buffer(data.rows, outputs)?;
     let mut loss_sum = 0.0;
     for start in (0..data.rows).step_by(BLOCK) {
         let end = (start + BLOCK).min(data.rows);
@@ -326,6 +329,18 @@ pub(crate) fn evaluate_checked(model: &dyn Model, params: &[f32], data: Rows<'_>
     };
     measured.map_err(|source| RowsError::Metrics { what: "the rows".to_string(), source })?;
     Ok(metrics)
+}
+
+/// A zeroed buffer for the outputs of `rows` rows of `outputs` values, reserved fallibly (its
+/// size comes from the data and the model).
+pub(crate) fn output_buffer(rows: usize, outputs: usize) -> Result<Vec<f32>, crate::memory::MemoryError> {
+    let len = rows.checked_mul(outputs).ok_or_else(|| crate::memory::MemoryError {
+        what: format!("the outputs of {rows} rows"),
+        purpose: format!("{outputs} values per row"),
+        needed: None,
+        available: crate::memory::available(),
+    })?;
+    crate::memory::try_filled(len, 0.0, &format!("the outputs of {rows} rows"))
 }
 
 /// The task a loss trains for.

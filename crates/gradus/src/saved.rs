@@ -676,7 +676,7 @@ impl SavedModel {
             return Err(DataError::PartialRow { values: features.len(), cols: model.inputs() }.into());
         }
         let x = self.prepare(features)?;
-        let mut out = vec![0.0; rows * model.outputs()];
+        let mut out = crate::model::output_buffer(rows, model.outputs()).map_err(RowsError::from)?;
         model.forward(&self.params, &x, rows, &mut out);
         Ok(out)
     }
@@ -756,6 +756,12 @@ fn check_mf(
     }
     if saved.standardizer.is_some() || saved.target_scale.is_some() || saved.label_map.is_some() {
         return Err("a matrix-factorization model has no standardizer, target scale or label map".into());
+    }
+    for (what, ids) in [("user", user_ids), ("item", item_ids)] {
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        if let Some(id) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+            return Err(format!("{what} id `{id}` appears twice: each id names one {what}"));
+        }
     }
     if let Some(i) = mf.params().iter().position(|p| !p.is_finite()) {
         return Err(format!("matrix-factorization parameter {i} is not a finite number"));

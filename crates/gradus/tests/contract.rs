@@ -275,6 +275,16 @@ fn metrics_of_mismatched_or_meaningless_targets_are_errors() {
     assert_eq!(accuracy(&[0, 0], &[0.0, -1.0]), Err(MetricsError::NotAClass { row: 1, value: -1.0 }));
     assert_eq!(accuracy(&[0], &[0.5]), Err(MetricsError::NotAClass { row: 0, value: 0.5 }));
     assert_eq!(accuracy(&[0, 1, 2], &[0.0, 1.0, 1.0]), Ok(2.0 / 3.0));
+
+    // The ratings metrics of matrix factorization alike.
+    assert_eq!(gradus::mf::rmse(&[1.0, 2.0], &[1.0]), Err(MetricsError::Length { predicted: 2, targets: 1 }));
+    assert_eq!(gradus::mf::mae(&[], &[]), Err(MetricsError::Empty));
+    assert!(matches!(gradus::mf::rmse(&[1.0], &[f32::NAN]), Err(MetricsError::NonFiniteTarget { .. })));
+    assert_eq!(gradus::mf::mae(&[1.0, 4.0], &[2.0, 2.0]), Ok(1.5));
+    let model = saved_ratings_model();
+    let ModelSpec::MatrixFactorization { mf, .. } = &model.model else { unreachable!() };
+    assert!(mf.rmse(&[0, 1], &[0], &[4.0, 3.0]).is_err(), "users and items differ in number");
+    assert!(mf.mae(&[0, 1], &[0, 1], &[4.0, 3.0]).is_ok());
 }
 
 #[test]
@@ -415,6 +425,12 @@ fn a_model_given_data_of_the_other_kind_is_an_error() {
     // Users and items the model does not know get its fallbacks: not an error.
     assert!(mf.check_ratings_data(&ids(&["new", "1"]), &ids(&["20", "new"]), Some(&[4.0, 2.0]), "r").is_ok());
     assert!(mf.predict_ratings(&ids(&["1", "2"]), &ids(&["10"])).is_err(), "lengths differ");
+    let mut twice = mf.clone();
+    if let ModelSpec::MatrixFactorization { user_ids, .. } = &mut twice.model {
+        user_ids[1] = "1".into();
+    }
+    let err = SavedModel::from_json_bytes(twice.to_json().as_bytes(), Path::new("mf.json")).unwrap_err();
+    assert!(err.to_string().contains("user id `1` appears twice"), "{err}");
     // Ratings for a model of features.
     let classifier = saved_classifier();
     let err = classifier.check_ratings_data(&ids(&["1"]), &ids(&["10"]), Some(&[4.0]), "`ratings.csv`").unwrap_err();

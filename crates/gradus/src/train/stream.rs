@@ -126,9 +126,10 @@ pub fn fit_stream(
     if params.len() != expected {
         return Err(crate::model::RowsError::Params { found: params.len(), expected }.into());
     }
+    // A batch holds at most the file's rows: a "whole file" batch size counts as a million rows.
     trainer.check_memory_beyond(
         model,
-        reader.batch_size(),
+        reader.batch_size().min(1 << 20),
         crate::memory::bytes_of(params.len(), crate::memory::F32_BYTES).unwrap_or(0),
     )?;
     let reader_path = reader.path().to_path_buf();
