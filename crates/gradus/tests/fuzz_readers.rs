@@ -277,9 +277,9 @@ fn seeds(texts: &[&str]) -> Vec<Vec<u8>> {
     seeds
 }
 
-#[test]
-fn fuzz_csv() {
-    fuzz("data.csv", seeds(CSV_SEEDS), |path, _| {
+/// The CSV target: read, prepare, stream.
+fn csv_target(path: &Path) {
+    {
         if let Ok(data) = read_csv(path, &CsvOptions::default()) {
             assert_eq!(data.features.len(), data.rows * data.cols);
             // What a reader gives, the preparation takes without panicking.
@@ -291,23 +291,31 @@ fn fuzz_csv() {
         }
         let _ = read_csv(path, &CsvOptions::default().target("b").delimiter(b';'));
         stream_one_epoch(path, StreamFormat::Csv(CsvOptions::default()));
-    });
+    }
+}
+
+#[test]
+fn fuzz_csv() {
+    fuzz("data.csv", seeds(CSV_SEEDS), |path, _| csv_target(path));
+}
+
+/// The LIBSVM target: read with and without a width, stream.
+fn libsvm_target(path: &Path) {
+    if let Ok(data) = read_libsvm(path, None) {
+        assert_eq!(data.features.len(), data.rows * data.cols);
+    }
+    let _ = read_libsvm(path, Some(8));
+    stream_one_epoch(path, StreamFormat::Libsvm { width: None });
 }
 
 #[test]
 fn fuzz_libsvm() {
-    fuzz("data.svm", seeds(LIBSVM_SEEDS), |path, _| {
-        if let Ok(data) = read_libsvm(path, None) {
-            assert_eq!(data.features.len(), data.rows * data.cols);
-        }
-        let _ = read_libsvm(path, Some(8));
-        stream_one_epoch(path, StreamFormat::Libsvm { width: None });
-    });
+    fuzz("data.svm", seeds(LIBSVM_SEEDS), |path, _| libsvm_target(path));
 }
 
-#[test]
-fn fuzz_ratings() {
-    fuzz("ratings.csv", seeds(RATINGS_SEEDS), |path, _| {
+/// The ratings target: read, then train a tiny factorization on what was read.
+fn ratings_target(path: &Path) {
+    {
         if let Ok(r) = read_ratings(path, &RatingsOptions::default()) {
             let train = gradus::mf::Ratings::new(r.n_users(), r.n_items(), &r.users, &r.items, &r.ratings);
             if let Ok(train) = train {
@@ -316,7 +324,12 @@ fn fuzz_ratings() {
             }
         }
         let _ = read_ratings(path, &RatingsOptions { header: Some(false), ..RatingsOptions::default() });
-    });
+    }
+}
+
+#[test]
+fn fuzz_ratings() {
+    fuzz("ratings.csv", seeds(RATINGS_SEEDS), |path, _| ratings_target(path));
 }
 
 fn stream_one_epoch(path: &Path, format: StreamFormat) {
@@ -395,12 +408,21 @@ fn exercise_model(model: &SavedModel) {
     let _ = model.evaluate(&x, &targets, "data.csv");
 }
 
+/// The saved-model target: parse and check, then use what loaded.
+fn model_target(bytes: &[u8]) -> bool {
+    match SavedModel::from_json_bytes(bytes, Path::new("model.json")) {
+        Ok(model) => {
+            exercise_model(&model);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 #[test]
 fn fuzz_saved_model() {
     fuzz("model.json", model_seeds(), |_, bytes| {
-        if let Ok(model) = SavedModel::from_json_bytes(bytes, Path::new("model.json")) {
-            exercise_model(&model);
-        }
+        model_target(bytes);
     });
 }
 
@@ -446,16 +468,82 @@ fn checkpoint_seeds() -> Vec<Vec<u8>> {
     seeds
 }
 
-#[test]
-fn fuzz_checkpoint() {
+/// The checkpoint target: load, validate, and resume training from what loaded. Returns whether
+/// the resumed run succeeded.
+fn checkpoint_target(path: &Path) -> bool {
     let model = checkpoint_model();
     let (x, y) = checkpoint_data();
+    let Ok(checkpoint) = Checkpoint::load(path) else { return false };
+    let _ = checkpoint.validate(&model);
+    // Resuming from whatever loaded must be an error or a run, never a panic.
+    let mut params = model.init_params(0);
+    let rows = Rows::new(&x, &y, 2);
+    trainer(3, None).fit_from(&model, &mut params, rows, Some(rows), &mut [], Some(checkpoint)).is_ok()
+}
+
+#[test]
+fn fuzz_checkpoint() {
     fuzz("run.ckpt", checkpoint_seeds(), |path, _| {
-        let Ok(checkpoint) = Checkpoint::load(path) else { return };
-        let _ = checkpoint.validate(&model);
-        // Resuming from whatever loaded must be an error or a run, never a panic.
-        let mut params = model.init_params(0);
-        let rows = Rows::new(&x, &y, 2);
-        let _ = trainer(3, None).fit_from(&model, &mut params, rows, Some(rows), &mut [], Some(checkpoint));
+        checkpoint_target(path);
     });
+}
+
+// Regression cases: inputs that panicked, aborted or gave wrong answers before this round (found
+// by reproducing the reported failures and by review; the campaigns found none of their own), run
+// through the same targets. Each one is an error now.
+
+fn pinned(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = scratch_dir().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// A saved MLP of sizes [4, 2^61 + 8, 3]: the parameter count wrapped and `evaluate` panicked.
+#[test]
+fn regression_saved_model_whose_parameter_count_wraps() {
+    let mut model: serde_json::Value = serde_json::from_slice(&model_seeds()[0]).unwrap();
+    model["model"]["sizes"] = serde_json::json!([4, 2305843009213693960u64, 3]);
+    assert!(!model_target(model.to_string().as_bytes()));
+}
+
+/// A saved classifier whose label map repeats a class or is out of order: classes were looked up
+/// by binary search, so predictions named the wrong class.
+#[test]
+fn regression_saved_model_with_repeated_or_unsorted_classes() {
+    for classes in [serde_json::json!([1.0, 1.0, 7.0]), serde_json::json!([7.0, 1.0, 2.0])] {
+        let mut model: serde_json::Value = serde_json::from_slice(&model_seeds()[0]).unwrap();
+        model["label_map"]["classes"] = classes;
+        assert!(!model_target(model.to_string().as_bytes()));
+    }
+}
+
+/// Nine LIBSVM rows, one with feature 30,000,000: a gigabyte dense matrix (and a model as wide).
+#[test]
+fn regression_libsvm_feature_index_of_thirty_million() {
+    let mut text = "1 1:0.5 3:1.0\n".repeat(8);
+    text.push_str("1 1:0.5 30000000:1.0\n");
+    let path = pinned("wide.svm", text.as_bytes());
+    libsvm_target(&path);
+    assert!(matches!(read_libsvm(&path, None), Err(gradus::data::DataError::FeatureIndexTooLarge { line: 9, .. })));
+}
+
+/// Checkpoints whose optimizer buffer, best parameters or epoch did not fit: resuming panicked
+/// in the optimizer's step, in early stopping's final copy, or on `epoch + 1`.
+#[test]
+fn regression_checkpoints_that_do_not_fit_the_run() {
+    let seed: serde_json::Value = serde_json::from_slice(&checkpoint_seeds()[1]).unwrap();
+    let edits: [(&str, serde_json::Value); 4] = [
+        ("/optimizer/buffers/momentum_buffer", serde_json::json!([1.0, 2.0])),
+        ("/best/2", serde_json::json!([1.0])),
+        ("/epoch", serde_json::json!(usize::MAX)),
+        ("/params", serde_json::json!([1.0, 2.0])),
+    ];
+    for (pointer, value) in edits {
+        let mut checkpoint = seed.clone();
+        *checkpoint.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = value;
+        let path = pinned("pinned.ckpt", checkpoint.to_string().as_bytes());
+        assert!(!checkpoint_target(&path), "{pointer}");
+    }
+    // The seed itself resumes.
+    assert!(checkpoint_target(&pinned("seed.ckpt", seed.to_string().as_bytes())));
 }
