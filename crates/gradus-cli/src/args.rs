@@ -43,9 +43,13 @@ pub enum Command {
 /// Where the data comes from.
 #[derive(Debug, Clone, Args, Default)]
 pub struct DataArgs {
-    /// A CSV (header row; `.gz` read transparently), LIBSVM (`.svm`, `.libsvm`) or ratings file.
+    /// A CSV (header row; `.gz` read transparently), LIBSVM (`.svm`, `.libsvm`) or ratings file, or
+    /// an IDX image file (with --labels).
     #[arg(long, value_name = "FILE", conflicts_with = "dataset")]
     pub data: Option<PathBuf>,
+    /// The IDX label file of the IDX image file given to --data (MNIST's format).
+    #[arg(long, value_name = "FILE", requires = "data")]
+    pub labels: Option<PathBuf>,
     /// A built-in data set (see `gradus datasets`) [default: digits].
     #[arg(long, value_name = "NAME")]
     pub dataset: Option<String>,
@@ -60,9 +64,23 @@ pub struct DataArgs {
 /// Model, optimizer and training options shared by `train`, `compare` and `lr-find`.
 #[derive(Debug, Clone, Args, Default)]
 pub struct TrainOptions {
-    /// Model [default: mlp for classification, linear for regression, mf for ratings].
-    #[arg(long, value_parser = ["linear", "logistic", "softmax", "mlp", "mf"])]
+    /// Model [default: mlp for classification, linear for regression, mf for ratings]; `cnn` is a
+    /// network of the layers --layers lists.
+    #[arg(long, value_parser = ["linear", "logistic", "softmax", "mlp", "cnn", "mf"])]
     pub model: Option<String>,
+    /// The layers of a network (`--model cnn`), comma-separated in PyTorch's names, e.g.
+    /// "conv2d(6,5,padding=2),relu,max_pool2d(2),flatten,linear(120),relu,linear"; the last linear
+    /// may leave out its size [default: a small CNN, see `gradus train --help`].
+    #[arg(long, value_name = "SPEC")]
+    pub layers: Option<String>,
+    /// The shape of each row as an image for a network, `C,H,W` [default: the data set's, or a
+    /// square grey image when the feature count is a square].
+    #[arg(long, value_name = "C,H,W")]
+    pub input_shape: Option<String>,
+    /// Weight initialization of a network: torch (PyTorch's defaults), he, xavier or auto
+    /// [default: torch].
+    #[arg(long, value_parser = ["torch", "he", "xavier", "auto"])]
+    pub init: Option<String>,
     /// Hidden layer sizes of an MLP [default: 128].
     #[arg(long, value_name = "SIZES", value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
@@ -226,9 +244,16 @@ pub struct TrainArgs {
 pub struct EvaluateArgs {
     /// A model saved by `gradus train --save`.
     pub model: PathBuf,
-    /// Data with the model's feature columns (and its target column).
-    #[arg(long, value_name = "FILE")]
-    pub data: PathBuf,
+    /// Data with the model's feature columns (and its target column), or an IDX image file
+    /// (with --labels).
+    #[arg(long, value_name = "FILE", required_unless_present = "dataset", conflicts_with = "dataset")]
+    pub data: Option<PathBuf>,
+    /// A built-in data set (see `gradus datasets`), such as `fashion_mnist_test`.
+    #[arg(long, value_name = "NAME")]
+    pub dataset: Option<String>,
+    /// The IDX label file of the IDX image file given to --data.
+    #[arg(long, value_name = "FILE", requires = "data")]
+    pub labels: Option<PathBuf>,
     /// Print the metrics as JSON.
     #[arg(long)]
     pub json: bool,
@@ -240,8 +265,19 @@ pub struct PredictArgs {
     /// A model saved by `gradus train --save`.
     pub model: PathBuf,
     /// Data with the model's feature columns (a target column, if present, is ignored).
-    #[arg(long, value_name = "FILE")]
-    pub data: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "image", conflicts_with = "image")]
+    pub data: Option<PathBuf>,
+    /// Images (PNG or JPEG, any size) for an image model: each is converted to the model's
+    /// channels and size, and its most likely classes are printed.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub image: Option<Vec<PathBuf>>,
+    /// Classes listed per image with --image [default: 3].
+    #[arg(long, value_name = "K", requires = "image")]
+    pub top: Option<usize>,
+    /// Invert the grey levels of --image files (dark objects on a light background, for models
+    /// trained on light objects on black, as MNIST and Fashion-MNIST).
+    #[arg(long, requires = "image")]
+    pub invert: bool,
     /// Write predictions to this CSV file instead of stdout.
     #[arg(long, value_name = "FILE.csv")]
     pub out: Option<PathBuf>,

@@ -16,7 +16,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "dataset",
     "target",
     "task",
+    "labels",
     "model",
+    "layers",
+    "input_shape",
+    "init",
     "hidden",
     "activation",
     "factors",
@@ -72,7 +76,11 @@ struct FileConfig {
     dataset: Option<String>,
     target: Option<String>,
     task: Option<String>,
+    labels: Option<PathBuf>,
     model: Option<String>,
+    layers: Option<LayersValue>,
+    input_shape: Option<String>,
+    init: Option<String>,
     hidden: Option<Vec<usize>>,
     activation: Option<String>,
     factors: Option<usize>,
@@ -118,6 +126,15 @@ struct FileConfig {
     plot: Option<PathBuf>,
     metrics_json: Option<PathBuf>,
     json: Option<bool>,
+}
+
+/// `layers` in a file: the `--layers` string, or `[[layers]]` tables in PyTorch's option names
+/// (`type = "conv2d"`, `out_channels = 6`, `kernel_size = 5`, `padding = 2`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum LayersValue {
+    Text(String),
+    Tables(Vec<gradus::nn::LayerSpec>),
 }
 
 /// The 1-based line where `key` (as written) is set in `text`, if it can be found.
@@ -171,6 +188,14 @@ fn read(path: &Path) -> Result<FileConfig, CliError> {
             ("hidden" | "milestones", toml::Value::Integer(n)) => toml::Value::Array(vec![toml::Value::Integer(n)]),
             (_, v) => v,
         };
+        if let ("layers", toml::Value::Array(tables)) = (name.as_str(), &value) {
+            for (i, table) in tables.iter().enumerate() {
+                let layer: gradus::nn::LayerSpec = table.clone().try_into().map_err(|e: toml::de::Error| {
+                    CliError::usage(format!("`{shown}`{at}: layers[{i}]: {}", e.message().trim_end()))
+                })?;
+                layer.validate().map_err(|e| CliError::usage(format!("`{shown}`{at}: layers[{i}]: {e}")))?;
+            }
+        }
         let single = toml::Table::from_iter([(name.clone(), value.clone())]);
         toml::Value::Table(single)
             .try_into::<FileConfig>()
@@ -195,14 +220,21 @@ pub fn apply(args: &mut TrainArgs) -> Result<(), CliError> {
     if args.data.data.is_some() || args.data.dataset.is_some() {
         // A data source given as a flag replaces the file's, whichever kind either is.
         file.data = None;
+        file.labels = None;
         file.dataset = None;
     }
     if file.data.is_some() && file.dataset.is_some() {
         return Err(CliError::usage(format!("`{}`: give `data` or `dataset`, not both", path.display())));
     }
-    fill!(args.data, file; data, dataset, target, task);
+    fill!(args.data, file; data, labels, dataset, target, task);
+    if args.options.layers.is_none() {
+        args.options.layers = file.layers.take().map(|layers| match layers {
+            LayersValue::Text(text) => text,
+            LayersValue::Tables(tables) => gradus::nn::format_list(&tables),
+        });
+    }
     fill!(args.options, file;
-        model, hidden, activation, factors, mf_order, l2, l1, optimizer, lr, momentum, dampening, beta1, beta2, eps,
+        model, input_shape, init, hidden, activation, factors, mf_order, l2, l1, optimizer, lr, momentum, dampening, beta1, beta2, eps,
         weight_decay, alpha, rho, lr_decay, batch_size, epochs, schedule, gamma, step_size, milestones, max_lr,
         eta_min, plateau_patience, warmup, clip_norm, clip_value, early_stop, tol, val_fraction, seed, threads);
     fill!(args, file; folds, save, checkpoint_every, checkpoint, resume, plot, metrics_json);

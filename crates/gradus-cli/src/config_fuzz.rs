@@ -23,6 +23,10 @@ const SEEDS: &[&str] = &[
     "\"batch_size\" = \"full\"\nfolds = 5\nclip_norm = 1.5\nno_standardize = true\nsave = \"m.json\"\n\
      checkpoint_every = 2\nthreads = 2\n# a comment\nval_fraction = 0.2\n",
     "model = \"mf\"\nfactors = 50\nmf_order = \"stratified\"\nl2 = 0.02\n",
+    "model = \"cnn\"\nepochs = 1\ninput_shape = \"1,8,8\"\n\n[[layers]]\ntype = \"conv2d\"\nout_channels = 3\n\
+     kernel_size = 3\npadding = 1\n\n[[layers]]\ntype = \"relu\"\n\n[[layers]]\ntype = \"max_pool2d\"\nkernel_size = 2\n\n\
+     [[layers]]\ntype = \"flatten\"\n\n[[layers]]\ntype = \"linear\"\n",
+    "model = \"cnn\"\nlayers = \"conv2d(4,3),relu,flatten,dropout(0.5),linear(16),relu,linear\"\n",
 ];
 
 const TOKENS: &[&str] = &[
@@ -138,7 +142,8 @@ fn read_config(path: &std::path::Path, bytes: &[u8]) {
     for task in [gradus::train::Task::Regression, gradus::train::Task::Multiclass] {
         if let Ok(settings) = crate::setup::resolve(&args.options, task) {
             let _ = settings.schedule(1000, settings.optimizer.lr());
-            let _ = settings.model(task, 4, 3, None);
+            let _ = settings.model(task, 4, 3, None, None);
+            let _ = settings.model(task, 64, 3, None, None);
         }
     }
     let _ = crate::ratings::resolve(&args.options);

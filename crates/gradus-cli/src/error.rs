@@ -70,6 +70,8 @@ pub fn flag_for(option: &str) -> String {
         "k" => "--folds",
         "step_size_up" => "--batch-size (the cyclic half period)",
         "total_steps" | "total_iters" => "--epochs",
+        // A layer's option, e.g. `conv2d.kernel_size`.
+        other if other.contains('.') => return format!("--layers ({other})"),
         other => return format!("--{}", other.replace('_', "-")),
     };
     flag.to_string()

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod engine;
 mod error;
+mod image;
 mod output;
 mod plot;
 mod prepare;

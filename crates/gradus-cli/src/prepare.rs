@@ -4,14 +4,16 @@
 use std::path::Path;
 
 use gradus::data::{
-    builtin, read_csv, read_libsvm, stratified_kfold, stratified_train_test_split, train_test_split, CsvOptions,
-    Dataset, LabelMap, Split, Standardizer,
+    builtin, read_csv, read_idx, read_libsvm, stratified_kfold, stratified_train_test_split, train_test_split,
+    CsvOptions, Dataset, LabelMap, Split, Standardizer,
 };
 use gradus::saved::TargetScale;
 use gradus::train::Task;
 
 use crate::args::DataArgs;
 use crate::error::CliError;
+use crate::setup::Scaling;
+use gradus::nn::Shape;
 
 /// The built-in data set trained on when neither `--data` nor `--dataset` is given.
 pub const DEFAULT_DATASET: &str = "digits";
@@ -42,6 +44,10 @@ pub struct Loaded {
     pub label_map: Option<LabelMap>,
     /// Targets as trained on: class indices for classification, raw values for regression.
     pub y: Vec<f32>,
+    /// The shape of each row as an image, when the data set says so.
+    pub image_shape: Option<Shape>,
+    /// The names of the classes by class index, when the data set has them.
+    pub class_names: Option<Vec<String>>,
 }
 
 impl Loaded {
@@ -94,7 +100,17 @@ pub fn load(args: &DataArgs) -> Result<Loaded, CliError> {
     if explicit_task == Some(Task::Ratings) {
         return Err(ratings_not_available("--task ratings"));
     }
+    let mut image_shape = None;
+    let mut named_classes: Option<&'static [&'static str]> = None;
     let (data, origin, known_task) = match &args.data {
+        Some(path) if args.labels.is_some() => {
+            if args.target.is_some() {
+                return Err(CliError::usage("--target does not apply to IDX files: --labels holds the targets"));
+            }
+            let (data, shape) = read_idx(path, args.labels.as_deref().expect("checked"))?;
+            image_shape = Some(shape);
+            (data, format!("`{}`", path.display()), None)
+        }
         Some(path) => {
             let data = read_table(path, args.target.as_deref(), None)?;
             (data, format!("`{}`", path.display()), None)
@@ -117,6 +133,10 @@ pub fn load(args: &DataArgs) -> Result<Loaded, CliError> {
                 _ => Task::Multiclass,
             };
             let known = (args.target.is_none() || args.target.as_deref() == Some(info.target)).then_some(task);
+            if known.is_some() {
+                image_shape = info.image_shape.map(|[c, h, w]| Shape::image(c, h, w));
+                named_classes = info.class_names;
+            }
             (data, format!("built-in data set `{name}`"), known)
         }
     };
@@ -157,7 +177,14 @@ pub fn load(args: &DataArgs) -> Result<Loaded, CliError> {
         }
         _ => (None, data.target.clone()),
     };
-    Ok(Loaded { data, origin, task, task_note, label_map, y })
+    // Class names by class index: the label map sorts the raw labels 0, 1, ... as the names are.
+    let class_names = match (named_classes, &label_map) {
+        (Some(names), Some(map)) => {
+            map.classes.iter().map(|&c| names.get(c as usize).map(|n| n.to_string())).collect::<Option<Vec<_>>>()
+        }
+        _ => None,
+    };
+    Ok(Loaded { data, origin, task, task_note, label_map, y, image_shape, class_names })
 }
 
 fn distinct_values(values: &[f32]) -> usize {
@@ -208,24 +235,23 @@ fn gather(loaded: &Loaded, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
     (x, y)
 }
 
-/// Prepares the rows `train` and `validation` of `loaded`: standardization (when `standardize`)
-/// and the regression target's scale are fitted on the training rows only.
-pub fn prepare(
-    loaded: &Loaded,
-    train: &[usize],
-    validation: &[usize],
-    standardize: bool,
-) -> Result<Prepared, CliError> {
+/// Prepares the rows `train` and `validation` of `loaded`: the feature scaling and the
+/// regression target's scale are fitted on the training rows only.
+pub fn prepare(loaded: &Loaded, train: &[usize], validation: &[usize], scaling: Scaling) -> Result<Prepared, CliError> {
     let (mut train_x, train_y) = gather(loaded, train);
     let (mut val_x, val_y) = gather(loaded, validation);
-    let standardizer = if standardize {
-        let s = Standardizer::fit(&loaded.data, train)?;
+    let standardizer = match scaling {
+        Scaling::Standardize => Some(Standardizer::fit(&loaded.data, train)?),
+        Scaling::Images => {
+            let max = train_x.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+            (max > 1.0).then(|| Standardizer { means: vec![0.0; loaded.data.cols], stds: vec![max; loaded.data.cols] })
+        }
+        Scaling::None => None,
+    };
+    if let Some(s) = &standardizer {
         s.transform_rows(&mut train_x)?;
         s.transform_rows(&mut val_x)?;
-        Some(s)
-    } else {
-        None
-    };
+    }
     let target_scale = (loaded.task == Task::Regression).then(|| TargetScale::fit(&train_y));
     Ok(Prepared { train_x, train_y, val_x, val_y, cols: loaded.data.cols, standardizer, target_scale })
 }

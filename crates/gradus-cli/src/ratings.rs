@@ -305,6 +305,8 @@ fn saved(run: MfRun, loaded: &LoadedRatings) -> SavedModel {
         label_map: None,
         feature_names: vec!["user".into(), "item".into()],
         target_name: "rating".into(),
+        buffers: Vec::new(),
+        class_names: None,
     }
 }
 
@@ -517,13 +519,16 @@ fn read_for_model(
 
 /// `gradus evaluate` with a matrix-factorization model on a ratings file.
 pub fn evaluate(model: &SavedModel, args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
-    let (r, users, items) = read_for_model(model, &args.model, &args.data)?;
+    let Some(path) = args.data.as_deref().filter(|_| args.labels.is_none()) else {
+        return Err(CliError::usage("a matrix-factorization model is evaluated on a ratings file: give --data FILE"));
+    };
+    let (r, users, items) = read_for_model(model, &args.model, path)?;
     let predicted = model.predict_ratings(&users, &items)?;
     let mut metrics = Metrics::new();
-    let measure = |e: gradus::train::metrics::MetricsError| CliError::usage(format!("`{}`: {e}", args.data.display()));
+    let measure = |e: gradus::train::metrics::MetricsError| CliError::usage(format!("`{}`: {e}", path.display()));
     metrics.insert("rmse".into(), gradus::mf::rmse(&predicted, &r.ratings).map_err(measure)?);
     metrics.insert("mae".into(), gradus::mf::mae(&predicted, &r.ratings).map_err(measure)?);
-    let origin = args.data.display().to_string();
+    let origin = path.display().to_string();
     if args.json {
         println!("{}", json!({"data": origin, "rows": r.len(), "task": "ratings", "metrics": metrics}));
     } else if !quiet {
@@ -539,7 +544,12 @@ pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<()
     if let Some(out) = &args.out {
         check_writable("--out", out)?;
     }
-    let (r, users, items) = read_for_model(model, &args.model, &args.data)?;
+    let Some(path) = args.data.as_deref() else {
+        return Err(CliError::usage(
+            "a matrix-factorization model predicts ratings: give --data FILE of user,item rows",
+        ));
+    };
+    let (r, users, items) = read_for_model(model, &args.model, path)?;
     let predicted = model.predict_ratings(&users, &items)?;
     let mut text = String::from("user,item,prediction\n");
     for ((u, i), p) in users.iter().zip(&items).zip(&predicted) {

@@ -61,6 +61,7 @@ use crate::loss::Loss;
 use crate::mf::MatrixFactorization;
 use crate::mlp::{Activation, Mlp};
 use crate::model::{evaluate, Model, Rows, RowsError};
+use crate::nn::{format_list, Network, NetworkSpec};
 use crate::params::ParamLayout;
 use crate::train::{Metrics, Task};
 
@@ -94,6 +95,11 @@ pub enum ModelSpec {
         /// The loss on the outputs.
         loss: Loss,
     },
+    /// A [`Network`] of layers.
+    Network {
+        /// Its input shape, layers, loss and initialization.
+        network: NetworkSpec,
+    },
     /// A [`MatrixFactorization`] of ratings, with the raw ids of its users and items.
     MatrixFactorization {
         /// The trained model, parameters included.
@@ -121,6 +127,7 @@ impl ModelSpec {
                 Box::new(LinearModel::new(*linear, *inputs, *classes, *penalty)?)
             }
             ModelSpec::Mlp { sizes, activations, loss } => Box::new(Mlp::new(sizes, activations, *loss)?),
+            ModelSpec::Network { network } => Box::new(Network::new(network.clone())?),
         })
     }
 
@@ -138,6 +145,7 @@ impl ModelSpec {
                 LinearKind::Logistic => "logistic regression".to_string(),
                 LinearKind::Softmax => "softmax regression".to_string(),
             },
+            ModelSpec::Network { network } => format!("network {}", format_list(&network.layers)),
             ModelSpec::Mlp { sizes, activations, .. } => {
                 let sizes = sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join("-");
                 match activations.first() {
@@ -186,12 +194,15 @@ impl TargetScale {
 pub struct ScaledTarget {
     inner: Box<dyn Model>,
     scale: TargetScale,
+    /// The last training set's scaled targets, with the key that recognizes it.
+    #[allow(clippy::type_complexity)]
+    cache: std::sync::Mutex<Option<((usize, usize, Vec<u32>), std::sync::Arc<Vec<f32>>)>>,
 }
 
 impl ScaledTarget {
     /// Wraps `inner` (a regression model) with `scale`.
     pub fn new(inner: Box<dyn Model>, scale: TargetScale) -> Self {
-        Self { inner, scale }
+        Self { inner, scale, cache: std::sync::Mutex::new(None) }
     }
 
     /// The target scale.
@@ -246,6 +257,46 @@ impl Model for ScaledTarget {
 
     fn diagnostic_segments(&self) -> Vec<(String, std::ops::Range<usize>)> {
         self.inner.diagnostic_segments()
+    }
+
+    fn train_step(
+        &self,
+        params: &[f32],
+        data: Rows<'_>,
+        indices: Option<&[usize]>,
+        seed: u64,
+        step: u64,
+        grad: &mut [f32],
+    ) -> f64 {
+        let scaled = self.scaled_targets(data.y);
+        self.inner.train_step(params, Rows { y: &scaled, ..data }, indices, seed, step, grad)
+    }
+
+    fn buffers(&self) -> Vec<f32> {
+        self.inner.buffers()
+    }
+
+    fn set_buffers(&self, buffers: &[f32]) -> Result<(), String> {
+        self.inner.set_buffers(buffers)
+    }
+}
+
+impl ScaledTarget {
+    /// `targets` scaled, computed once per training set: the engine passes the same targets at
+    /// every step. The set is recognized by its address, length and a sample of its values.
+    fn scaled_targets(&self, targets: &[f32]) -> std::sync::Arc<Vec<f32>> {
+        let sample: Vec<u32> =
+            (0..16).filter_map(|i| targets.get(i * targets.len() / 16)).map(|v| v.to_bits()).collect();
+        let key = (targets.as_ptr() as usize, targets.len(), sample);
+        let mut cache = self.cache.lock().expect("target cache lock");
+        match &*cache {
+            Some((k, scaled)) if *k == key => scaled.clone(),
+            _ => {
+                let scaled = std::sync::Arc::new(self.scale.scale(targets));
+                *cache = Some((key, scaled.clone()));
+                scaled
+            }
+        }
     }
 }
 
@@ -347,6 +398,12 @@ pub struct SavedModel {
     pub feature_names: Vec<String>,
     /// The target column.
     pub target_name: String,
+    /// The model's running statistics (batch normalization), see [`Model::buffers`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buffers: Vec<f32>,
+    /// The names of the classes, by class index (`T-shirt/top`, ...), when they have names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_names: Option<Vec<String>>,
 }
 
 /// The file's envelope: marker and version around the model.
@@ -458,6 +515,23 @@ impl SavedModel {
                 self.task.name()
             ));
         }
+        if self.buffers.len() != model.buffers().len() {
+            return Err(format!(
+                "`buffers` holds {} values, the model ({}) keeps {} running statistics",
+                self.buffers.len(),
+                self.model.describe(),
+                model.buffers().len()
+            ));
+        }
+        if let Some(i) = self.buffers.iter().position(|p| !p.is_finite()) {
+            return Err(format!("running statistic {i} is not a finite number"));
+        }
+        if let Some(names) = &self.class_names {
+            let classes = self.label_map.as_ref().map_or(0, LabelMap::n_classes);
+            if names.len() != classes {
+                return Err(format!("{} class names for {classes} classes", names.len()));
+            }
+        }
         if self.params.len() != model.layout().len() {
             return Err(format!(
                 "`params` holds {} values, the model ({}) has {} parameters",
@@ -549,6 +623,9 @@ impl SavedModel {
     /// The model, ready to run on standardized features (with target scaling applied).
     pub fn build(&self) -> Result<Box<dyn Model>, crate::ConfigError> {
         let inner = self.model.build()?;
+        inner
+            .set_buffers(&self.buffers)
+            .map_err(|e| crate::ConfigError::new("buffers", e, "the model's running statistics"))?;
         Ok(match self.target_scale {
             Some(scale) => Box::new(ScaledTarget::new(inner, scale)),
             None => inner,
@@ -789,6 +866,8 @@ mod tests {
             label_map: Some(LabelMap { classes: vec![1.0, 2.0, 7.0] }),
             feature_names: vec!["a".into(), "b".into(), "c".into()],
             target_name: "y".into(),
+            buffers: Vec::new(),
+            class_names: None,
         }
     }
 
@@ -808,6 +887,8 @@ mod tests {
             label_map: None,
             feature_names: vec!["u".into(), "v".into()],
             target_name: "t".into(),
+            buffers: Vec::new(),
+            class_names: None,
         }
     }
 
@@ -867,6 +948,8 @@ mod tests {
             label_map: None,
             feature_names: vec!["user".into(), "item".into()],
             target_name: "rating".into(),
+            buffers: Vec::new(),
+            class_names: None,
         };
         let back = SavedModel::from_json_bytes(saved.to_json().as_bytes(), path()).unwrap();
         assert_eq!(back, saved);

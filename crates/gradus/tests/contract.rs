@@ -341,6 +341,8 @@ fn saved_classifier() -> SavedModel {
         label_map: Some(LabelMap { classes: vec![1.0, 2.0, 5.0] }),
         feature_names: vec!["a".into(), "b".into()],
         target_name: "y".into(),
+        buffers: Vec::new(),
+        class_names: None,
     }
 }
 
@@ -400,6 +402,8 @@ fn saved_ratings_model() -> SavedModel {
         label_map: None,
         feature_names: vec!["user".into(), "item".into()],
         target_name: "rating".into(),
+        buffers: Vec::new(),
+        class_names: None,
     }
 }
 

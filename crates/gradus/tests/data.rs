@@ -427,7 +427,20 @@ fn every_builtin_loads_with_its_shape() {
 #[test]
 fn builtin_listing_and_errors() {
     let names: Vec<&str> = builtin::list().iter().map(|info| info.name).collect();
-    assert_eq!(names, ["digits", "mnist_5k", "breast_cancer", "diabetes", "wine", "iris", "movielens_small"]);
+    assert_eq!(
+        names,
+        [
+            "digits",
+            "mnist_5k",
+            "breast_cancer",
+            "diabetes",
+            "wine",
+            "iris",
+            "movielens_small",
+            "fashion_mnist",
+            "fashion_mnist_test"
+        ]
+    );
     assert!(builtin::list().iter().all(|info| !info.licence.is_empty()));
     assert_eq!(builtin::info("iris").unwrap().task.to_string(), "multiclass (3 classes)");
     assert_eq!(builtin::info("movielens_small").unwrap().task.to_string(), "ratings");

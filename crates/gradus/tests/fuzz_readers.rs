@@ -1,5 +1,5 @@
-//! Mutation fuzzing of every reader: CSV, LIBSVM, ratings (plain and gzip), the streaming reader,
-//! saved model JSON and checkpoint JSON.
+//! Mutation fuzzing of every reader: CSV, LIBSVM, ratings, IDX (plain and gzip), the streaming
+//! reader, saved model JSON and checkpoint JSON.
 //!
 //! Each target starts from valid seed files and applies a few random mutations (bit flips,
 //! truncations, insertions of huge numbers, NaN, negative numbers, separators and deep nesting,
@@ -345,6 +345,48 @@ fn stream_one_epoch(path: &Path, format: StreamFormat) {
     }
 }
 
+/// An IDX file of unsigned bytes: its header (dimensions big-endian) and values.
+fn idx(dims: &[u32], values: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(values);
+    bytes
+}
+
+fn idx_images() -> Vec<u8> {
+    idx(&[3, 2, 2], &[0, 255, 7, 9, 1, 2, 3, 4, 200, 100, 50, 25])
+}
+
+fn idx_labels() -> Vec<u8> {
+    idx(&[3], &[1, 0, 9])
+}
+
+/// The IDX target: the images (mutated here) with valid labels, or the reverse; what loads
+/// trains one epoch of a small network.
+fn idx_target(images: &Path, labels: &Path) {
+    let Ok((data, shape)) = gradus::data::read_idx(images, labels) else { return };
+    assert_eq!(data.features.len(), data.rows * data.cols);
+    assert_eq!(shape.checked_len(), Some(data.cols));
+    if let Ok(map) = LabelMap::fit(&data.target, &data.source) {
+        let y: Vec<f32> = map.encode_all(&data.target, &data.source).unwrap().iter().map(|&c| c as f32).collect();
+        let model = gradus::linear::LinearModel::softmax(data.cols, map.n_classes(), Penalty::default()).unwrap();
+        let mut params = model.init_params(0);
+        let _ = trainer(1, None).fit(&model, &mut params, Rows::new(&data.features, &y, data.cols), None, &mut []);
+    }
+}
+
+#[test]
+fn fuzz_idx() {
+    let dir = scratch_dir();
+    let (labels, images) = (dir.join("good-labels.idx1"), dir.join("good-images.idx3"));
+    std::fs::write(&labels, idx_labels()).unwrap();
+    std::fs::write(&images, idx_images()).unwrap();
+    fuzz("images.idx3", vec![idx_images(), gzip(&idx_images())], |path, _| idx_target(path, &labels));
+    fuzz("labels.idx1", vec![idx_labels(), gzip(&idx_labels())], |path, _| idx_target(&images, path));
+}
+
 /// Saved models of every kind, as JSON.
 fn model_seeds() -> Vec<Vec<u8>> {
     let mlp = ModelSpec::Mlp {
@@ -361,6 +403,8 @@ fn model_seeds() -> Vec<Vec<u8>> {
         label_map: Some(LabelMap { classes: vec![1.0, 2.0, 7.0] }),
         feature_names: vec!["a".into(), "b".into(), "c".into()],
         target_name: "y".into(),
+        buffers: Vec::new(),
+        class_names: None,
     };
     let regression = SavedModel {
         task: Task::Regression,
@@ -371,6 +415,8 @@ fn model_seeds() -> Vec<Vec<u8>> {
         label_map: None,
         feature_names: vec!["u".into(), "v".into()],
         target_name: "t".into(),
+        buffers: Vec::new(),
+        class_names: None,
     };
     let (users, items, ratings) = ([0u32, 0, 1, 1], [0u32, 1, 0, 1], [4.0f32, 3.0, 5.0, 1.0]);
     let train = gradus::mf::Ratings::new(2, 2, &users, &items, &ratings).unwrap();
@@ -388,6 +434,8 @@ fn model_seeds() -> Vec<Vec<u8>> {
         label_map: None,
         feature_names: vec!["user".into(), "item".into()],
         target_name: "rating".into(),
+        buffers: Vec::new(),
+        class_names: None,
     };
     [multiclass, regression, ratings_model].iter().map(|m| m.to_json().into_bytes()).collect()
 }

@@ -135,7 +135,7 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<(), CliError> {
     let base = &runs[0].1;
     let val_fraction = args.options.val_fraction.unwrap_or(setup::DEFAULT_VAL_FRACTION);
     let (train_rows, val_rows) = prepare::split(&loaded, val_fraction, base.seed)?;
-    let data = prepare::prepare(&loaded, &train_rows, &val_rows, base.standardize)?;
+    let data = prepare::prepare(&loaded, &train_rows, &val_rows, base.scaling)?;
     let say = Say::new(quiet, false);
     say.line(format!(
         "data: {} ({} rows × {} features); task {} ({}); {} training rows, {} validation rows; seed {}",
@@ -153,7 +153,13 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<(), CliError> {
     let mut outcomes = Vec::new();
     let mut task = loaded.task;
     for (label, settings) in runs {
-        let (model, _) = settings.model(loaded.task, loaded.data.cols, loaded.classes(), data.target_scale)?;
+        let (model, _) = settings.model(
+            loaded.task,
+            loaded.data.cols,
+            loaded.classes(),
+            data.target_scale,
+            loaded.image_shape.as_ref(),
+        )?;
         task = model.task();
         progress.set_prefix(format!("{label} "));
         let mut observer = RunObserver {

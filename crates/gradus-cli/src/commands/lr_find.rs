@@ -47,8 +47,14 @@ pub fn run(args: &LrFindArgs, quiet: bool) -> Result<(), CliError> {
     // The test trains on the rows training would train on (the validation rows are held out).
     let val_fraction = args.options.val_fraction.unwrap_or(setup::DEFAULT_VAL_FRACTION);
     let (train_rows, _) = prepare::split(&loaded, val_fraction, settings.seed)?;
-    let data = prepare::prepare(&loaded, &train_rows, &[], settings.standardize)?;
-    let (model, spec) = settings.model(loaded.task, loaded.data.cols, loaded.classes(), data.target_scale)?;
+    let data = prepare::prepare(&loaded, &train_rows, &[], settings.scaling)?;
+    let (model, spec) = settings.model(
+        loaded.task,
+        loaded.data.cols,
+        loaded.classes(),
+        data.target_scale,
+        loaded.image_shape.as_ref(),
+    )?;
     let config = RangeTestConfig {
         start_lr: args.start_lr.unwrap_or(defaults.start_lr),
         end_lr: args.end_lr.unwrap_or(defaults.end_lr),

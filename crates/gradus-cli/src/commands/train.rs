@@ -13,7 +13,7 @@ use crate::error::CliError;
 use crate::output::{check_writable, metrics_table, write_file};
 use crate::prepare::{self, Loaded, Prepared};
 use crate::progress::{bar, bars_enabled, RunObserver};
-use crate::setup::{self, batch_label, Settings};
+use crate::setup::{self, batch_label, Scaling, Settings};
 use crate::{config, plot};
 
 /// Where messages go: stdout, or stderr when stdout carries `--json` lines; nowhere with `--quiet`.
@@ -220,14 +220,53 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
     }
 }
 
+/// What was done to the features, for the split line.
+fn scaling_note(settings: &Settings, standardizer: Option<&gradus::data::Standardizer>, rows: &str) -> String {
+    match (settings.scaling, standardizer) {
+        (Scaling::Standardize, _) => format!("; features standardized on {rows}"),
+        (Scaling::Images, Some(s)) => {
+            format!(
+                "; values divided by {} (the largest of {rows}) into [0, 1]",
+                s.stds.first().copied().unwrap_or(1.0)
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+/// The network as a table, as Keras' `summary` prints it.
+fn network_table(spec: &gradus::saved::ModelSpec) -> Option<String> {
+    let gradus::saved::ModelSpec::Network { network } = spec else { return None };
+    let net = gradus::nn::Network::new(network.clone()).ok()?;
+    let summary = net.summary();
+    let width = summary.iter().map(|l| l.layer.len()).max().unwrap_or(5).max(5);
+    let names = summary.iter().map(|l| l.name.len()).max().unwrap_or(5).max(5);
+    let mut text = format!("  {:<names$} {:<width$} {:<16} {:>10}\n", "name", "layer", "output", "parameters");
+    text.push_str(&format!("  {:<names$} {:<width$} {:<16} {:>10}\n", "input", "", net.input_shape().to_string(), ""));
+    for layer in &summary {
+        text.push_str(&format!(
+            "  {:<names$} {:<width$} {:<16} {:>10}\n",
+            layer.name,
+            layer.layer,
+            layer.output.to_string(),
+            layer.params
+        ));
+    }
+    text.push_str(&format!("  {:<names$} {:<width$} {:<16} {:>10}", "total", "", "", net.num_params()));
+    Some(text)
+}
+
 fn saved_model(
     loaded: &Loaded,
     data: &Prepared,
-    task: Task,
+    model: &dyn gradus::model::Model,
     spec: gradus::saved::ModelSpec,
     params: Vec<f32>,
 ) -> SavedModel {
+    let task = model.task();
     SavedModel {
+        buffers: model.buffers(),
+        class_names: loaded.class_names.clone(),
         task,
         model: spec,
         params,
@@ -251,8 +290,14 @@ fn run_single(
     checkpoint: Option<CheckpointConfig>,
 ) -> Result<(), CliError> {
     let (train_rows, val_rows) = prepare::split(loaded, val_fraction, settings.seed)?;
-    let data = prepare::prepare(loaded, &train_rows, &val_rows, settings.standardize)?;
-    let (model, spec) = settings.model(loaded.task, loaded.data.cols, loaded.classes(), data.target_scale)?;
+    let data = prepare::prepare(loaded, &train_rows, &val_rows, settings.scaling)?;
+    let (model, spec) = settings.model(
+        loaded.task,
+        loaded.data.cols,
+        loaded.classes(),
+        data.target_scale,
+        loaded.image_shape.as_ref(),
+    )?;
     let stratified = if matches!(loaded.task, Task::Binary | Task::Multiclass) && !val_rows.is_empty() {
         "stratified, "
     } else {
@@ -263,9 +308,12 @@ fn run_single(
         train_rows.len(),
         val_rows.len(),
         settings.seed,
-        if settings.standardize { "; features standardized on the training rows" } else { "" }
+        scaling_note(settings, data.standardizer.as_ref(), "the training rows")
     ));
     say.line(settings_lines(settings, &spec, model.layout().len()));
+    if let Some(table) = network_table(&spec) {
+        say.line(table);
+    }
     if let Some(cp) = &resume {
         say.line(format!("resuming after epoch {} of a checkpoint", cp.epoch));
     }
@@ -315,7 +363,7 @@ fn run_single(
         say.line(format!("metrics: {}", path.display()));
     }
     if let Some(path) = &args.save {
-        saved_model(loaded, &data, model.task(), spec, output.params).save(path)?;
+        saved_model(loaded, &data, model.as_ref(), spec, output.params).save(path)?;
         say.line(format!("saved model: {}", path.display()));
     }
     Ok(())
@@ -371,14 +419,20 @@ fn run_folds(
     let mut last_output = None;
     let mut described = false;
     for (i, (train_rows, test_rows)) in folds.iter().enumerate() {
-        let data = prepare::prepare(loaded, train_rows, test_rows, settings.standardize)?;
-        let (model, spec) = settings.model(loaded.task, loaded.data.cols, loaded.classes(), data.target_scale)?;
+        let data = prepare::prepare(loaded, train_rows, test_rows, settings.scaling)?;
+        let (model, spec) = settings.model(
+            loaded.task,
+            loaded.data.cols,
+            loaded.classes(),
+            data.target_scale,
+            loaded.image_shape.as_ref(),
+        )?;
         if !described {
             say.line(format!(
                 "cross-validation: {k} folds of about {} held-out rows each (seed {}){}",
                 test_rows.len(),
                 settings.seed,
-                if settings.standardize { "; features standardized on each fold's training rows" } else { "" }
+                scaling_note(settings, data.standardizer.as_ref(), "each fold's training rows")
             ));
             say.line(settings_lines(settings, &spec, model.layout().len()));
             described = true;
@@ -453,8 +507,14 @@ fn run_folds(
     if let Some(path) = &args.save {
         // The folds estimate how well the model generalizes; the saved model is trained on every row.
         let all: Vec<usize> = (0..loaded.rows()).collect();
-        let data = prepare::prepare(loaded, &all, &[], settings.standardize)?;
-        let (model, spec) = settings.model(loaded.task, loaded.data.cols, loaded.classes(), data.target_scale)?;
+        let data = prepare::prepare(loaded, &all, &[], settings.scaling)?;
+        let (model, spec) = settings.model(
+            loaded.task,
+            loaded.data.cols,
+            loaded.classes(),
+            data.target_scale,
+            loaded.image_shape.as_ref(),
+        )?;
         let final_bar = bar(settings.epochs as u64, bars_enabled(quiet));
         let mut observer = RunObserver {
             bar: &final_bar,
@@ -466,7 +526,7 @@ fn run_folds(
         let result = engine::fit(model.as_ref(), settings, &data, &mut observer, None, None);
         final_bar.finish_and_clear();
         let output = result?;
-        saved_model(loaded, &data, model.task(), spec, output.params).save(path)?;
+        saved_model(loaded, &data, model.as_ref(), spec, output.params).save(path)?;
         say.line(format!("saved model (trained on all {} rows): {}", loaded.rows(), path.display()));
     }
     Ok(())

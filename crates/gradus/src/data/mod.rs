@@ -19,6 +19,7 @@
 
 mod csv;
 mod error;
+mod idx;
 mod libsvm;
 mod preprocess;
 mod ratings;
@@ -30,6 +31,7 @@ pub mod builtin;
 
 pub use csv::{read_csv, CsvOptions};
 pub use error::DataError;
+pub use idx::read_idx;
 pub use libsvm::read_libsvm;
 pub use preprocess::{LabelMap, Standardizer};
 pub use ratings::{read_ratings, Ratings, RatingsOptions};

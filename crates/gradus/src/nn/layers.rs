@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use super::dense::{self, Input};
+use super::dense::{self, as_f32, as_f32_mut, Input};
 use super::spec::Init;
 use crate::loss::Real;
 
@@ -345,8 +345,15 @@ impl Conv2d {
 }
 
 impl Layer for Conv2d {
-    fn forward<T: Real>(&self, _: &Pass<'_>, params: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], _: &mut [T]) {
+    fn forward<T: Real>(&self, _: &Pass<'_>, params: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], saved: &mut [T]) {
         let x = x.dense();
+        if let (Some(p), Some(x), Some(y), Some(saved)) = (as_f32(params), as_f32(x), as_f32_mut(y), as_f32_mut(saved))
+        {
+            if self.fast() {
+                let (weight, bias) = (&p[self.weight.clone()], &p[self.bias.clone()]);
+                return self.forward_fast(weight, bias, x, rows, y, saved);
+            }
+        }
         let (patch, positions, m) = (self.patch(), self.positions(), self.out_channels);
         let in_len = self.in_channels * self.height * self.width;
         let weight = &params[self.weight.clone()];
@@ -387,7 +394,7 @@ impl Layer for Conv2d {
         params: &[T],
         x: Input<'_, T>,
         _: &[T],
-        _: &[T],
+        saved: &[T],
         rows: usize,
         dy: &[T],
         mut dx: Option<&mut [T]>,
@@ -398,6 +405,14 @@ impl Layer for Conv2d {
         let in_len = self.in_channels * self.height * self.width;
         let weight = &params[self.weight.clone()];
         let (grad_weight, grad_bias) = grad[self.weight.start..self.bias.end].split_at_mut(self.weight.len());
+        if let (Some(w), Some(saved), Some(dy), Some(gw), Some(gb)) =
+            (as_f32(weight), as_f32(saved), as_f32(dy), as_f32_mut(grad_weight), as_f32_mut(grad_bias))
+        {
+            if self.fast() {
+                let dx = dx.map(|d| as_f32_mut(d).expect("the same type as the others"));
+                return self.backward_fast(w, saved, rows, dy, dx, gw, gb);
+            }
+        }
         grad_bias.fill(T::ZERO);
         T::with_scratch(3, |scratch| {
             let buffer = grow(scratch, 2 * patch * positions);
@@ -483,52 +498,111 @@ pub(crate) struct Pool2d {
 }
 
 impl Pool2d {
-    /// The input index (within the channel) of the maximum of window `(oh, ow)`: the first one in
-    /// scan order, or the first NaN, as PyTorch picks it.
-    #[inline]
-    fn argmax<T: Real>(&self, channel: &[T], oh: usize, ow: usize) -> usize {
-        let (top, left) = (oh * self.stride, ow * self.stride);
-        let mut best = top * self.width + left;
-        let mut max = channel[best];
-        for kh in 0..self.kernel {
-            let row = (top + kh) * self.width + left;
-            for (kw, &v) in channel[row..row + self.kernel].iter().enumerate() {
-                #[allow(clippy::eq_op)]
-                let is_nan = v != v;
-                if v > max || is_nan {
-                    max = v;
-                    best = row + kw;
-                    if is_nan {
-                        return best;
+    fn out_len(&self) -> usize {
+        self.channels * self.out_height * self.out_width
+    }
+
+    /// Values saved per row for backward: the position of each window's maximum (max pooling).
+    pub(crate) fn saved_per_row(&self) -> usize {
+        match self.kind {
+            PoolKind::Max => self.out_len(),
+            PoolKind::Avg => 0,
+        }
+    }
+
+    /// Max pooling of one channel: each window's maximum into `out` and its position in the
+    /// channel into `at`. As PyTorch, a value replaces the maximum when it is larger or NaN: the
+    /// first largest value in scan order wins, or the last NaN. Written with selects, and for
+    /// 2 × 2 windows of stride 2 as whole rows, so that it vectorizes.
+    fn max_channel<T: Real>(&self, channel: &[T], out: &mut [T], at: &mut [T]) {
+        #[inline(always)]
+        fn take<T: Real>(v: T, max: T) -> bool {
+            #[allow(clippy::eq_op)]
+            let v_nan = v != v;
+            v > max || v_nan
+        }
+        let (k, s, w) = (self.kernel, self.stride, self.width);
+        let ow_n = self.out_width;
+        for oh in 0..self.out_height {
+            let out_row = &mut out[oh * ow_n..(oh + 1) * ow_n];
+            let at_row = &mut at[oh * ow_n..(oh + 1) * ow_n];
+            let top = oh * s * w;
+            if k == 2 && s == 2 {
+                // The four values of each window as four contiguous runs, so that the selects
+                // below run on whole vectors.
+                const CHUNK: usize = 64;
+                let (mut e0, mut o0, mut e1, mut o1) =
+                    ([T::ZERO; CHUNK], [T::ZERO; CHUNK], [T::ZERO; CHUNK], [T::ZERO; CHUNK]);
+                let (one, below, below_right) = (T::ONE, T::from_f64(w as f64), T::from_f64((w + 1) as f64));
+                for c0 in (0..ow_n).step_by(CHUNK) {
+                    let n = CHUNK.min(ow_n - c0);
+                    let r0 = &channel[top + 2 * c0..top + 2 * (c0 + n)];
+                    let r1 = &channel[top + w + 2 * c0..top + w + 2 * (c0 + n)];
+                    for i in 0..n {
+                        (e0[i], o0[i], e1[i], o1[i]) = (r0[2 * i], r0[2 * i + 1], r1[2 * i], r1[2 * i + 1]);
                     }
+                    let left = (top + 2 * c0) as i32;
+                    for i in 0..n {
+                        let (mut max, mut code) = (e0[i], T::ZERO);
+                        let t = take(o0[i], max);
+                        max = if t { o0[i] } else { max };
+                        code = if t { one } else { code };
+                        let t = take(e1[i], max);
+                        max = if t { e1[i] } else { max };
+                        code = if t { below } else { code };
+                        let t = take(o1[i], max);
+                        max = if t { o1[i] } else { max };
+                        code = if t { below_right } else { code };
+                        let corner = T::from_f64(f64::from(left + 2 * i as i32));
+                        out_row[c0 + i] = max;
+                        at_row[c0 + i] = corner + code;
+                    }
+                }
+            } else {
+                for (ow, (o, a)) in out_row.iter_mut().zip(at_row.iter_mut()).enumerate() {
+                    let first = top + ow * s;
+                    let (mut max, mut pos) = (channel[first], first);
+                    for kh in 0..k {
+                        for kw in 0..k {
+                            let p = first + kh * w + kw;
+                            if take(channel[p], max) {
+                                (max, pos) = (channel[p], p);
+                            }
+                        }
+                    }
+                    *o = max;
+                    *a = T::from_f64(f64::from(pos as u32));
                 }
             }
         }
-        best
     }
 }
 
 impl Layer for Pool2d {
-    fn forward<T: Real>(&self, _: &Pass<'_>, _: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], _: &mut [T]) {
+    fn forward<T: Real>(&self, _: &Pass<'_>, _: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], saved: &mut [T]) {
         let x = x.dense();
         let (in_area, out_area) = (self.height * self.width, self.out_height * self.out_width);
-        let scale = T::from_f64(1.0 / (self.kernel * self.kernel) as f64);
         let channels = x.chunks_exact(in_area).zip(y.chunks_exact_mut(out_area)).take(rows * self.channels);
-        for (channel, out) in channels {
-            for oh in 0..self.out_height {
-                for ow in 0..self.out_width {
-                    out[oh * self.out_width + ow] = match self.kind {
-                        PoolKind::Max => channel[self.argmax(channel, oh, ow)],
-                        PoolKind::Avg => {
+        match self.kind {
+            PoolKind::Max => {
+                for ((channel, out), at) in channels.zip(saved.chunks_exact_mut(out_area)) {
+                    self.max_channel(channel, out, at);
+                }
+            }
+            PoolKind::Avg => {
+                let scale = T::from_f64(1.0 / (self.kernel * self.kernel) as f64);
+                for (channel, out) in channels {
+                    for oh in 0..self.out_height {
+                        for ow in 0..self.out_width {
                             let (top, left) = (oh * self.stride, ow * self.stride);
                             let mut sum = T::ZERO;
                             for kh in 0..self.kernel {
                                 let row = (top + kh) * self.width + left;
                                 sum = channel[row..row + self.kernel].iter().fold(sum, |s, &v| s + v);
                             }
-                            sum * scale
+                            out[oh * self.out_width + ow] = sum * scale;
                         }
-                    };
+                    }
                 }
             }
         }
@@ -538,35 +612,37 @@ impl Layer for Pool2d {
         &self,
         _: &Pass<'_>,
         _: &[T],
-        x: Input<'_, T>,
+        _: Input<'_, T>,
         _: &[T],
-        _: &[T],
+        saved: &[T],
         rows: usize,
         dy: &[T],
         dx: Option<&mut [T]>,
         _: &mut [T],
     ) {
         let Some(dx) = dx else { return };
-        let x = x.dense();
         let (in_area, out_area) = (self.height * self.width, self.out_height * self.out_width);
-        let scale = T::from_f64(1.0 / (self.kernel * self.kernel) as f64);
-        let channels = x
-            .chunks_exact(in_area)
-            .zip(dx.chunks_exact_mut(in_area))
-            .zip(dy.chunks_exact(out_area))
-            .take(rows * self.channels);
-        for ((channel, d_in), d_out) in channels {
-            d_in.fill(T::ZERO);
-            for oh in 0..self.out_height {
-                for ow in 0..self.out_width {
-                    let g = d_out[oh * self.out_width + ow];
-                    match self.kind {
-                        PoolKind::Max => d_in[self.argmax(channel, oh, ow)] += g,
-                        PoolKind::Avg => {
+        let channels = dx.chunks_exact_mut(in_area).zip(dy.chunks_exact(out_area)).take(rows * self.channels);
+        match self.kind {
+            PoolKind::Max => {
+                for ((d_in, d_out), at) in channels.zip(saved.chunks_exact(out_area)) {
+                    d_in.fill(T::ZERO);
+                    for (&g, &p) in d_out.iter().zip(at) {
+                        d_in[p.to_f64() as usize] += g;
+                    }
+                }
+            }
+            PoolKind::Avg => {
+                let scale = T::from_f64(1.0 / (self.kernel * self.kernel) as f64);
+                for (d_in, d_out) in channels {
+                    d_in.fill(T::ZERO);
+                    for oh in 0..self.out_height {
+                        for ow in 0..self.out_width {
+                            let g = d_out[oh * self.out_width + ow] * scale;
                             let (top, left) = (oh * self.stride, ow * self.stride);
                             for kh in 0..self.kernel {
                                 let row = (top + kh) * self.width + left;
-                                d_in[row..row + self.kernel].iter_mut().for_each(|d| *d += g * scale);
+                                d_in[row..row + self.kernel].iter_mut().for_each(|d| *d += g);
                             }
                         }
                     }
@@ -624,12 +700,6 @@ impl BatchNorm {
     /// Values saved per batch: each channel's mean, inverse standard deviation and variance.
     pub(crate) fn saved_len(&self) -> usize {
         3 * self.channels
-    }
-
-    /// Running statistics: each channel's mean, then each channel's variance.
-    #[allow(dead_code)] // unused since the network lays its buffers out itself; kept for the layer's API
-    pub(crate) fn buffers_len(&self) -> usize {
-        2 * self.channels
     }
 
     pub(crate) fn init_buffers(&self, buffers: &mut [f32]) {
@@ -961,28 +1031,27 @@ impl AnyLayer {
         !(mode == Mode::Train && matches!(self, AnyLayer::BatchNorm(_)))
     }
 
-    /// Values saved per batch for backward.
-    pub(crate) fn saved_len(&self) -> usize {
+    /// Values saved for backward per batch (whole-batch layers) besides [`AnyLayer::saved_per_row`].
+    pub(crate) fn saved_per_batch(&self) -> usize {
         match self {
             AnyLayer::BatchNorm(bn) => bn.saved_len(),
             _ => 0,
         }
     }
 
-    /// Whether backward needs the layer's input to be stored (every layer but element-wise
-    /// ones whose derivative comes from their output).
-    pub(crate) fn is_linear_with_picked_input(&self) -> bool {
-        matches!(self, AnyLayer::Linear(l) if l.vectors == 1)
-    }
-
-    /// Multiply-adds per row of the forward pass (a measure of the work, for the block size).
-    #[allow(dead_code)] // unused while the block size is fixed per architecture
-    pub(crate) fn work_per_row(&self) -> usize {
+    /// Values saved for backward per row.
+    pub(crate) fn saved_per_row(&self) -> usize {
         match self {
-            AnyLayer::Linear(l) => l.inputs * l.outputs * l.vectors,
-            AnyLayer::Conv2d(c) => c.out_channels * c.positions() * c.patch(),
+            AnyLayer::Pool2d(pool) => pool.saved_per_row(),
+            AnyLayer::Conv2d(conv) => conv.saved_per_row_fast(),
             _ => 0,
         }
+    }
+
+    /// Whether the layer reads input rows picked by index where they lie (a `linear` layer on
+    /// flat rows); other first layers get the picked rows copied out.
+    pub(crate) fn is_linear_with_picked_input(&self) -> bool {
+        matches!(self, AnyLayer::Linear(l) if l.vectors == 1)
     }
 }
 

@@ -31,6 +31,7 @@
 //! assert_eq!(net.summary()[5].output, Shape::image(16, 5, 5));
 //! ```
 
+mod conv_fast;
 pub(crate) mod dense;
 pub(crate) mod kernels;
 mod layers;

@@ -146,8 +146,12 @@ pub struct Network {
     stages: Vec<Range<usize>>,
     /// The parameter ranges written block by block (those of row-local layers).
     local_params: Vec<Range<usize>>,
+    /// Where each layer's per-batch saved values start.
     saved_offsets: Vec<usize>,
     saved_len: usize,
+    /// Each layer's saved values per row, and their total.
+    saved_per_row: Vec<usize>,
+    saved_row_width: usize,
 }
 
 impl Clone for Network {
@@ -165,7 +169,11 @@ impl PartialEq for Network {
 }
 
 fn shape_error(index: usize, spec: &LayerSpec, previous: &str, input: &Shape, expected: &'static str) -> ConfigError {
-    ConfigError::new("layers", format!("layer {} `{spec}` after {previous} giving {input}", index + 1), expected)
+    ConfigError::new(
+        "layers",
+        format!("`{spec}` (layer {}), whose input is {input} from {previous},", index + 1),
+        expected,
+    )
 }
 
 impl Network {
@@ -192,7 +200,10 @@ impl Network {
             let input = shapes.last().expect("the input shape").clone();
             let previous = if index == 0 { "the input".to_string() } else { format!("`{}`", spec.layers[index - 1]) };
             let error = |expected: &'static str| shape_error(index, layer_spec, &previous, &input, expected);
-            let kind = layer_spec.kind();
+            let kind = match layer_spec {
+                LayerSpec::MaxPool2d { .. } | LayerSpec::AvgPool2d { .. } => "pool",
+                other => other.kind(),
+            };
             let count = counts.entry(layer_spec.param_prefix().unwrap_or(kind)).or_insert(0);
             *count += 1;
             let name = match layer_spec.param_prefix() {
@@ -377,8 +388,10 @@ impl Network {
         let mut saved_len = 0;
         for layer in &layers {
             saved_offsets.push(saved_len);
-            saved_len += layer.saved_len();
+            saved_len += layer.saved_per_batch();
         }
+        let saved_per_row: Vec<usize> = layers.iter().map(AnyLayer::saved_per_row).collect();
+        let saved_row_width = saved_per_row.iter().sum();
         let mut buffers = vec![0.0f32; buffer_layout.len()];
         for (layer, range) in layers.iter().zip(&buffer_ranges) {
             if let AnyLayer::BatchNorm(bn) = layer {
@@ -401,6 +414,8 @@ impl Network {
             local_params,
             saved_offsets,
             saved_len,
+            saved_per_row,
+            saved_row_width,
         })
     }
 
@@ -543,7 +558,7 @@ impl Network {
         let run = |first_row: usize, x_block: &[T], out_block: &mut [T]| {
             let block_rows = x_block.len() / inputs;
             T::with_scratch(4, |scratch| {
-                let space = grow(scratch, 2 * block_rows * widest + self.saved_len);
+                let space = grow(scratch, 2 * block_rows * widest + block_rows * self.saved_row_width);
                 let (ping, rest) = space.split_at_mut(block_rows * widest);
                 let (pong, saved) = rest.split_at_mut(block_rows * widest);
                 let (mut current, mut next) = (ping, pong);
@@ -553,6 +568,7 @@ impl Network {
                     let pass = self.pass_info(Mode::Eval, 0, 0, i, first_row, &buffers);
                     let input = if i == 0 { x_block } else { &current[..block_rows * self.widths[i]] };
                     let output: &mut [T] = if i == last { &mut *out_block } else { &mut next[..block_rows * width] };
+                    let saved = &mut saved[..block_rows * self.saved_per_row[i]];
                     layer.forward(&pass, params, Input::Dense(input), block_rows, output, saved);
                     if i != last {
                         std::mem::swap(&mut current, &mut next);
@@ -707,14 +723,24 @@ impl Network {
         let buffers_guard = self.buffers.read().expect("buffers lock");
         let buffers: &[f32] = &buffers_guard;
         let result = T::with_scratch(2, |scratch| {
-            let space = grow(scratch, 2 * total + self.saved_len + (blocks - 1) * n);
+            let row_saved = rows * self.saved_row_width;
+            let space = grow(scratch, 2 * total + self.saved_len + row_saved + (blocks - 1) * n);
             let (acts, rest) = space.split_at_mut(total);
             let (dacts, rest) = rest.split_at_mut(total);
-            let (saved, block_grads) = rest.split_at_mut(self.saved_len);
+            let (saved, rest) = rest.split_at_mut(self.saved_len);
+            let (row_saved, block_grads) = rest.split_at_mut(row_saved);
+            let mut row_saved_offsets = Vec::with_capacity(n_layers);
+            let mut at = 0;
+            for &width in &self.saved_per_row {
+                row_saved_offsets.push(at);
+                at += rows * width;
+            }
             let work = Workspace {
                 acts: acts.as_mut_ptr(),
                 dacts: dacts.as_mut_ptr(),
                 saved: saved.as_mut_ptr(),
+                row_saved: row_saved.as_mut_ptr(),
+                row_saved_offsets: &row_saved_offsets,
                 grad: grad.as_mut_ptr(),
                 block_grads: block_grads.as_mut_ptr(),
                 grad_input: grad_input.map(|g| g.as_mut_ptr()),
@@ -812,7 +838,7 @@ impl Network {
                 if let AnyLayer::BatchNorm(bn) = layer {
                     let start = self.saved_offsets[i];
                     bn.update_buffers(
-                        &saved[start..start + bn.saved_len()],
+                        &saved[start..start + layer.saved_per_batch()],
                         rows,
                         &mut buffers[self.buffer_ranges[i].clone()],
                     );
@@ -853,6 +879,8 @@ struct Workspace<'a, T> {
     acts: *mut T,
     dacts: *mut T,
     saved: *mut T,
+    row_saved: *mut T,
+    row_saved_offsets: &'a [usize],
     grad: *mut T,
     block_grads: *mut T,
     grad_input: Option<*mut T>,
@@ -927,11 +955,24 @@ impl<T: Real> PassContext<'_, T> {
         }
     }
 
+    /// What layer `layer` saves for backward: its rows `rows` of per-row values, or its
+    /// per-batch values (whole-batch layers).
+    ///
+    /// # Safety
+    /// No other live slice may overlap it.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn saved(&self, layer: usize) -> &mut [T] {
-        let len = self.net.layers[layer].saved_len();
-        // SAFETY: each layer has its own range of the saved values.
-        unsafe { std::slice::from_raw_parts_mut(self.work.saved.add(self.net.saved_offsets[layer]), len) }
+    unsafe fn saved(&self, layer: usize, rows: &Range<usize>) -> &mut [T] {
+        let per_row = self.net.saved_per_row[layer];
+        // SAFETY: each layer has its own range of the saved values, each row its own part of it.
+        unsafe {
+            if per_row > 0 {
+                let start = self.work.row_saved_offsets[layer] + rows.start * per_row;
+                std::slice::from_raw_parts_mut(self.work.row_saved.add(start), rows.len() * per_row)
+            } else {
+                let len = self.net.layers[layer].saved_per_batch();
+                std::slice::from_raw_parts_mut(self.work.saved.add(self.net.saved_offsets[layer]), len)
+            }
+        }
     }
 
     fn pass(&self, layer: usize, first_row: usize) -> Pass<'_> {
@@ -951,7 +992,7 @@ impl<T: Real> PassContext<'_, T> {
                     input,
                     rows.len(),
                     output,
-                    self.saved(i),
+                    self.saved(i, &rows),
                 );
             }
         }
@@ -994,7 +1035,7 @@ impl<T: Real> PassContext<'_, T> {
                     self.params,
                     input,
                     output,
-                    self.saved(i),
+                    self.saved(i, &rows),
                     rows.len(),
                     dy,
                     dx,

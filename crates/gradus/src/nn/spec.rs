@@ -490,11 +490,7 @@ impl<'a> Options<'a> {
     /// Fails on options the layer does not take.
     fn finish(&self) -> Result<(), ConfigError> {
         if self.positional.len() > self.used.len() {
-            return Err(ConfigError::new(
-                self.layer.to_string(),
-                self.whole(),
-                "no more positional options than the layer takes",
-            ));
+            return Err(ConfigError::new(self.layer, self.whole(), "no more positional options than the layer takes"));
         }
         if let Some((k, _)) = self.named.iter().find(|(k, _)| !self.used.contains(k)) {
             return Err(ConfigError::new(format!("{}.{k}", self.layer), self.whole(), "an option the layer takes"));
