@@ -57,6 +57,12 @@ fn a_hidden_layer_beyond_memory_names_the_flag_and_the_amount() {
     std::fs::write(dir.path().join("run.toml"), "hidden = [4000000000, 4000000000]\nepochs = 1\n").unwrap();
     refused(dir.path(), &["train", "--config", "run.toml", "--quiet"], &["--hidden 4000000000,4000000000", "sizes"]);
     refused(dir.path(), &["lr-find", "--hidden", "2000000000", "--quiet"], &["--hidden 2000000000", "would need"]);
+    // A network's layers alike.
+    refused(
+        dir.path(),
+        &["train", "--model", "cnn", "--layers", "flatten,linear(3000000000),relu,linear", "--epochs", "1", "--quiet"],
+        &["--layers on 64 features: the model (225000000010 parameters) would need ", " TB"],
+    );
 }
 
 #[test]
