@@ -246,6 +246,10 @@ pub fn apply(args: &mut TrainArgs) -> Result<(), CliError> {
 }
 
 #[cfg(test)]
+#[path = "config_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use clap::CommandFactory;
 

@@ -62,11 +62,12 @@ pub fn fit_run(
     fingerprint: Fingerprint,
 ) -> Result<RunOutput, CliError> {
     let start = Instant::now();
-    let mut params = model.init_params(settings.seed);
     if settings.optimizer.name == "lbfgs" {
         if resume.is_some() || checkpoint.is_some() {
             return Err(CliError::usage("--optimizer lbfgs does not write or resume checkpoints"));
         }
+        check_memory(model, settings, data.train_y.len())?;
+        let mut params = model.init_params(settings.seed);
         let report = fit_lbfgs(model, settings, data, &mut params, observer)?;
         return Ok(RunOutput { params, report, seconds: start.elapsed().as_secs_f64() });
     }
@@ -78,8 +79,33 @@ pub fn fit_run(
     if let Some(schedule) = schedule {
         trainer = trainer.with_lr_control(schedule);
     }
+    // Before the parameters are allocated: their size came from flags and the data.
+    trainer.check_memory(model, data.train_y.len()).map_err(|e| settings.memory_error(model.inputs(), e))?;
+    let mut params = model.init_params(settings.seed);
     let report = trainer.fit_from(model, &mut params, data.train(), data.validation(), &mut [observer], resume)?;
     Ok(RunOutput { params, report, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Checks that training `model` on `rows` rows as `settings` say fits in the memory available,
+/// before its parameters are allocated; the error names the flag that sized the model.
+pub fn check_memory(model: &dyn Model, settings: &Settings, rows: usize) -> Result<(), CliError> {
+    let n = model.layout().len();
+    let result = if settings.optimizer.name == "lbfgs" {
+        // The f32 parameters and two f32 copies, the f64 point and gradient, and L-BFGS's history
+        // of steps and gradient changes (two f64 vectors per remembered step).
+        let history = LbfgsConfig::from_options(&lbfgs_options(&settings.optimizer)).map_or(100, |c| c.history_size);
+        let f32s = gradus::memory::bytes_of(n.saturating_mul(3), 4);
+        let f64s = gradus::memory::bytes_of(n.saturating_mul(history.saturating_mul(2).saturating_add(4)), 8);
+        gradus::memory::check(
+            format!("the model ({n} parameters)"),
+            "its parameters, gradients and L-BFGS history",
+            gradus::memory::total([f32s, f64s]),
+        )
+    } else {
+        let trainer = Trainer::new(settings.train_config(None), settings.optimizer.build()?)?;
+        trainer.check_memory(model, rows)
+    };
+    result.map_err(|e| settings.memory_error(model.inputs(), e))
 }
 
 /// L-BFGS over the full training set, one optimizer step (up to `max_iter` iterations with a
@@ -102,7 +128,7 @@ fn fit_lbfgs(
     let mut g32 = vec![0.0f32; params.len()];
     let mut history = Vec::new();
     let mut termination = Termination::MaxEpochs;
-    let initial = evaluate(model, params, train).get("loss").copied().unwrap_or(f64::NAN);
+    let initial = evaluate(model, params, train).map_err(TrainError::from)?.get("loss").copied().unwrap_or(f64::NAN);
     for epoch in 1..=settings.epochs {
         let before = p32.clone();
         let step = {
@@ -121,7 +147,7 @@ fn fit_lbfgs(
         for (p, &v) in params.iter_mut().zip(&x) {
             *p = v as f32;
         }
-        let train_metrics = evaluate(model, params, train);
+        let train_metrics = evaluate(model, params, train).map_err(TrainError::from)?;
         let loss = train_metrics.get("loss").copied().unwrap_or(f64::NAN);
         if !loss.is_finite() || params.iter().any(|p| !p.is_finite()) {
             params.copy_from_slice(&before);
@@ -137,7 +163,11 @@ fn fit_lbfgs(
         let record = EpochRecord {
             epoch,
             train: train_metrics,
-            validation: validation.map(|v| evaluate(model, params, v)).unwrap_or_default(),
+            validation: validation
+                .map(|v| evaluate(model, params, v))
+                .transpose()
+                .map_err(TrainError::from)?
+                .unwrap_or_default(),
             lr,
             grad_norm: g32.iter().map(|&g| f64::from(g).powi(2)).sum::<f64>().sqrt(),
             seconds: start.elapsed().as_secs_f64(),

@@ -141,6 +141,7 @@ impl From<TrainError> for CliError {
             TrainError::Config(c) => c.into(),
             TrainError::Data(message) => Self::usage(message),
             TrainError::Checkpoint { path, message } => Self::usage(format!("checkpoint `{path}`: {message}")),
+            TrainError::Memory(e) => Self::usage(e.to_string()),
         }
     }
 }

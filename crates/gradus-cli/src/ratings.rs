@@ -4,10 +4,11 @@
 //! predicting with a saved model on a ratings file.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use gradus::data::{builtin, read_ratings, Ratings, RatingsOptions};
 use gradus::mf::{MatrixFactorization, MfConfig};
-use gradus::saved::{ModelSpec, SavedModel};
+use gradus::saved::{ModelSpec, SavedModel, SavedModelError};
 use gradus::train::{CrossValidation, EpochRecord, Metrics, Observer, Task, Termination};
 use serde_json::json;
 
@@ -16,7 +17,7 @@ use crate::commands::train::{curve_panels, Say};
 use crate::error::CliError;
 use crate::output::{metrics_table, write_file};
 use crate::plot;
-use crate::prepare::{fold_rows, split_rows, DEFAULT_DATASET};
+use crate::prepare::{fold_rows, is_libsvm, split_rows, DEFAULT_DATASET};
 use crate::progress::{bar, bars_enabled, RunObserver};
 use crate::setup::{optimizer_choice, parse_batch, OptimizerChoice, DEFAULT_EPOCHS, DEFAULT_VAL_FRACTION};
 
@@ -245,7 +246,13 @@ pub fn fit(
 ) -> Result<MfRun, CliError> {
     let start = std::time::Instant::now();
     let r = as_mf(train)?;
-    let usage = |e: gradus::mf::MfError| CliError::usage(e.to_string());
+    let usage = |e: gradus::mf::MfError| match e {
+        // The size of the model comes from --factors (and the data's users and items).
+        gradus::mf::MfError::Memory(e) => {
+            CliError::usage(format!("--factors {}: {e}", settings.config.n_factors)).hint("use fewer --factors")
+        }
+        e => CliError::usage(e.to_string()),
+    };
     let mut model = MatrixFactorization::new(&settings.config, &r).map_err(usage)?;
     let mut optimizer = settings.optimizer.as_ref().map(OptimizerChoice::build).transpose()?;
     let mut grad = vec![0.0f32; model.params().len()];
@@ -350,7 +357,7 @@ pub fn train(args: &TrainArgs, quiet: bool) -> Result<(), CliError> {
         }
     };
     let k = splits.len();
-    let progress = bar((settings.config.n_epochs * k) as u64, bars_enabled(quiet));
+    let progress = bar((settings.config.n_epochs as u64).saturating_mul(k as u64), bars_enabled(quiet));
     let mut runs = Vec::new();
     for (i, (train_rows, val_rows)) in splits.iter().enumerate() {
         let train_part = r.select(train_rows)?;
@@ -480,17 +487,47 @@ fn raw_ids(r: &Ratings) -> (Vec<String>, Vec<String>) {
     (users, items)
 }
 
+/// Reads the ratings of `data` for the matrix-factorization `model` read from `model_path`: a
+/// file of features (LIBSVM, or a CSV whose ids and ratings cannot be this model's) is an error
+/// naming both files and what the model expects.
+fn read_for_model(
+    model: &SavedModel,
+    model_path: &Path,
+    data: &Path,
+) -> Result<(Ratings, Vec<String>, Vec<String>), CliError> {
+    let expects = || {
+        format!(
+            "the model `{}` is a {}: it predicts from (user, item) ids and expects a ratings file (user, item, rating)",
+            model_path.display(),
+            model.model.describe()
+        )
+    };
+    if is_libsvm(data) {
+        return Err(CliError::usage(format!("`{}` is a LIBSVM file of features: {}", data.display(), expects())));
+    }
+    let r = read_ratings(data, &RatingsOptions::default()).map_err(|e| CliError::from(e).hint(expects()))?;
+    let (users, items) = raw_ids(&r);
+    let ratings = Some(r.ratings.as_slice());
+    model.check_ratings_data(&users, &items, ratings, &format!("`{}`", data.display())).map_err(|e| match e {
+        SavedModelError::WrongData { origin, problem } => {
+            CliError::usage(format!("{origin} does not fit the model `{}`: {problem}", model_path.display()))
+        }
+        other => CliError::from(other),
+    })?;
+    Ok((r, users, items))
+}
+
 /// `gradus evaluate` with a matrix-factorization model on a ratings file.
 pub fn evaluate(model: &SavedModel, args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
     let Some(path) = args.data.as_deref().filter(|_| args.labels.is_none()) else {
         return Err(CliError::usage("a matrix-factorization model is evaluated on a ratings file: give --data FILE"));
     };
-    let r = read_ratings(path, &RatingsOptions::default())?;
-    let (users, items) = raw_ids(&r);
+    let (r, users, items) = read_for_model(model, &args.model, path)?;
     let predicted = model.predict_ratings(&users, &items)?;
     let mut metrics = Metrics::new();
-    metrics.insert("rmse".into(), gradus::mf::rmse(&predicted, &r.ratings));
-    metrics.insert("mae".into(), gradus::mf::mae(&predicted, &r.ratings));
+    let measure = |e: gradus::train::metrics::MetricsError| CliError::usage(format!("`{}`: {e}", path.display()));
+    metrics.insert("rmse".into(), gradus::mf::rmse(&predicted, &r.ratings).map_err(measure)?);
+    metrics.insert("mae".into(), gradus::mf::mae(&predicted, &r.ratings).map_err(measure)?);
     let origin = path.display().to_string();
     if args.json {
         println!("{}", json!({"data": origin, "rows": r.len(), "task": "ratings", "metrics": metrics}));
@@ -510,8 +547,7 @@ pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<()
             "a matrix-factorization model predicts ratings: give --data FILE of user,item rows",
         ));
     };
-    let r = read_ratings(path, &RatingsOptions::default())?;
-    let (users, items) = raw_ids(&r);
+    let (r, users, items) = read_for_model(model, &args.model, path)?;
     let predicted = model.predict_ratings(&users, &items)?;
     let mut text = String::from("user,item,prediction\n");
     for ((u, i), p) in users.iter().zip(&items).zip(&predicted) {

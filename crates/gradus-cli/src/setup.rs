@@ -459,12 +459,37 @@ impl Settings {
                 ModelSpec::Linear { linear, inputs, classes, penalty: self.penalty }
             }
         };
-        let inner = spec.build()?;
+        let inner = spec.build().map_err(|e| match e.option.as_str() {
+            // The MLP's sizes are --hidden's, between the data's features and the outputs.
+            "sizes" => CliError::usage(format!(
+                "--hidden {} on {inputs} features: {}: expected {}",
+                self.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+                e.value,
+                e.expected
+            )),
+            _ => CliError::from(e),
+        })?;
         let model: Box<dyn Model> = match target_scale {
             Some(scale) => Box::new(ScaledTarget::new(inner, scale)),
             None => inner,
         };
         Ok((model, spec))
+    }
+
+    /// The error for a model too large for this machine, naming what sized it: `--hidden` (the
+    /// widths of an MLP) on the data's `inputs` features, or the data's width for a linear model.
+    pub fn memory_error(&self, inputs: usize, error: gradus::memory::MemoryError) -> CliError {
+        match self.model.as_str() {
+            "mlp" => {
+                let hidden = self.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+                CliError::usage(format!("--hidden {hidden} on {inputs} features: {error}"))
+                    .hint("use smaller --hidden sizes, or data with fewer features")
+            }
+            "cnn" => CliError::usage(format!("--layers on {inputs} features: {error}"))
+                .hint("use fewer or smaller --layers, or data with fewer features"),
+            model => CliError::usage(format!("--model {model} on {inputs} features: {error}"))
+                .hint("use data with fewer features"),
+        }
     }
 
     /// The shape of a network's input rows: `--input-shape`, else the data set's image shape, else
@@ -544,14 +569,30 @@ impl Settings {
         let f = &self.schedule_flags;
         let per_step = self.per_step();
         let unit = if per_step { steps_per_epoch.max(1) } else { 1 };
-        let total = (self.epochs as u64 * unit).saturating_sub(self.warmup).max(1);
+        // Epoch counts become update counts: a product past u64 is a number no run reaches.
+        let updates = |flag: &str, epochs: u64| {
+            epochs.checked_mul(unit).ok_or_else(|| {
+                CliError::usage(format!(
+                    "{flag} {epochs}: {epochs} epochs of {unit} updates is more updates than can be counted"
+                ))
+            })
+        };
+        let total = updates("--epochs", self.epochs as u64)?.saturating_sub(self.warmup).max(1);
         let max_lr = f.max_lr.unwrap_or(10.0 * base_lr);
         let (name, options) = match self.schedule.as_str() {
             "constant" => ("fixed", json!({})),
-            "step" => ("step", json!({"step_size": f.step_size.unwrap_or(10) * unit, "gamma": f.gamma.unwrap_or(0.1)})),
+            "step" => (
+                "step",
+                json!({"step_size": updates("--step-size", f.step_size.unwrap_or(10))?, "gamma": f.gamma.unwrap_or(0.1)}),
+            ),
             "multi_step" => {
-                let milestones: Vec<u64> =
-                    f.milestones.clone().unwrap_or_else(|| vec![10, 15]).iter().map(|m| m * unit).collect();
+                let milestones: Vec<u64> = f
+                    .milestones
+                    .clone()
+                    .unwrap_or_else(|| vec![10, 15])
+                    .iter()
+                    .map(|&m| updates("--milestones", m))
+                    .collect::<Result<_, _>>()?;
                 ("multi_step", json!({"milestones": milestones, "gamma": f.gamma.unwrap_or(0.1)}))
             }
             "exponential" => {
@@ -564,10 +605,13 @@ impl Settings {
             "cosine" => ("cosine", json!({"T_max": total, "eta_min": f.eta_min.unwrap_or(0.0)})),
             "cosine_warm_restarts" => (
                 "cosine_warm_restarts",
-                json!({"T_0": f.step_size.unwrap_or(10) * unit, "eta_min": f.eta_min.unwrap_or(0.0)}),
+                json!({"T_0": updates("--step-size", f.step_size.unwrap_or(10))?, "eta_min": f.eta_min.unwrap_or(0.0)}),
             ),
             "one_cycle" => ("one_cycle", json!({"max_lr": max_lr, "total_steps": total})),
-            "cyclic" => ("cyclic", json!({"max_lr": max_lr, "step_size_up": (f.step_size.unwrap_or(2) * unit) as f64})),
+            "cyclic" => (
+                "cyclic",
+                json!({"max_lr": max_lr, "step_size_up": updates("--step-size", f.step_size.unwrap_or(2))? as f64}),
+            ),
             "plateau" => (
                 "reduce_on_plateau",
                 json!({"factor": f.gamma.unwrap_or(0.1), "patience": f.plateau_patience.unwrap_or(10)}),

@@ -68,6 +68,6 @@ fn main() {
     let start = Instant::now();
     trainer.fit(&net, &mut params, train_rows, None, &mut [&mut report]).unwrap();
     println!("trained in {:.3} s", start.elapsed().as_secs_f64());
-    let metrics = evaluate(&net, &params, test_rows);
+    let metrics = evaluate(&net, &params, test_rows).expect("the test rows fit the network");
     println!("test accuracy {:.4}", metrics["accuracy"]);
 }

@@ -177,8 +177,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             "fit_seconds": fit_seconds,
             "fit_cpu_seconds": fit_cpu_seconds,
             "test_seconds": test_seconds,
-            "rmse": gradus::mf::rmse(&predicted, &test.2),
-            "mae": gradus::mf::mae(&predicted, &test.2),
+            "rmse": gradus::mf::rmse(&predicted, &test.2).expect("one prediction per test rating"),
+            "mae": gradus::mf::mae(&predicted, &test.2).expect("one prediction per test rating"),
         }));
     }
     let mean = |key: &str| results.iter().filter_map(|r| r[key].as_f64()).sum::<f64>() / results.len().max(1) as f64;

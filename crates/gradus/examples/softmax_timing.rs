@@ -56,7 +56,7 @@ fn main() {
         if run > 0 {
             seconds.push(start.elapsed().as_secs_f64());
         }
-        accuracy = evaluate(&model, &params, test_view)["accuracy"];
+        accuracy = evaluate(&model, &params, test_view).expect("the test rows fit the model")["accuracy"];
     }
     let mut sorted = seconds.clone();
     sorted.sort_by(f64::total_cmp);

@@ -18,6 +18,7 @@ pub mod io;
 pub mod linear;
 pub mod loss;
 pub mod lr_find;
+pub mod memory;
 pub mod mf;
 pub mod mlp;
 pub mod model;

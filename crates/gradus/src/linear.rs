@@ -268,6 +268,10 @@ impl Model for LinearModel {
         self.net.output_size()
     }
 
+    fn check_targets(&self, targets: &[f32], rows: usize) -> Result<(), crate::loss::TargetError> {
+        self.net.loss().check_targets(targets, rows, self.net.output_size())
+    }
+
     /// Linear models start at zero, as scikit-learn's do: the loss is convex, so the start only
     /// matters for speed, and zero makes runs independent of the seed.
     fn init_params(&self, _seed: u64) -> Vec<f32> {

@@ -268,6 +268,27 @@ pub enum TargetError {
         /// The number of classes (outputs per row).
         classes: usize,
     },
+    /// A target that is NaN or infinite.
+    #[error("target {value} of row {row} is not a finite number")]
+    NonFinite {
+        /// The row (for losses with several targets per row, the target's position).
+        row: usize,
+        /// Its target.
+        value: f64,
+    },
+    /// A target outside what the loss takes: `[0, 1]` for binary cross-entropy, −1 or +1 for the
+    /// hinge loss.
+    #[error("target {value} of row {row} is outside what `{loss}` takes: expected {expected}")]
+    OutOfRange {
+        /// The row (for losses with several targets per row, the target's position).
+        row: usize,
+        /// Its target.
+        value: f64,
+        /// The loss's name.
+        loss: &'static str,
+        /// What the loss takes.
+        expected: &'static str,
+    },
 }
 
 impl Loss {
@@ -322,19 +343,28 @@ impl Loss {
         self.target_len(rows, cols)
     }
 
-    /// Checks that `targets` fit a batch of `rows × cols` outputs: the length, and for
-    /// cross-entropy that every target is a class index in `0..cols`. Run it once on a data set
-    /// so that the per-batch [`Loss::value_grad`] need not.
+    /// Checks that `targets` fit a batch of `rows × cols` outputs: the length; that every target
+    /// is finite; for cross-entropy that it is a class index in `0..cols`, for binary
+    /// cross-entropy that it lies in `[0, 1]`, for the hinge loss that it is −1 or +1. Run it once
+    /// on a data set so that the per-batch [`Loss::value_grad`] need not: a target that breaks
+    /// these rules gives a NaN or meaningless loss there, never an error.
     pub fn check_targets<T: Real>(&self, targets: &[T], rows: usize, cols: usize) -> Result<(), TargetError> {
-        let expected = self.target_len(rows, cols);
-        if targets.len() != expected {
+        let expected = rows.checked_mul(cols).map(|_| self.target_len(rows, cols));
+        if expected != Some(targets.len()) {
+            let expected = expected.unwrap_or(usize::MAX);
             return Err(TargetError::Length { rows, cols, expected, found: targets.len() });
         }
-        if let Loss::CrossEntropy { .. } = self {
-            for (row, &target) in targets.iter().enumerate() {
-                if class_index(target, cols).is_none() {
-                    return Err(TargetError::BadClass { row, value: target.to_f64(), classes: cols });
+        for (row, &target) in targets.iter().enumerate() {
+            let value = target.to_f64();
+            let out_of_range = |expected| TargetError::OutOfRange { row, value, loss: self.name(), expected };
+            match self {
+                Loss::CrossEntropy { .. } if class_index(target, cols).is_none() => {
+                    return Err(TargetError::BadClass { row, value, classes: cols });
                 }
+                _ if !value.is_finite() => return Err(TargetError::NonFinite { row, value }),
+                Loss::BceWithLogits if !(0.0..=1.0).contains(&value) => return Err(out_of_range("a number in [0, 1]")),
+                Loss::Hinge if value != 1.0 && value != -1.0 => return Err(out_of_range("-1 or +1")),
+                _ => {}
             }
         }
         Ok(())
@@ -507,6 +537,20 @@ mod tests {
         assert!(matches!(loss.check_targets(&[0.0f32, 3.0], 2, 3), Err(TargetError::BadClass { row: 1, .. })));
         assert!(matches!(loss.check_targets(&[0.5f32, 1.0], 2, 3), Err(TargetError::BadClass { row: 0, .. })));
         assert!(matches!(loss.check_targets(&[0.0f32], 2, 3), Err(TargetError::Length { .. })));
+        assert!(matches!(loss.check_targets(&[f32::NAN, 1.0], 2, 3), Err(TargetError::BadClass { row: 0, .. })));
+        assert!(matches!(
+            Loss::Mse.check_targets(&[1.0f32, f32::NAN], 2, 1),
+            Err(TargetError::NonFinite { row: 1, .. })
+        ));
+        assert!(matches!(Loss::Mse.check_targets(&[1.0f32; 2], usize::MAX, 2), Err(TargetError::Length { .. })));
+        assert!(Loss::BceWithLogits.check_targets(&[0.0f32, 0.25, 1.0], 3, 1).is_ok());
+        assert!(matches!(
+            Loss::BceWithLogits.check_targets(&[0.0f32, 2.0], 2, 1),
+            Err(TargetError::OutOfRange { row: 1, .. })
+        ));
+        assert!(Loss::Hinge.check_targets(&[-1.0f32, 1.0], 2, 1).is_ok());
+        let err = Loss::Hinge.check_targets(&[-1.0f32, 0.0], 2, 1).unwrap_err();
+        assert_eq!(err.to_string(), "target 0 of row 1 is outside what `hinge` takes: expected -1 or +1");
         let mut grad = [0.0f32; 3];
         assert!(loss.value_grad(&[1.0f32, 2.0, 3.0], &[-1.0], 3, &mut grad).is_nan());
         assert!(grad.iter().all(|g| g.is_nan()));

@@ -115,6 +115,9 @@ pub enum RangeTestError {
         /// The length of the parameters given.
         found: usize,
     },
+    /// The rows do not fit the model (their width, their targets).
+    #[error(transparent)]
+    Rows(#[from] crate::model::RowsError),
     /// Not even the first mini-batch had a finite loss, so there is nothing to suggest from.
     #[error("the loss of the first mini-batch is {loss}: the model or data produce non-finite losses")]
     NoFiniteLoss {
@@ -177,6 +180,7 @@ pub fn range_test_with_progress(
     if params.len() != expected {
         return Err(RangeTestError::ParamsLength { expected, found: params.len() });
     }
+    crate::model::check_rows(model, params, data, "the rows")?;
     let mut params = params.to_vec();
     let mut grads = vec![0.0f32; params.len()];
     let batch_size = config.batch_size.min(data.rows);

@@ -32,6 +32,7 @@ use thiserror::Error;
 use crate::error::{non_negative, ConfigError};
 use crate::optim::Optimizer;
 use crate::params::ParamLayout;
+use crate::train::metrics::MetricsError;
 use crate::transform::sum_of_squares;
 
 /// Name of the segment holding the user biases b_u (`n_users` values).
@@ -139,6 +140,9 @@ pub enum MfError {
     /// A deserialized model is inconsistent.
     #[error("invalid model: {0}")]
     InvalidModel(String),
+    /// The model would take more memory than the machine has available.
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
 }
 
 /// Hyperparameters of [`MatrixFactorization`], named and defaulted as in scikit-surprise's `SVD`.
@@ -982,9 +986,20 @@ impl MatrixFactorization {
             return Err(MfError::Empty);
         }
         let (n_users, n_items, k) = (train.n_users, train.n_items, config.n_factors);
-        let len = param_count(n_users, n_items, k).ok_or_else(|| {
-            MfError::Config(ConfigError::new("n_factors", k, "a size whose parameter count fits in memory"))
-        })?;
+        // The parameters, and the padded copies of the factor tables the SGD trainers work on.
+        let len = param_count(n_users, n_items, k);
+        let padded =
+            n_users.checked_add(n_items).and_then(|rows| rows.checked_mul(k.div_ceil(LANES).checked_mul(LANES)?));
+        let needed = crate::memory::total([
+            len.and_then(|len| crate::memory::bytes_of(len, crate::memory::F32_BYTES)),
+            padded.and_then(|padded| crate::memory::bytes_of(padded, crate::memory::F32_BYTES)),
+        ]);
+        crate::memory::check(
+            format!("matrix factorization of {n_users} users and {n_items} items with {k} factors"),
+            "its parameters and the copies training works on",
+            needed,
+        )?;
+        let len = len.expect("a count that fits in memory does not overflow");
         let sum: f64 = train.ratings.iter().map(|&r| f64::from(r)).sum();
         let global_mean = (sum / train.len() as f64) as f32;
         let rating_min = train.ratings.iter().copied().fold(f32::INFINITY, f32::min);
@@ -1190,12 +1205,20 @@ impl MatrixFactorization {
         if batch_size == 0 {
             return Err(ConfigError::new("batch_size", batch_size, "an integer >= 1").into());
         }
+        // The gradient and the optimizer's state, each as long as the parameters.
+        let buffers = 1 + if optimizer.steps() == 0 { optimizer.state_buffers() } else { 0 };
+        crate::memory::check(
+            format!("mini-batch training of matrix factorization ({} parameters)", self.params.len()),
+            "its gradient and optimizer state",
+            self.params.len().checked_mul(buffers).and_then(|n| crate::memory::bytes_of(n, crate::memory::F32_BYTES)),
+        )?;
         let mut rng = shuffle_rng(seed);
         let mut order: Vec<u32> = (0..train.len() as u32).collect();
         let mut params = std::mem::take(&mut self.params);
         let mut grad = vec![0.0f32; params.len()];
         let mut batch: Vec<(u32, u32, f32)> = Vec::with_capacity(batch_size.min(train.len()));
-        let mut losses = Vec::with_capacity(epochs);
+        // One loss per epoch, grown as they run (`epochs` is the caller's number, not memory's).
+        let mut losses = Vec::new();
         for _ in 0..epochs {
             shuffle(&mut order, &mut rng);
             let mut total = 0.0f64;
@@ -1378,15 +1401,23 @@ impl MatrixFactorization {
     }
 
     /// Root mean squared error of the model's predictions on `users`, `items`, `ratings` (see
-    /// [`rmse`]).
-    pub fn rmse(&self, users: &[u32], items: &[u32], ratings: &[f32]) -> f64 {
-        rmse(&self.predict_all(users, items), ratings)
+    /// [`rmse`]); an error when the three slices differ in length.
+    pub fn rmse(&self, users: &[u32], items: &[u32], ratings: &[f32]) -> Result<f64, MetricsError> {
+        rmse(&self.predict_triples(users, items, ratings)?, ratings)
     }
 
     /// Mean absolute error of the model's predictions on `users`, `items`, `ratings` (see
-    /// [`mae`]).
-    pub fn mae(&self, users: &[u32], items: &[u32], ratings: &[f32]) -> f64 {
-        mae(&self.predict_all(users, items), ratings)
+    /// [`mae`]); an error when the three slices differ in length.
+    pub fn mae(&self, users: &[u32], items: &[u32], ratings: &[f32]) -> Result<f64, MetricsError> {
+        mae(&self.predict_triples(users, items, ratings)?, ratings)
+    }
+
+    /// Predictions for the pairs of `users` and `items`, which must be as many as `ratings`.
+    fn predict_triples(&self, users: &[u32], items: &[u32], ratings: &[f32]) -> Result<Vec<f32>, MetricsError> {
+        if users.len() != ratings.len() || items.len() != ratings.len() {
+            return Err(MetricsError::Length { predicted: users.len().min(items.len()), targets: ratings.len() });
+        }
+        Ok(self.predict_all(users, items))
     }
 
     /// The layout of the flat parameter buffer: [`USER_BIAS`], [`ITEM_BIAS`], [`USER_FACTORS`],
@@ -1473,20 +1504,36 @@ impl MatrixFactorization {
     }
 }
 
-/// Root mean squared error `sqrt(mean((predicted − actual)²))` over the pairs of the two slices
-/// (the shorter one's length), in `f64`; NaN when there are none.
-pub fn rmse(predicted: &[f32], actual: &[f32]) -> f64 {
-    let n = predicted.len().min(actual.len());
-    let sum: f64 = predicted.iter().zip(actual).map(|(&p, &a)| (f64::from(p) - f64::from(a)).powi(2)).sum();
-    (sum / n as f64).sqrt()
+/// Checks that `predicted` and `actual` pair up: one length, not empty, every rating finite.
+fn check_pairs(predicted: &[f32], actual: &[f32]) -> Result<(), MetricsError> {
+    if predicted.len() != actual.len() {
+        return Err(MetricsError::Length { predicted: predicted.len(), targets: actual.len() });
+    }
+    if actual.is_empty() {
+        return Err(MetricsError::Empty);
+    }
+    match actual.iter().position(|a| !a.is_finite()) {
+        Some(row) => Err(MetricsError::NonFiniteTarget { row, value: actual[row] }),
+        None => Ok(()),
+    }
 }
 
-/// Mean absolute error `mean(|predicted − actual|)` over the pairs of the two slices (the shorter
-/// one's length), in `f64`; NaN when there are none.
-pub fn mae(predicted: &[f32], actual: &[f32]) -> f64 {
-    let n = predicted.len().min(actual.len());
+/// Root mean squared error `sqrt(mean((predicted − actual)²))` of paired slices, in `f64`.
+///
+/// An error when the slices differ in length, are empty, or a rating is not finite.
+pub fn rmse(predicted: &[f32], actual: &[f32]) -> Result<f64, MetricsError> {
+    check_pairs(predicted, actual)?;
+    let sum: f64 = predicted.iter().zip(actual).map(|(&p, &a)| (f64::from(p) - f64::from(a)).powi(2)).sum();
+    Ok((sum / actual.len() as f64).sqrt())
+}
+
+/// Mean absolute error `mean(|predicted − actual|)` of paired slices, in `f64`.
+///
+/// An error when the slices differ in length, are empty, or a rating is not finite.
+pub fn mae(predicted: &[f32], actual: &[f32]) -> Result<f64, MetricsError> {
+    check_pairs(predicted, actual)?;
     let sum: f64 = predicted.iter().zip(actual).map(|(&p, &a)| (f64::from(p) - f64::from(a)).abs()).sum();
-    sum / n as f64
+    Ok(sum / actual.len() as f64)
 }
 
 #[cfg(test)]

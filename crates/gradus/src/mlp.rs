@@ -253,6 +253,14 @@ impl Model for Mlp {
         self.init(seed)
     }
 
+    fn check_targets(&self, targets: &[f32], rows: usize) -> Result<(), crate::loss::TargetError> {
+        Model::check_targets(&self.net, targets, rows)
+    }
+
+    fn working_memory(&self, rows: usize) -> Option<usize> {
+        Model::working_memory(&self.net, rows)
+    }
+
     fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
         Model::loss_and_gradient(&self.net, params, x, y, rows, grad)
     }

@@ -7,8 +7,69 @@
 
 use std::ops::Range;
 
+use thiserror::Error;
+
+use crate::loss::{Loss, TargetError};
 use crate::params::ParamLayout;
-use crate::train::metrics::{accuracy, argmax_rows, regression_metrics, Metrics, Task};
+use crate::train::metrics::{accuracy, argmax_rows, regression_metrics, Metrics, MetricsError, Task};
+
+/// Parameters or rows that do not fit a model, found before anything is computed: the library's
+/// answer to data of the wrong shape is this error, never a panic or a meaningless number.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum RowsError {
+    /// A parameter buffer of the wrong length.
+    #[error("the parameter buffer holds {found} values, the model has {expected} parameters")]
+    Params {
+        /// Values in the buffer.
+        found: usize,
+        /// Parameters of the model.
+        expected: usize,
+    },
+    /// Rows whose features and targets do not make `rows × cols`.
+    #[error("{what}: {values} feature values and {targets} targets do not make {rows} rows of {cols} columns")]
+    Shape {
+        /// Which rows (`the training rows`, `the validation rows`, ...).
+        what: String,
+        /// Feature values given.
+        values: usize,
+        /// Targets given.
+        targets: usize,
+        /// Rows claimed.
+        rows: usize,
+        /// Columns claimed.
+        cols: usize,
+    },
+    /// Rows of another width than the model's inputs.
+    #[error("{what}: {found} columns, the model takes {expected} inputs")]
+    Width {
+        /// Which rows.
+        what: String,
+        /// Columns of the rows.
+        found: usize,
+        /// Inputs of the model.
+        expected: usize,
+    },
+    /// Targets the model's loss cannot take (a class index outside its classes, NaN, ...).
+    #[error("{what}: {source}")]
+    Targets {
+        /// Which rows.
+        what: String,
+        /// What is wrong with them.
+        source: TargetError,
+    },
+    /// The outputs of the rows would not fit in memory.
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
+    /// Metrics that cannot be measured on the outputs.
+    #[error("{what}: {source}")]
+    Metrics {
+        /// Which rows.
+        what: String,
+        /// What is wrong.
+        source: MetricsError,
+    },
+}
 
 /// A borrowed view of dense rows: features `x` (`rows × cols`, row-major) and one target per row
 /// (a value for regression, 0/1 for binary, a class index for multiclass).
@@ -34,7 +95,33 @@ impl<'a> Rows<'a> {
         Self { x, y, rows: y.len(), cols }
     }
 
+    /// A view of `x` (`y.len()` rows of `cols` features) and `y`, or an error naming `what` when
+    /// `x` does not hold that many values.
+    pub fn try_new(x: &'a [f32], y: &'a [f32], cols: usize, what: &str) -> Result<Self, RowsError> {
+        let rows = Self { x, y, rows: y.len(), cols };
+        rows.check(what)?;
+        Ok(rows)
+    }
+
+    /// Checks that `x` holds `rows × cols` values and `y` one target per row (the fields are
+    /// public, so a view may have been built by hand); an error names `what`.
+    pub fn check(&self, what: &str) -> Result<(), RowsError> {
+        if self.rows.checked_mul(self.cols) != Some(self.x.len()) || self.y.len() != self.rows {
+            return Err(RowsError::Shape {
+                what: what.to_string(),
+                values: self.x.len(),
+                targets: self.y.len(),
+                rows: self.rows,
+                cols: self.cols,
+            });
+        }
+        Ok(())
+    }
+
     /// Copies the rows at `indices` into `x_out`/`y_out` (cleared first), making a contiguous batch.
+    ///
+    /// # Panics
+    /// If an index is not below `rows` (indices come from the engine's shuffles, not from data).
     pub fn gather(&self, indices: &[usize], x_out: &mut Vec<f32>, y_out: &mut Vec<f32>) {
         x_out.clear();
         y_out.clear();
@@ -46,6 +133,14 @@ impl<'a> Rows<'a> {
 }
 
 /// A differentiable model over dense rows.
+///
+/// # Panics
+/// The passes ([`Model::loss_and_gradient`], [`Model::forward`], [`Model::train_step`], ...)
+/// run in the training loop and do not check their buffers: they panic when `params`, `grad`,
+/// `x`, `y` or `out` do not have the lengths the model and `rows` call for, and give a NaN loss
+/// for targets the loss cannot take. Data from outside is checked once, before any pass, with
+/// [`check_rows`] (which [`evaluate`], [`crate::train::Trainer::fit`] and the other entry points
+/// of the library run), so that it is an error rather than a panic.
 pub trait Model: Send + Sync {
     /// What the model predicts.
     fn task(&self) -> Task;
@@ -62,8 +157,31 @@ pub trait Model: Send + Sync {
     /// Initial parameters, reproducible from `seed`.
     fn init_params(&self, seed: u64) -> Vec<f32>;
 
+    /// Checks that `targets` fit `rows` rows of this model's outputs before any pass runs on
+    /// them: their number, and values the loss takes (finite; class indices in `0..outputs()`
+    /// for a multiclass model). The engine runs it once per data set ([`check_rows`]). The
+    /// default checks by task; models with a [`Loss`] check with [`Loss::check_targets`].
+    fn check_targets(&self, targets: &[f32], rows: usize) -> Result<(), TargetError> {
+        let loss = match self.task() {
+            Task::Multiclass => Loss::CrossEntropy { label_smoothing: 0.0 },
+            _ => Loss::Mse,
+        };
+        loss.check_targets(targets, rows, self.outputs())
+    }
+
+    /// `f32` values of working memory a training step on a batch of `rows` rows takes besides the
+    /// buffers of the parameters' length that the engine keeps (activations, per-block
+    /// gradients, a gathered batch), for the memory check before training; `None` when the count
+    /// overflows. The default counts one gathered batch and its outputs.
+    fn working_memory(&self, rows: usize) -> Option<usize> {
+        rows.checked_mul(self.inputs().checked_add(self.outputs())?.checked_add(1)?)
+    }
+
     /// The mean loss over the `rows` rows of `x` (row-major) against `y`, including any penalty, and
     /// its gradient with respect to `params`, written into `grad` (overwritten).
+    ///
+    /// # Panics
+    /// When a buffer has the wrong length (see the trait's documentation).
     fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64;
 
     /// [`Model::loss_and_gradient`] over the rows of `data` at `indices`, in that order (a
@@ -126,6 +244,9 @@ pub trait Model: Send + Sync {
 
     /// Raw outputs for the `rows` rows of `x`: values for regression, logits for classification
     /// (`rows × outputs()`), written into `out`.
+    ///
+    /// # Panics
+    /// When a buffer has the wrong length (see the trait's documentation).
     fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]);
 
     /// The mean loss alone (by default via [`Model::loss_and_gradient`]).
@@ -154,17 +275,41 @@ pub trait Model: Send + Sync {
     }
 }
 
+/// Checks that `params` and `data` fit `model` before anything runs on them: the parameter
+/// count, the shape of the rows (see [`Rows::check`]), their width against the model's inputs,
+/// and the targets ([`Model::check_targets`]). An error names `what` (`the training rows`, ...).
+pub fn check_rows(model: &dyn Model, params: &[f32], data: Rows<'_>, what: &str) -> Result<(), RowsError> {
+    let expected = model.layout().len();
+    if params.len() != expected {
+        return Err(RowsError::Params { found: params.len(), expected });
+    }
+    data.check(what)?;
+    if data.cols != model.inputs() {
+        return Err(RowsError::Width { what: what.to_string(), found: data.cols, expected: model.inputs() });
+    }
+    model.check_targets(data.y, data.rows).map_err(|source| RowsError::Targets { what: what.to_string(), source })
+}
+
 /// Loss and task metrics of `model` with `params` on `data`: `loss` plus `accuracy` for
-/// classification, or `rmse`, `mae` and `r2` for regression.
-pub fn evaluate(model: &dyn Model, params: &[f32], data: Rows<'_>) -> Metrics {
+/// classification, or `rmse`, `mae` and `r2` for regression. No rows give no metrics.
+///
+/// Parameters or rows that do not fit the model are an error ([`check_rows`]), as are targets
+/// the metrics cannot be measured on.
+pub fn evaluate(model: &dyn Model, params: &[f32], data: Rows<'_>) -> Result<Metrics, RowsError> {
+    check_rows(model, params, data, "the rows")?;
+    evaluate_checked(model, params, data)
+}
+
+/// [`evaluate`] of rows already checked with [`check_rows`] (the engine checks its data once).
+pub(crate) fn evaluate_checked(model: &dyn Model, params: &[f32], data: Rows<'_>) -> Result<Metrics, RowsError> {
     let mut metrics = Metrics::new();
     if data.rows == 0 {
-        return metrics;
+        return Ok(metrics);
     }
     // Evaluate in blocks so memory stays bounded on large sets.
     const BLOCK: usize = 4096;
     let outputs = model.outputs();
-    let mut out = vec![0.0f32; data.rows * outputs];
+    let mut out = output_buffer(data.rows, outputs)?;
     let mut loss_sum = 0.0;
     for start in (0..data.rows).step_by(BLOCK) {
         let end = (start + BLOCK).min(data.rows);
@@ -174,13 +319,28 @@ pub fn evaluate(model: &dyn Model, params: &[f32], data: Rows<'_>) -> Metrics {
         loss_sum += model.forward_and_loss(params, x, y, end - start, block_out) * (end - start) as f64;
     }
     metrics.insert("loss".into(), loss_sum / data.rows as f64);
-    match model.task() {
-        Task::Regression | Task::Ratings => metrics.extend(regression_metrics(&out, data.y)),
+    let measured = match model.task() {
+        Task::Regression | Task::Ratings => regression_metrics(&out, data.y).map(|m| metrics.extend(m)),
         Task::Binary | Task::Multiclass => {
-            metrics.insert("accuracy".into(), accuracy(&argmax_rows(&out, outputs), data.y));
+            argmax_rows(&out, outputs).and_then(|classes| accuracy(&classes, data.y)).map(|a| {
+                metrics.insert("accuracy".into(), a);
+            })
         }
-    }
-    metrics
+    };
+    measured.map_err(|source| RowsError::Metrics { what: "the rows".to_string(), source })?;
+    Ok(metrics)
+}
+
+/// A zeroed buffer for the outputs of `rows` rows of `outputs` values, reserved fallibly (its
+/// size comes from the data and the model).
+pub(crate) fn output_buffer(rows: usize, outputs: usize) -> Result<Vec<f32>, crate::memory::MemoryError> {
+    let len = rows.checked_mul(outputs).ok_or_else(|| crate::memory::MemoryError {
+        what: format!("the outputs of {rows} rows"),
+        purpose: format!("{outputs} values per row"),
+        needed: None,
+        available: crate::memory::available(),
+    })?;
+    crate::memory::try_filled(len, 0.0, &format!("the outputs of {rows} rows"))
 }
 
 /// The task a loss trains for.
@@ -212,6 +372,17 @@ impl Model for crate::nn::Network {
 
     fn init_params(&self, seed: u64) -> Vec<f32> {
         crate::nn::Network::init_params(self, seed)
+    }
+
+    fn check_targets(&self, targets: &[f32], rows: usize) -> Result<(), TargetError> {
+        // Outputs of shape [time, features] are `time` rows of the loss per input row.
+        let cols = self.output_shape().last();
+        let per_row = self.output_size().checked_div(cols).unwrap_or(1);
+        self.loss().check_targets(targets, rows.saturating_mul(per_row), cols)
+    }
+
+    fn working_memory(&self, rows: usize) -> Option<usize> {
+        network_working_memory(self, rows)
     }
 
     fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
@@ -281,4 +452,23 @@ fn network_rows(
             })
         }
     }
+}
+
+/// [`Model::working_memory`] of a network: each thread's block of activations and their
+/// gradients (three buffers as wide as the widest layer, plus every layer's outputs), and one
+/// gradient buffer per block beyond the first.
+pub(crate) fn network_working_memory(net: &crate::nn::Network, rows: usize) -> Option<usize> {
+    let summary = net.summary();
+    let widths = summary.iter().map(|layer| layer.output.checked_len());
+    let (mut sum, mut widest) = (net.input_size(), net.input_size());
+    for width in widths {
+        let width = width?;
+        sum = sum.checked_add(width)?;
+        widest = widest.max(width);
+    }
+    let block = net.block_rows().min(rows.max(1));
+    let blocks = rows.div_ceil(net.block_rows()).max(1);
+    let threads = rayon::current_num_threads().clamp(1, blocks);
+    let per_block = block.checked_mul(sum.checked_add(widest.checked_mul(3)?)?)?;
+    per_block.checked_mul(threads)?.checked_add((blocks - 1).checked_mul(net.num_params())?)
 }

@@ -14,6 +14,10 @@ pub const CHUNK: usize = 1 << 14;
 /// Runs `kernel(params, grads, states)` over the buffers, splitting them at the same indices and
 /// running the pieces on rayon's pool when they are long. All slices must have equal length.
 ///
+/// # Panics
+/// When the slices differ in length (always in debug builds; in release builds when a split
+/// falls beyond a shorter slice): the optimizers that call it check their buffers first.
+///
 /// Each piece runs through [`run_kernel`], which compiles the kernel a second time for AVX2 and
 /// picks that build at run time where the CPU has it: the same IEEE operations on wider vectors,
 /// so both builds give the same bits.

@@ -45,15 +45,17 @@ impl ParamLayout {
     /// Appends a segment of `len` parameters named `name` and returns its range.
     ///
     /// # Panics
-    /// If a segment of that name already exists: layouts are built by model code, not users, so
-    /// a duplicate is a programming error.
+    /// If a segment of that name already exists, or the total length overflows `usize`: layouts
+    /// are built by model code, not users, so a duplicate is a programming error, and model code
+    /// checks sizes that come from data before it lays them out (with checked arithmetic).
     pub fn push(&mut self, name: impl Into<String>, len: usize) -> Range<usize> {
         let name = name.into();
         assert!(self.segment(&name).is_none(), "duplicate parameter segment `{name}`");
         let offset = self.len;
+        let end = offset.checked_add(len).expect("the parameter count overflows usize");
         self.segments.push(Segment { name, offset, len });
-        self.len += len;
-        offset..offset + len
+        self.len = end;
+        offset..end
     }
 
     /// The total number of parameters.

@@ -60,7 +60,7 @@ use crate::linear::{LinearKind, LinearModel, Penalty};
 use crate::loss::Loss;
 use crate::mf::MatrixFactorization;
 use crate::mlp::{Activation, Mlp};
-use crate::model::{evaluate, Model, Rows};
+use crate::model::{evaluate, Model, Rows, RowsError};
 use crate::nn::{format_list, Network, NetworkSpec};
 use crate::params::ParamLayout;
 use crate::train::{Metrics, Task};
@@ -232,6 +232,14 @@ impl Model for ScaledTarget {
         self.inner.init_params(seed)
     }
 
+    fn check_targets(&self, targets: &[f32], rows: usize) -> Result<(), crate::loss::TargetError> {
+        self.inner.check_targets(targets, rows)
+    }
+
+    fn working_memory(&self, rows: usize) -> Option<usize> {
+        self.inner.working_memory(rows)
+    }
+
     fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
         self.inner.loss_and_gradient(params, x, &self.scale.scale(y), rows, grad)
     }
@@ -353,6 +361,21 @@ pub enum SavedModelError {
     /// Data given to the model does not fit it.
     #[error("{0}")]
     Data(#[from] DataError),
+    /// Rows given to the model do not fit it (their width, their targets).
+    #[error("{0}")]
+    Rows(#[from] RowsError),
+    /// A model built in memory whose parts do not fit each other (see [`SavedModel::check`]).
+    #[error("the model's parts do not fit each other: {0}")]
+    Inconsistent(String),
+    /// Data of the other kind: features for a matrix-factorization model, ratings for a model
+    /// of features, or ratings that cannot be this model's.
+    #[error("{origin}: {problem}")]
+    WrongData {
+        /// The data (file) given.
+        origin: String,
+        /// What the model expects and what the data is.
+        problem: String,
+    },
 }
 
 /// A trained model with its preparation, as saved to and read from a model file.
@@ -463,10 +486,26 @@ impl SavedModel {
         Ok(model)
     }
 
-    /// Checks that the parts fit each other, describing the first mismatch.
+    /// Checks that the parts fit each other as a whole, describing the first mismatch: the model
+    /// builds (sizes whose parameter count, computed with checked arithmetic, fits in memory),
+    /// its task is the file's, `params` holds exactly the model's parameters and every one is
+    /// finite, one feature name per input, a standardizer of one finite mean and one finite
+    /// std > 0 per input, a finite target scale for regression only, and for a classifier a label
+    /// map of one finite, distinct class per output, in ascending order.
     pub fn check(&self) -> Result<(), String> {
         if let ModelSpec::MatrixFactorization { mf, user_ids, item_ids } = &self.model {
             return check_mf(self, mf, user_ids, item_ids);
+        }
+        if let ModelSpec::Mlp { sizes, .. } = &self.model {
+            // Said before building, so that the message names the field and the count.
+            let count = sizes
+                .windows(2)
+                .try_fold(0usize, |total, pair| pair[0].checked_mul(pair[1])?.checked_add(pair[1])?.checked_add(total));
+            if count.is_none() {
+                return Err(format!(
+                    "`sizes` {sizes:?}: the parameter count overflows (layer sizes beyond any machine's memory)"
+                ));
+            }
         }
         let model = self.model.build().map_err(|e| format!("model: {e}"))?;
         if model.task() != self.task {
@@ -516,9 +555,10 @@ impl SavedModel {
                     model.inputs()
                 ));
             }
-            if s.means.iter().chain(&s.stds).any(|v| !v.is_finite()) || s.stds.iter().any(|&v| v <= 0.0) {
-                return Err("the standardizer holds a non-finite mean or a std that is not > 0".into());
-            }
+            s.validate().map_err(|e| e.to_string())?;
+        }
+        if let Some(map) = &self.label_map {
+            map.validate().map_err(|e| e.to_string())?;
         }
         if let Some(t) = &self.target_scale {
             if self.task != Task::Regression || !t.is_valid() {
@@ -542,9 +582,9 @@ impl SavedModel {
         Ok(())
     }
 
-    /// Predicted ratings of `users[k]` for `items[k]` (raw ids, over the shorter slice) by a
-    /// matrix-factorization model; an unknown id gets the model's fallback (biases, global mean).
-    /// An error for any other model.
+    /// Predicted ratings of `users[k]` for `items[k]` (raw ids) by a matrix-factorization model;
+    /// an unknown id gets the model's fallback (biases, global mean). An error for any other
+    /// model, or when the two slices differ in length.
     pub fn predict_ratings(&self, users: &[String], items: &[String]) -> Result<Vec<f32>, SavedModelError> {
         let ModelSpec::MatrixFactorization { mf, user_ids, item_ids } = &self.model else {
             return Err(DataError::from(crate::ConfigError::new(
@@ -554,6 +594,16 @@ impl SavedModel {
             ))
             .into());
         };
+        if users.len() != items.len() {
+            return Err(SavedModelError::WrongData {
+                origin: "the ids".to_string(),
+                problem: format!(
+                    "{} user ids for {} item ids: expected one of each per rating",
+                    users.len(),
+                    items.len()
+                ),
+            });
+        }
         fn index(ids: &[String]) -> std::collections::HashMap<&str, u32> {
             ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect()
         }
@@ -587,6 +637,100 @@ impl SavedModel {
         self.feature_names.len()
     }
 
+    /// [`SavedModel::check`] of a model that may have been put together in memory.
+    fn check_whole(&self) -> Result<(), SavedModelError> {
+        self.check().map_err(SavedModelError::Inconsistent)
+    }
+
+    /// An error unless this is a model of features (not matrix factorization), naming `origin`.
+    fn expect_features(&self, origin: &str) -> Result<(), SavedModelError> {
+        if let ModelSpec::MatrixFactorization { .. } = self.model {
+            return Err(SavedModelError::WrongData {
+                origin: origin.to_string(),
+                problem: format!(
+                    "the model is a {}, which predicts ratings from (user, item) ids: expected a ratings file \
+                     (user, item, rating), not feature rows",
+                    self.model.describe()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that ratings read from `origin` (raw user and item ids, with their ratings when the
+    /// file has them) can be this matrix-factorization model's, so that a file of features read as
+    /// ratings is an error rather than an RMSE of nonsense: some user or some item must be one the
+    /// model knows (when none is, every prediction is the global mean); when the model's ids are
+    /// whole numbers, at most half of the file's may be other numbers (`5.1` is a feature value,
+    /// not an id); and the ratings must lie near the model's training range (within one range's
+    /// width of it). Users or items the model does not know are otherwise fine: they get the
+    /// model's fallbacks. An error for a model of features, which takes feature rows.
+    pub fn check_ratings_data(
+        &self,
+        users: &[String],
+        items: &[String],
+        ratings: Option<&[f32]>,
+        origin: &str,
+    ) -> Result<(), SavedModelError> {
+        let wrong = |problem: String| SavedModelError::WrongData { origin: origin.to_string(), problem };
+        let ModelSpec::MatrixFactorization { mf, user_ids, item_ids } = &self.model else {
+            return Err(wrong(format!(
+                "the model is a {} of {} features (`{}`, ...): expected rows of those features, not ratings",
+                self.model.describe(),
+                self.inputs(),
+                self.feature_names.first().map_or("", String::as_str)
+            )));
+        };
+        if users.len() != items.len() || ratings.is_some_and(|r| r.len() != users.len()) {
+            return Err(wrong(format!(
+                "{} user ids, {} item ids and {} ratings: expected one of each per rating",
+                users.len(),
+                items.len(),
+                ratings.map_or(users.len(), <[f32]>::len)
+            )));
+        }
+        let sample = |ids: &[String]| ids.iter().take(3).map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ");
+        let known_users: std::collections::HashSet<&str> = user_ids.iter().map(String::as_str).collect();
+        let known_items: std::collections::HashSet<&str> = item_ids.iter().map(String::as_str).collect();
+        let any_user = users.iter().any(|u| known_users.contains(u.as_str()));
+        let any_item = items.iter().any(|i| known_items.contains(i.as_str()));
+        if !users.is_empty() && !any_user && !any_item {
+            return Err(wrong(format!(
+                "none of its users ({}, ...) and none of its items ({}, ...) is one the model knows: is this a \
+                 ratings file for this model?",
+                sample(users),
+                sample(items)
+            )));
+        }
+        let whole = |id: &str| id.parse::<i64>().is_ok();
+        let fractional = |id: &str| !whole(id) && id.parse::<f64>().is_ok_and(f64::is_finite);
+        for (what, file_ids, model_ids) in [("user", users, user_ids), ("item", items, item_ids)] {
+            let decimals = file_ids.iter().filter(|id| fractional(id)).count();
+            if model_ids.iter().all(|id| whole(id)) && decimals * 2 > file_ids.len() {
+                return Err(wrong(format!(
+                    "its {what} ids are numbers with fractions ({}, ...), the model's are whole numbers ({}, ...): \
+                     is this a ratings file for this model?",
+                    sample(file_ids),
+                    sample(model_ids)
+                )));
+            }
+        }
+        if let Some(ratings) = ratings {
+            let (low, high) = mf.rating_range();
+            let width = (high - low).max(1.0);
+            let (floor, ceiling) = (low - width, high + width);
+            if let Some(row) = ratings.iter().position(|r| !(floor..=ceiling).contains(r)) {
+                return Err(wrong(format!(
+                    "rating {} of row {} is far outside the ratings the model was trained on ({low} to {high}): \
+                     is this a ratings file for this model?",
+                    ratings[row],
+                    row + 1
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Standardizes a copy of raw `features` (`rows × inputs`, row-major) as in training.
     pub fn prepare(&self, features: &[f32]) -> Result<Vec<f32>, SavedModelError> {
         let mut x = features.to_vec();
@@ -602,12 +746,14 @@ impl SavedModel {
     /// Raw outputs (values for regression, logits for classification; `rows × outputs`) for raw
     /// features (`rows × inputs`, row-major).
     pub fn outputs(&self, features: &[f32], rows: usize) -> Result<Vec<f32>, SavedModelError> {
+        self.expect_features("the features")?;
+        self.check_whole()?;
         let model = self.build().map_err(|e| SavedModelError::Data(e.into()))?;
-        if features.len() != rows * model.inputs() {
+        if rows.checked_mul(model.inputs()) != Some(features.len()) {
             return Err(DataError::PartialRow { values: features.len(), cols: model.inputs() }.into());
         }
         let x = self.prepare(features)?;
-        let mut out = vec![0.0; rows * model.outputs()];
+        let mut out = crate::model::output_buffer(rows, model.outputs()).map_err(RowsError::from)?;
         model.forward(&self.params, &x, rows, &mut out);
         Ok(out)
     }
@@ -643,9 +789,11 @@ impl SavedModel {
     /// through the label map; a value that is not one of the model's classes is an error naming
     /// `origin` and the row).
     pub fn evaluate(&self, features: &[f32], targets: &[f32], origin: &str) -> Result<Metrics, SavedModelError> {
+        self.expect_features(origin)?;
+        self.check_whole()?;
         let model = self.build().map_err(|e| SavedModelError::Data(e.into()))?;
         let rows = targets.len();
-        if features.len() != rows * model.inputs() {
+        if rows.checked_mul(model.inputs()) != Some(features.len()) {
             return Err(DataError::PartialRow { values: features.len(), cols: model.inputs() }.into());
         }
         let x = self.prepare(features)?;
@@ -653,7 +801,11 @@ impl SavedModel {
             Some(map) => map.encode_all(targets, origin)?.into_iter().map(|c| c as f32).collect(),
             None => targets.to_vec(),
         };
-        Ok(evaluate(model.as_ref(), &self.params, Rows::new(&x, &y, model.inputs())))
+        if let Some(row) = y.iter().position(|v| !v.is_finite()) {
+            return Err(DataError::NonFiniteTarget { origin: origin.to_string(), row: row + 1, value: y[row] }.into());
+        }
+        let rows = Rows::try_new(&x, &y, model.inputs(), &format!("`{origin}`"))?;
+        Ok(evaluate(model.as_ref(), &self.params, rows)?)
     }
 }
 
@@ -681,6 +833,12 @@ fn check_mf(
     }
     if saved.standardizer.is_some() || saved.target_scale.is_some() || saved.label_map.is_some() {
         return Err("a matrix-factorization model has no standardizer, target scale or label map".into());
+    }
+    for (what, ids) in [("user", user_ids), ("item", item_ids)] {
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        if let Some(id) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+            return Err(format!("{what} id `{id}` appears twice: each id names one {what}"));
+        }
     }
     if let Some(i) = mf.params().iter().position(|p| !p.is_finite()) {
         return Err(format!("matrix-factorization parameter {i} is not a finite number"));

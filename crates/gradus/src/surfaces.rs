@@ -21,7 +21,30 @@
 
 use std::f64::consts::{E, PI};
 
+use thiserror::Error;
+
+/// A point or gradient buffer whose length is not the surface's dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("`{surface}` takes {expected} coordinates, found {what} of {found}")]
+pub struct DimensionError {
+    /// The surface's name.
+    pub surface: String,
+    /// Its dimension.
+    pub expected: usize,
+    /// What had the wrong length (`a point`, `a gradient buffer`).
+    pub what: &'static str,
+    /// The length found.
+    pub found: usize,
+}
+
 /// An objective with an analytic gradient and known minima.
+///
+/// The evaluating methods ([`Surface::value`], [`Surface::gradient`], ...) take buffers of
+/// [`Surface::dim`] coordinates and do not check them, as they run in optimization loops: given
+/// another length they may panic (the 2-D surfaces index their coordinates) or compute over the
+/// shorter of the buffers. Points that come from users go through the checked `try_` methods
+/// ([`Surface::try_value`], [`Surface::try_gradient`], [`Surface::try_value_and_gradient`]), which
+/// return a [`DimensionError`] instead.
 pub trait Surface: Send + Sync {
     /// The surface's name, as [`by_name`] spells it.
     fn name(&self) -> &str;
@@ -30,15 +53,56 @@ pub trait Surface: Send + Sync {
     fn dim(&self) -> usize;
 
     /// The objective at `x` (`x.len() == dim()`).
+    ///
+    /// # Panics
+    /// May panic when `x` is not `dim()` long (unchecked; see [`Surface::try_value`]).
     fn value(&self, x: &[f64]) -> f64;
 
     /// Writes the gradient at `x` into `grad` (both `dim()` long).
+    ///
+    /// # Panics
+    /// May panic when `x` or `grad` is not `dim()` long (unchecked; see
+    /// [`Surface::try_gradient`]).
     fn gradient(&self, x: &[f64], grad: &mut [f64]);
 
     /// The objective at `x`, writing its gradient into `grad`.
+    ///
+    /// # Panics
+    /// As [`Surface::gradient`].
     fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64 {
         self.gradient(x, grad);
         self.value(x)
+    }
+
+    /// Checks that a buffer of `len` values (`what`: `a point`, `a gradient buffer`) has the
+    /// surface's dimension.
+    fn check_dim(&self, what: &'static str, len: usize) -> Result<(), DimensionError> {
+        if len == self.dim() {
+            Ok(())
+        } else {
+            Err(DimensionError { surface: self.name().to_string(), expected: self.dim(), what, found: len })
+        }
+    }
+
+    /// [`Surface::value`], or an error when `x` is not `dim()` long.
+    fn try_value(&self, x: &[f64]) -> Result<f64, DimensionError> {
+        self.check_dim("a point", x.len())?;
+        Ok(self.value(x))
+    }
+
+    /// [`Surface::gradient`], or an error when `x` or `grad` is not `dim()` long.
+    fn try_gradient(&self, x: &[f64], grad: &mut [f64]) -> Result<(), DimensionError> {
+        self.check_dim("a point", x.len())?;
+        self.check_dim("a gradient buffer", grad.len())?;
+        self.gradient(x, grad);
+        Ok(())
+    }
+
+    /// [`Surface::value_and_gradient`], or an error when `x` or `grad` is not `dim()` long.
+    fn try_value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> Result<f64, DimensionError> {
+        self.check_dim("a point", x.len())?;
+        self.check_dim("a gradient buffer", grad.len())?;
+        Ok(self.value_and_gradient(x, grad))
     }
 
     /// Every global minimizer (empty when the surface is unbounded below).
@@ -54,12 +118,18 @@ pub trait Surface: Send + Sync {
     fn plot_bounds(&self) -> [(f64, f64); 2];
 
     /// The objective at an `f32` point, evaluated in `f64` and rounded.
+    ///
+    /// # Panics
+    /// As [`Surface::value`].
     fn value_f32(&self, x: &[f32]) -> f32 {
         let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         self.value(&x) as f32
     }
 
     /// The gradient at an `f32` point, evaluated in `f64` and rounded, for the `f32` optimizers.
+    ///
+    /// # Panics
+    /// As [`Surface::gradient`].
     fn gradient_f32(&self, x: &[f32], grad: &mut [f32]) {
         let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let mut g = vec![0.0; x.len()];

@@ -107,7 +107,7 @@ fn every_batch_mode_reduces_the_loss_with_the_expected_number_of_updates() {
         [(BatchMode::Full, 0.3, 1), (BatchMode::Stochastic, 0.01, 200), (BatchMode::MiniBatch(16), 0.1, 13)]
     {
         let mut params = model.init_params(0);
-        let initial = evaluate(&model, &params, data)["loss"];
+        let initial = evaluate(&model, &params, data).unwrap()["loss"];
         let config = TrainConfig { epochs: 20, batch: mode, ..Default::default() };
         let mut counter = StepCounter::default();
         let report = Trainer::new(config, sgd(lr)).unwrap().fit(&model, &mut params, data, None, &mut [&mut counter]);
@@ -257,7 +257,7 @@ fn early_stopping_restores_the_best_epochs_parameters() {
     let mut replay = model.init_params(2);
     Trainer::new(config(best, None), adam(1e-2)).unwrap().fit(&model, &mut replay, train, None, &mut []).unwrap();
     assert_eq!(bits(&params), bits(&replay));
-    assert_eq!(evaluate(&model, &params, validation)["loss"], losses[best - 1]);
+    assert_eq!(evaluate(&model, &params, validation).unwrap()["loss"], losses[best - 1]);
 }
 
 #[test]
@@ -508,7 +508,7 @@ fn cross_validate_returns_per_fold_and_mean_metrics() {
         let mut params = model.init_params(0);
         let config = TrainConfig { epochs: 10, ..Default::default() };
         Trainer::new(config, sgd(0.1))?.fit(&model, &mut params, rows(&train), None, &mut [])?;
-        Ok(evaluate(&model, &params, rows(&test)))
+        Ok(evaluate(&model, &params, rows(&test))?)
     })
     .unwrap();
     assert_eq!(tested, vec![1; cancer.rows], "each row is tested exactly once");
@@ -528,7 +528,7 @@ fn cross_validate_returns_per_fold_and_mean_metrics() {
 fn evaluate_matches_hand_computed_metrics() {
     // Regression: ŷ = 2x + 1 on x = 0..3, y = [1, 3, 4, 9]: errors [0, 0, 1, −2].
     let model = LinearModel::linear(1, Penalty::default()).unwrap();
-    let m = evaluate(&model, &[2.0, 1.0], Rows::new(&[0.0, 1.0, 2.0, 3.0], &[1.0, 3.0, 4.0, 9.0], 1));
+    let m = evaluate(&model, &[2.0, 1.0], Rows::new(&[0.0, 1.0, 2.0, 3.0], &[1.0, 3.0, 4.0, 9.0], 1)).unwrap();
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
     assert!(close(m["loss"], 1.25), "{m:?}");
     assert!(close(m["rmse"], 1.25f64.sqrt()));
@@ -539,12 +539,12 @@ fn evaluate_matches_hand_computed_metrics() {
 
     // A penalty adds to the loss only: l2/2 · 2² + l1 · 2.
     let penalized = LinearModel::linear(1, Penalty { l2: 0.5, l1: 0.25 }).unwrap();
-    let p = evaluate(&penalized, &[2.0, 1.0], Rows::new(&[0.0, 1.0, 2.0, 3.0], &[1.0, 3.0, 4.0, 9.0], 1));
+    let p = evaluate(&penalized, &[2.0, 1.0], Rows::new(&[0.0, 1.0, 2.0, 3.0], &[1.0, 3.0, 4.0, 9.0], 1)).unwrap();
     assert!(close(p["loss"], 1.25 + 1.0 + 0.5) && close(p["rmse"], m["rmse"]));
 
     // Logistic: logit = x on x = [−2, 1, 3], y = [0, 0, 1]: predictions [0, 1, 1].
     let model = LinearModel::logistic(1, Penalty::default()).unwrap();
-    let m = evaluate(&model, &[1.0, 0.0], Rows::new(&[-2.0, 1.0, 3.0], &[0.0, 0.0, 1.0], 1));
+    let m = evaluate(&model, &[1.0, 0.0], Rows::new(&[-2.0, 1.0, 3.0], &[0.0, 0.0, 1.0], 1)).unwrap();
     let bce = ((1.0 + (-2.0f64).exp()).ln() + (1.0 + 1.0f64.exp()).ln() + (1.0 + (-3.0f64).exp()).ln()) / 3.0;
     assert!((m["loss"] - bce).abs() < 1e-6, "{m:?} vs {bce}");
     assert!(close(m["accuracy"], 2.0 / 3.0));
@@ -554,7 +554,7 @@ fn evaluate_matches_hand_computed_metrics() {
     let params = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.5];
     let x = [2.0, 0.0, 0.0, 2.0, 0.0, 0.0, 1.0, 0.0];
     let y = [0.0, 1.0, 2.0, 2.0];
-    let m = evaluate(&model, &params, Rows::new(&x, &y, 2));
+    let m = evaluate(&model, &params, Rows::new(&x, &y, 2)).unwrap();
     // Predictions: 0, 1, 2 (only the bias), 0 (logits 1, 0, 0.5); three of four right.
     assert!(close(m["accuracy"], 0.75), "{m:?}");
     let ce = |logits: [f64; 3], k: usize| logits.iter().map(|l| l.exp()).sum::<f64>().ln() - logits[k];
@@ -567,7 +567,7 @@ fn evaluate_matches_hand_computed_metrics() {
     let x: Vec<f32> = (0..n).map(|i| i as f32 / n as f32).collect();
     let y: Vec<f32> = x.iter().map(|v| 3.0 * v).collect();
     let model = LinearModel::linear(1, Penalty::default()).unwrap();
-    let m = evaluate(&model, &[3.0, 0.5], Rows::new(&x, &y, 1));
+    let m = evaluate(&model, &[3.0, 0.5], Rows::new(&x, &y, 1)).unwrap();
     assert!((m["loss"] - 0.25).abs() < 1e-6 && (m["mae"] - 0.5).abs() < 1e-6, "{m:?}");
 }
 

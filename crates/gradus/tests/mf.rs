@@ -20,14 +20,14 @@ impl Synthetic {
     }
 
     fn test_rmse(&self, model: &MatrixFactorization) -> f64 {
-        model.rmse(&self.test.0, &self.test.1, &self.test.2)
+        model.rmse(&self.test.0, &self.test.1, &self.test.2).unwrap()
     }
 
     /// RMSE of predicting the training mean for every held-out rating.
     fn baseline_rmse(&self) -> f64 {
         let mean = self.train.2.iter().map(|&r| f64::from(r)).sum::<f64>() / self.train.2.len() as f64;
         let predicted = vec![mean as f32; self.test.2.len()];
-        gradus::mf::rmse(&predicted, &self.test.2)
+        gradus::mf::rmse(&predicted, &self.test.2).unwrap()
     }
 }
 
@@ -333,9 +333,9 @@ fn stratified_sgd_handles_fewer_users_than_strata() {
     let config = MfConfig { n_factors: 3, n_epochs: 50, lr_all: 0.05, parallel: true, ..MfConfig::default() };
     let model = MatrixFactorization::fit(&config, &train).unwrap();
     assert!(model.params().iter().all(|p| p.is_finite()));
-    let error = model.rmse(&users, &items, &ratings);
+    let error = model.rmse(&users, &items, &ratings).unwrap();
     let mean = ratings.iter().sum::<f32>() / ratings.len() as f32;
-    let baseline = gradus::mf::rmse(&vec![mean; ratings.len()], &ratings);
+    let baseline = gradus::mf::rmse(&vec![mean; ratings.len()], &ratings).unwrap();
     assert!(error < 0.5 * baseline, "training RMSE {error}, global mean {baseline}");
 }
 
@@ -367,7 +367,7 @@ fn evaluate_matches_the_loss_and_the_predictions() {
         triples.iter().map(|t| t.1).collect(),
         triples.iter().map(|t| t.2).collect(),
     );
-    let (rmse, mae) = (model.rmse(&users, &items, &ratings), model.mae(&users, &items, &ratings));
+    let (rmse, mae) = (model.rmse(&users, &items, &ratings).unwrap(), model.mae(&users, &items, &ratings).unwrap());
     assert!((evaluated.rmse - rmse).abs() <= 1e-12 * rmse, "{} vs {rmse}", evaluated.rmse);
     assert!((evaluated.mae - mae).abs() <= 1e-12 * mae, "{} vs {mae}", evaluated.mae);
 

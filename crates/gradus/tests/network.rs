@@ -337,7 +337,7 @@ fn trains_and_resumes_bit_for_bit() {
     let net = small_cnn();
     let mut params = net.init_params(0);
     let report = Trainer::new(config(6, None), sgd()).unwrap().fit(&net, &mut params, data, None, &mut []).unwrap();
-    let accuracy = evaluate(&net, &params, data)["accuracy"];
+    let accuracy = evaluate(&net, &params, data).unwrap()["accuracy"];
     assert!(accuracy > 0.95, "accuracy {accuracy}");
     assert!(report.history.last().unwrap().train["loss"] < report.history[0].train["loss"]);
     let full = (params.clone(), net.buffers());

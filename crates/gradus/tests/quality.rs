@@ -70,7 +70,7 @@ pub fn cross_validated(
         let mut params = model.init_params(SEED);
         let train_rows = Rows::new(&train.features, &train.target, train.cols);
         trainer().fit(model, &mut params, train_rows, None, &mut [])?;
-        Ok(evaluate(model, &params, Rows::new(&test.features, &test.target, test.cols)))
+        Ok(evaluate(model, &params, Rows::new(&test.features, &test.target, test.cols))?)
     })
 }
 

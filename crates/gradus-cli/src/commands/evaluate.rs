@@ -77,17 +77,27 @@ impl<'a> Source<'a> {
 }
 
 /// Reads the rows of `source` for `model`, matching columns by name.
-fn read_for_model(model: &SavedModel, source: &Source<'_>, need_target: bool) -> Result<ModelData, CliError> {
+fn read_for_model(
+    model: &SavedModel,
+    model_path: &Path,
+    source: &Source<'_>,
+    need_target: bool,
+) -> Result<ModelData, CliError> {
     let data = match source {
-        Source::File(path) => return read_file_for_model(model, path, need_target),
+        Source::File(path) => return read_file_for_model(model, model_path, path, need_target),
         Source::Idx(images, labels) => read_idx(images, labels)?.0,
         Source::Builtin(name) => builtin::load(name)?.into_table()?,
     };
-    match_columns(model, data, &source.shown(), need_target)
+    match_columns(model, model_path, data, &source.shown(), need_target)
 }
 
 /// Reads `path` for `model`, matching columns by name.
-fn read_file_for_model(model: &SavedModel, path: &Path, need_target: bool) -> Result<ModelData, CliError> {
+fn read_file_for_model(
+    model: &SavedModel,
+    model_path: &Path,
+    path: &Path,
+    need_target: bool,
+) -> Result<ModelData, CliError> {
     if is_libsvm(path) {
         let shown = path.display();
         let data = read_table(path, None, Some(model.inputs()))?;
@@ -103,12 +113,36 @@ fn read_file_for_model(model: &SavedModel, path: &Path, need_target: bool) -> Re
     // Read with the last column as the "target", then put it back: this gives every column,
     // whether or not the file holds the model's target.
     let data = read_table(path, None, None)?;
-    match_columns(model, data, &format!("`{}`", path.display()), need_target)
+    match_columns(model, model_path, data, &format!("`{}`", path.display()), need_target)
 }
 
 /// The model's feature columns (and target, when present) of `data`, matched by name: its
 /// features and its target column together are the table's columns.
-fn match_columns(model: &SavedModel, data: Dataset, shown: &str, need_target: bool) -> Result<ModelData, CliError> {
+/// Whether a header looks like a ratings file's (user, item, rating) rather than features.
+fn looks_like_ratings(names: &[String]) -> bool {
+    let numeric = names.iter().take(3).all(|n| n.trim().parse::<f64>().is_ok());
+    let rating = names.iter().any(|n| n.to_lowercase().contains("rating"));
+    numeric || rating
+}
+
+/// The hint for data that is not feature rows for `model`, read from `model_path`.
+fn not_features_hint(model: &SavedModel, model_path: &Path, names: &[String]) -> Option<String> {
+    looks_like_ratings(names).then(|| {
+        format!(
+            "this looks like a ratings file (user, item, rating); the model `{}` is a {} and takes rows of its features",
+            model_path.display(),
+            describe(model)
+        )
+    })
+}
+
+fn match_columns(
+    model: &SavedModel,
+    model_path: &Path,
+    data: Dataset,
+    shown: &str,
+    need_target: bool,
+) -> Result<ModelData, CliError> {
     let mut names = data.feature_names.clone();
     names.push(data.target_name.clone());
     let width = names.len();
@@ -120,25 +154,33 @@ fn match_columns(model: &SavedModel, data: Dataset, shown: &str, need_target: bo
         }
     };
     if need_target && !names.contains(&model.target_name) {
+        let hint = not_features_hint(model, model_path, &names)
+            .unwrap_or_else(|| "is this data for another task? `gradus predict` needs no target column".into());
         return Err(CliError::usage(format!(
-            "{shown}: no target column `{}`: the model is a {}, and evaluation compares with its target \
+            "{shown}: no target column `{}`: the model `{}` is a {}, and evaluation compares with its target \
              (the file's columns: {})",
             quote_cell(&model.target_name),
+            model_path.display(),
             describe(model),
             list(&names)
         ))
-        .hint("is this data for another task? `gradus predict` needs no target column"));
+        .hint(hint));
     }
     let missing: Vec<String> = model.feature_names.iter().filter(|f| !names.contains(f)).cloned().collect();
     if !missing.is_empty() {
-        return Err(CliError::usage(format!(
-            "{shown}: no column {} that the model was trained on: the file has {} columns ({}), the model takes {} \
-             features",
+        let error = CliError::usage(format!(
+            "{shown}: no column {} that the model `{}` was trained on: the file has {} columns ({}), the model \
+             takes {} features",
             list(&missing),
+            model_path.display(),
             width,
             list(&names),
             model.inputs()
-        )));
+        ));
+        return Err(match not_features_hint(model, model_path, &names) {
+            Some(hint) => error.hint(hint),
+            None => error,
+        });
     }
     let extra: Vec<String> =
         names.iter().filter(|n| !model.feature_names.contains(n) && **n != model.target_name).cloned().collect();
@@ -187,7 +229,7 @@ pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
         return crate::ratings::evaluate(&model, args, quiet);
     }
     let source = Source::new(args.data.as_deref(), args.labels.as_deref(), args.dataset.as_deref())?;
-    let data = read_for_model(&model, &source, true)?;
+    let data = read_for_model(&model, &args.model, &source, true)?;
     let origin = source.origin();
     let Some(targets) = data.targets else {
         return Err(CliError::usage(format!(
@@ -227,7 +269,7 @@ pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
         return predict_images(&model, images, args, quiet);
     }
     let source = Source::new(args.data.as_deref(), None, None)?;
-    let data = read_for_model(&model, &source, false)?;
+    let data = read_for_model(&model, &args.model, &source, false)?;
     let outputs = model.outputs(&data.features, data.rows)?;
     let mut text = String::new();
     match (&model.task, &model.label_map) {
@@ -239,7 +281,8 @@ pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
                 .collect();
             let _ = writeln!(text, "{}", header.join(","));
             // Classes from the logits, exactly as evaluation counts them.
-            let classes = argmax_rows(&outputs, outputs.len() / data.rows.max(1));
+            let classes = argmax_rows(&outputs, outputs.len() / data.rows.max(1))
+                .map_err(|e| CliError::usage(format!("{}: {e}", source.shown())))?;
             for (row, &best) in probabilities.chunks_exact(k).zip(&classes) {
                 let cells: Vec<String> =
                     std::iter::once(class_name(&model, best)).chain(row.iter().map(|p| p.to_string())).collect();

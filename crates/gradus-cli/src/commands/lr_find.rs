@@ -85,6 +85,7 @@ pub fn run(args: &LrFindArgs, quiet: bool) -> Result<(), CliError> {
         config.start_lr,
         config.end_lr
     ));
+    crate::engine::check_memory(model.as_ref(), &settings, train_rows.len())?;
     let params = model.init_params(settings.seed);
     let started = std::time::Instant::now();
     let bar = crate::progress::step_bar(config.num_steps as u64, crate::progress::bars_enabled(quiet));

@@ -446,7 +446,7 @@ fn run_folds(
     quiet: bool,
 ) -> Result<(), CliError> {
     let folds = prepare::folds(loaded, k, settings.seed)?;
-    let progress = bar((settings.epochs * k) as u64, bars_enabled(quiet));
+    let progress = bar((settings.epochs as u64).saturating_mul(k as u64), bars_enabled(quiet));
     let mut fold_train = Vec::new();
     let mut fold_validation = Vec::new();
     let mut fold_values = Vec::new();

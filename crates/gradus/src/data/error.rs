@@ -198,6 +198,57 @@ pub enum DataError {
         /// Columns.
         cols: usize,
     },
+    /// A LIBSVM feature index beyond [`MAX_FEATURES`](super::MAX_FEATURES): its dense matrix
+    /// would be wider than any data set gradus trains on.
+    #[error(
+        "`{}`, line {line}, column {column}: feature index {index} is beyond the {max} features a data set may have: \
+         expected an index <= {max} (rows are stored dense, {index} columns would take {} per row)",
+        path.display(), crate::memory::Bytes(crate::memory::bytes_of(*index, crate::memory::F32_BYTES))
+    )]
+    FeatureIndexTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based token number (the label is column 1).
+        column: usize,
+        /// The 1-based feature index found.
+        index: usize,
+        /// The largest index allowed.
+        max: usize,
+    },
+    /// The data would need more memory than the machine has available.
+    #[error("`{}`{}: {source}", path.display(), widest_at(*widest))]
+    Memory {
+        /// The file.
+        path: PathBuf,
+        /// The line and column of the feature index that set the width (LIBSVM), if any.
+        widest: Option<(usize, usize)>,
+        /// How much was needed and how much there is.
+        source: Box<crate::memory::MemoryError>,
+    },
+    /// A target that is NaN or infinite where a number is needed.
+    #[error("`{origin}`, row {row}: target {value} is not a finite number")]
+    NonFiniteTarget {
+        /// The file or data set.
+        origin: String,
+        /// 1-based row.
+        row: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A [`Standardizer`](super::Standardizer) that cannot be applied.
+    #[error("invalid standardizer: {problem}")]
+    InvalidStandardizer {
+        /// What is wrong.
+        problem: String,
+    },
+    /// A [`LabelMap`](super::LabelMap) that cannot map labels both ways.
+    #[error("invalid label map: {problem}")]
+    InvalidLabelMap {
+        /// What is wrong.
+        problem: String,
+    },
     /// Classification needs at least two distinct target values.
     #[error("`{origin}`: classification needs at least two classes, but every target is {class}")]
     SingleClass {
@@ -291,6 +342,10 @@ pub enum DataError {
     /// An invalid option (split fraction, number of folds, batch size, ...).
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+fn widest_at(widest: Option<(usize, usize)>) -> String {
+    widest.map(|(line, column)| format!(" (widest at line {line}, column {column})")).unwrap_or_default()
 }
 
 fn at_line(line: Option<usize>) -> String {

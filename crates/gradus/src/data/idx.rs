@@ -145,6 +145,9 @@ mod tests {
             (vec![1, 2, 3, 4], labels.clone(), "not an IDX file"),
             (vec![0, 0], labels.clone(), "shorter than"),
             ([header(&[2, 6]), vec![0; 12]].concat(), labels.clone(), "expected 3"),
+            // A header promising more than any file: believed only as far as the file backs it.
+            ([header(&[u32::MAX, u32::MAX, 1]), vec![0; 12]].concat(), labels.clone(), "the file holds 12"),
+            // One whose count does not even fit in 64 bits.
             ([header(&[u32::MAX, u32::MAX, u32::MAX]), vec![0; 12]].concat(), labels.clone(), "overflow"),
             ([header(&[0, 2, 2])].concat(), header(&[0]), "no pixels"),
         ];

@@ -3,17 +3,19 @@
 use std::path::Path;
 
 use super::source::{show, try_reserve, LineReader};
-use super::{DataError, Dataset};
+use super::{DataError, Dataset, MAX_FEATURES};
 
 /// One parsed example: its label and its non-zero features as (0-based index, value).
 pub(crate) struct SparseRow {
     pub(crate) label: f32,
     pub(crate) entries: Vec<(usize, f32)>,
+    /// The 1-based token number of the last entry (its largest index), for messages.
+    pub(crate) last_column: usize,
 }
 
 impl SparseRow {
     pub(crate) fn new() -> Self {
-        Self { label: 0.0, entries: Vec::new() }
+        Self { label: 0.0, entries: Vec::new(), last_column: 0 }
     }
 
     /// Appends the row, densified to `width` columns, to `features`.
@@ -27,7 +29,7 @@ impl SparseRow {
 }
 
 /// Parses one line into `row`. Returns `false` for a blank or comment-only line. `width`, when
-/// given, bounds the feature indices.
+/// given, bounds the feature indices; [`MAX_FEATURES`] always does.
 pub(crate) fn parse_line(
     path: &Path,
     line_number: usize,
@@ -71,6 +73,15 @@ pub(crate) fn parse_line(
                 return Err(error(column, format!("a feature index <= {width} (the width)"), token));
             }
         }
+        if index > MAX_FEATURES {
+            return Err(DataError::FeatureIndexTooLarge {
+                path: path.to_path_buf(),
+                line: line_number,
+                column: column + 1,
+                index,
+                max: MAX_FEATURES,
+            });
+        }
         if let Some(&(previous, _)) = row.entries.last() {
             if index <= previous + 1 {
                 return Err(error(
@@ -82,6 +93,7 @@ pub(crate) fn parse_line(
         }
         let value = parse_finite(value_text).ok_or_else(|| error(column, "a finite number after `:`".into(), token))?;
         row.entries.push((index - 1, value));
+        row.last_column = column + 1;
     }
     Ok(true)
 }
@@ -134,18 +146,29 @@ pub fn read_libsvm(path: impl AsRef<Path>, width: Option<usize>) -> Result<Datas
     let mut row_ends = Vec::new();
     let mut entries: Vec<(usize, f32)> = Vec::new();
     let mut widest = 0;
+    // Where the widest index is, for a message.
+    let mut widest_at = None;
     while let Some((line_number, line)) = lines.next_line()? {
         if parse_line(path, line_number, line, width, &mut row)? {
             labels.push(row.label);
             entries.extend_from_slice(&row.entries);
             row_ends.push(entries.len());
-            widest = widest.max(row.entries.last().map_or(0, |&(index, _)| index + 1));
+            let row_width = row.entries.last().map_or(0, |&(index, _)| index + 1);
+            if row_width > widest {
+                widest = row_width;
+                widest_at = Some((line_number, row.last_column));
+            }
         }
     }
     if labels.is_empty() {
         return Err(DataError::Empty { path: path.to_path_buf(), expected: "lines of `label index:value ...`" });
     }
     let (rows, cols) = (labels.len(), width.unwrap_or(widest));
+    let needed = rows.checked_mul(cols).and_then(|cells| crate::memory::bytes_of(cells, crate::memory::F32_BYTES));
+    crate::memory::check(format!("a dense {rows} × {cols} matrix"), "its features", needed).map_err(|source| {
+        let widest = if width.is_some() { None } else { widest_at };
+        DataError::Memory { path: path.to_path_buf(), widest, source: Box::new(source) }
+    })?;
     let cells = rows.checked_mul(cols).ok_or_else(|| DataError::TooLarge { path: path.to_path_buf(), rows, cols })?;
     let mut features = Vec::new();
     try_reserve(&mut features, cells, path, rows, cols)?;

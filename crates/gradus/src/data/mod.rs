@@ -39,6 +39,13 @@ pub use ratings::{read_ratings, Ratings, RatingsOptions};
 pub use split::{kfold, stratified_kfold, stratified_train_test_split, train_test_split, Split};
 pub use stream::{Batch, Epoch, StreamFormat, StreamingReader};
 
+/// The largest 1-based feature index a LIBSVM file may hold: ten million features.
+///
+/// Rows are stored dense, so the largest index sets the width of every row: one stray index of
+/// thirty million in a file of nine rows would ask for a gigabyte of zeros (and a model of as
+/// many inputs). Data sets this wide need a sparse representation, which gradus does not have.
+pub const MAX_FEATURES: usize = 10_000_000;
+
 /// A feature table: `rows` rows of `cols` `f32` features, stored row-major, and one `f32` target
 /// per row.
 ///
@@ -76,7 +83,12 @@ impl Dataset {
     /// A new data set holding the rows at `indices`, in that order (indices may repeat), such as
     /// the training rows of a split.
     pub fn select(&self, indices: &[usize]) -> Result<Dataset, DataError> {
-        let mut features = Vec::with_capacity(indices.len() * self.cols);
+        let too_large =
+            || DataError::TooLarge { path: self.source.clone().into(), rows: indices.len(), cols: self.cols };
+        let mut features = Vec::new();
+        features
+            .try_reserve_exact(indices.len().checked_mul(self.cols).ok_or_else(too_large)?)
+            .map_err(|_| too_large())?;
         let mut target = Vec::with_capacity(indices.len());
         for &index in indices {
             if index >= self.rows {

@@ -64,6 +64,30 @@ impl Standardizer {
         self.means.len()
     }
 
+    /// Checks that it can be applied: one std per mean, every mean finite and every std finite
+    /// and `> 0` (its fields are public, and saved models are read from files).
+    pub fn validate(&self) -> Result<(), DataError> {
+        let problem = |problem: String| Err(DataError::InvalidStandardizer { problem });
+        if self.means.len() != self.stds.len() {
+            return problem(format!(
+                "{} means and {} standard deviations: expected one of each per column",
+                self.means.len(),
+                self.stds.len()
+            ));
+        }
+        if let Some(i) = self.means.iter().position(|m| !m.is_finite()) {
+            return problem(format!("the mean of column {} is {}, expected a finite number", i + 1, self.means[i]));
+        }
+        if let Some(i) = self.stds.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+            return problem(format!(
+                "the standard deviation of column {} is {}, expected a finite number > 0",
+                i + 1,
+                self.stds[i]
+            ));
+        }
+        Ok(())
+    }
+
     /// Standardizes every row of `data` in place.
     pub fn transform(&self, data: &mut Dataset) -> Result<(), DataError> {
         if data.cols != self.cols() {
@@ -77,7 +101,10 @@ impl Standardizer {
     }
 
     /// Standardizes a row-major matrix of `self.cols()` columns in place (a mini-batch, say).
+    /// An error when the matrix is not a whole number of rows, or the standardizer itself is
+    /// invalid ([`Standardizer::validate`]).
     pub fn transform_rows(&self, features: &mut [f32]) -> Result<(), DataError> {
+        self.validate()?;
         let cols = self.cols();
         if cols == 0 && features.is_empty() {
             return Ok(());
@@ -106,8 +133,12 @@ pub struct LabelMap {
 
 impl LabelMap {
     /// The distinct values of `targets`. Fewer than two is an error naming `origin` (the file or
-    /// data set), since a classifier needs at least two classes.
+    /// data set), since a classifier needs at least two classes; so is a NaN or infinite target,
+    /// which is no class.
     pub fn fit(targets: &[f32], origin: &str) -> Result<Self, DataError> {
+        if let Some(row) = targets.iter().position(|t| !t.is_finite()) {
+            return Err(DataError::NonFiniteTarget { origin: origin.to_string(), row: row + 1, value: targets[row] });
+        }
         let mut classes: Vec<f32> = targets.iter().map(|&value| normalize(value)).collect();
         classes.sort_by(f32::total_cmp);
         classes.dedup();
@@ -128,14 +159,37 @@ impl LabelMap {
         self.classes.len()
     }
 
+    /// Checks that it maps labels both ways: at least two classes, every one finite, and in
+    /// strictly ascending order (so none is repeated: `-0` and `0` are one label). Its field is
+    /// public, and saved models are read from files.
+    pub fn validate(&self) -> Result<(), DataError> {
+        let problem = |problem: String| Err(DataError::InvalidLabelMap { problem });
+        if self.classes.len() < 2 {
+            return problem(format!("{} classes, expected at least 2", self.classes.len()));
+        }
+        if let Some(i) = self.classes.iter().position(|c| !c.is_finite()) {
+            return problem(format!("class {i} is {}, expected a finite number", self.classes[i]));
+        }
+        if let Some(i) = self.classes.windows(2).position(|pair| normalize(pair[0]) >= normalize(pair[1])) {
+            let (a, b) = (self.classes[i], self.classes[i + 1]);
+            return problem(if normalize(a) == normalize(b) {
+                format!("class {a} appears twice (classes {i} and {}): expected distinct classes", i + 1)
+            } else {
+                format!("class {b} follows {a}: expected the classes in ascending order")
+            });
+        }
+        Ok(())
+    }
+
     /// The class index of raw value `value`, if it is one of the classes.
     pub fn encode(&self, value: f32) -> Option<usize> {
         self.classes.binary_search_by(|class| class.total_cmp(&normalize(value))).ok()
     }
 
     /// The class indices of all `targets`; a value that is not a class is an error naming
-    /// `origin` and the 1-based row.
+    /// `origin` and the 1-based row, and so is an invalid map ([`LabelMap::validate`]).
     pub fn encode_all(&self, targets: &[f32], origin: &str) -> Result<Vec<usize>, DataError> {
+        self.validate()?;
         targets
             .iter()
             .enumerate()

@@ -99,7 +99,8 @@ pub struct StreamingReader {
 
 impl StreamingReader {
     /// Opens `path`: reads the CSV header (checking the target column and that a data row
-    /// follows), or finds the LIBSVM width. `batch_size` must be at least 1.
+    /// follows), or finds the LIBSVM width. `batch_size` must be at least 1, and a LIBSVM width
+    /// given at most [`MAX_FEATURES`](super::MAX_FEATURES).
     pub fn open(path: impl AsRef<Path>, format: StreamFormat, batch_size: usize) -> Result<Self, DataError> {
         let path = path.as_ref().to_path_buf();
         if batch_size == 0 {
@@ -114,6 +115,11 @@ impl StreamingReader {
                     return Err(DataError::NoRows { path, header_line: table.header_line });
                 }
                 Layout::Csv { delimiter: reader.delimiter(), table }
+            }
+            StreamFormat::Libsvm { width: Some(width) } if width > super::MAX_FEATURES => {
+                return Err(
+                    ConfigError::new("width", width, "at most 10000000 features (gradus::data::MAX_FEATURES)").into()
+                )
             }
             StreamFormat::Libsvm { width } => Layout::Libsvm { width: width.map_or_else(|| scan_width(&path), Ok)? },
         };
@@ -311,7 +317,8 @@ impl Iterator for Epoch {
         }
         // Reserve for a typical batch only; an oversized `batch_size` then costs no more than the
         // rows actually read.
-        let reserve_rows = self.batch_size.min(PREALLOCATED_ROWS);
+        // At most 64 MB of features up front, however wide the rows.
+        let reserve_rows = self.batch_size.min(PREALLOCATED_ROWS).min(((64 << 20) / 4 / self.cols.max(1)).max(1));
         let mut batch = Batch {
             features: Vec::with_capacity(reserve_rows.saturating_mul(self.cols)),
             target: Vec::with_capacity(reserve_rows),

@@ -83,6 +83,10 @@ impl Adagrad {
 }
 
 impl Optimizer for Adagrad {
+    fn state_buffers(&self) -> usize {
+        1
+    }
+
     fn name(&self) -> &'static str {
         "adagrad"
     }

@@ -86,6 +86,10 @@ impl Adam {
 }
 
 impl Optimizer for Adam {
+    fn state_buffers(&self) -> usize {
+        2 + usize::from(self.config.amsgrad)
+    }
+
     fn name(&self) -> &'static str {
         "adam"
     }

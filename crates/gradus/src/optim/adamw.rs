@@ -77,6 +77,10 @@ impl AdamW {
 }
 
 impl Optimizer for AdamW {
+    fn state_buffers(&self) -> usize {
+        2 + usize::from(self.config.amsgrad)
+    }
+
     fn name(&self) -> &'static str {
         "adamw"
     }

@@ -14,6 +14,9 @@ const MAX_LINE_SEARCH: usize = 25;
 /// The bracket-width tolerance of the line search. PyTorch's `step` does not pass its own
 /// `tolerance_change` to `_strong_wolfe`, which therefore always uses its default, 1e-9.
 const LINE_SEARCH_TOLERANCE_CHANGE: f64 = 1e-9;
+/// The longest history L-BFGS keeps (`history_size`; PyTorch's default is 100): each step
+/// allocates one number per remembered pair up front.
+const MAX_HISTORY: usize = 1_000_000;
 /// A curvature pair (s, y) enters the history only when yᵀs exceeds this, as in PyTorch.
 const CURVATURE_THRESHOLD: f64 = 1e-10;
 
@@ -25,9 +28,15 @@ pub trait CostGradient {
     fn cost_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> f64;
 }
 
+/// # Panics
+/// If `x` is not the surface's [`Surface::dim`] long: the caller's buffer, not data, is wrong
+/// (check a point that comes from a user with [`Surface::check_dim`] first).
 impl<S: Surface + ?Sized> CostGradient for S {
     fn cost_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
-        self.value_and_gradient(x, grad)
+        match self.try_value_and_gradient(x, grad) {
+            Ok(value) => value,
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
@@ -97,8 +106,8 @@ impl LbfgsConfig {
         }
         crate::error::non_negative("tolerance_grad", self.tolerance_grad)?;
         crate::error::non_negative("tolerance_change", self.tolerance_change)?;
-        if self.history_size == 0 {
-            return Err(ConfigError::new("history_size", self.history_size, "an integer >= 1"));
+        if !(1..=MAX_HISTORY).contains(&self.history_size) {
+            return Err(ConfigError::new("history_size", self.history_size, "an integer between 1 and 1000000"));
         }
         Ok(())
     }
@@ -114,7 +123,7 @@ impl LbfgsConfig {
 
     /// The evaluation budget per step: `max_eval`, or `max_iter * 5 / 4` when unset.
     pub fn effective_max_eval(&self) -> usize {
-        self.max_eval.unwrap_or(self.max_iter * 5 / 4)
+        self.max_eval.unwrap_or(self.max_iter.saturating_mul(5) / 4)
     }
 }
 
@@ -314,7 +323,8 @@ impl Lbfgs {
     /// iterations, updating `x` in place.
     ///
     /// # Panics
-    /// If `x` differs in length from the points of earlier steps: a programming error.
+    /// If `x` differs in length from the points of earlier steps, or (for a [`Surface`]) from the
+    /// surface's dimension: programming errors.
     pub fn step<P: CostGradient + ?Sized>(&mut self, x: &mut [f64], problem: &mut P) -> LbfgsStep {
         let dim = x.len();
         let config = &self.config;

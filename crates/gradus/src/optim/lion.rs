@@ -76,6 +76,10 @@ impl Lion {
 }
 
 impl Optimizer for Lion {
+    fn state_buffers(&self) -> usize {
+        1
+    }
+
     fn name(&self) -> &'static str {
         "lion"
     }

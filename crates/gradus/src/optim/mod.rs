@@ -78,6 +78,13 @@ pub trait Optimizer: Send {
 
     /// Restores a snapshot taken by [`Optimizer::state`] of an optimizer of the same kind.
     fn load_state(&mut self, state: &OptimizerState) -> Result<(), StateError>;
+
+    /// How many buffers of the parameters' length the optimizer keeps (Adam's two moments, SGD's
+    /// momentum buffer, ...), for the memory check before training
+    /// ([`crate::train::Trainer::check_memory`]). The default, 2, is the most common count.
+    fn state_buffers(&self) -> usize {
+        2
+    }
 }
 
 /// A serializable snapshot of an optimizer's state.

@@ -116,6 +116,10 @@ fn lerp(start: f32, end: f32, weight: f32, small_weight: bool) -> f32 {
 }
 
 impl Optimizer for RmsProp {
+    fn state_buffers(&self) -> usize {
+        1 + usize::from(self.config.momentum > 0.0) + usize::from(self.config.centered)
+    }
+
     fn name(&self) -> &'static str {
         "rmsprop"
     }

@@ -89,6 +89,10 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
+    fn state_buffers(&self) -> usize {
+        usize::from(self.config.momentum != 0.0)
+    }
+
     fn name(&self) -> &'static str {
         "sgd"
     }

@@ -31,7 +31,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::error::ConfigError;
-use crate::model::{evaluate, Model, Rows};
+use crate::memory::{self, MemoryError};
+use crate::model::{check_rows, evaluate_checked, Model, Rows, RowsError};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::parallel::{CHUNK, PARALLEL_THRESHOLD};
 use crate::schedule::{LrSchedule, PlateauState};
@@ -278,6 +279,15 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// Training the model on the data would take more memory than the machine has.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+}
+
+impl From<RowsError> for TrainError {
+    fn from(e: RowsError) -> Self {
+        TrainError::Data(e.to_string())
+    }
 }
 
 /// What an observer sees after each update.
@@ -387,6 +397,66 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// Checks, before anything of it is used, that the checkpoint fits `model`: its parameters
+    /// (the model's count, finite), the optimizer's buffers (empty or of the parameters' length,
+    /// finite) and learning rate, the best parameters kept for early stopping, the model's running
+    /// statistics, an epoch count that can go on, and a finite starting loss. The first mismatch
+    /// is described.
+    pub fn validate(&self, model: &dyn Model) -> Result<(), String> {
+        let n = model.layout().len();
+        let finite = |what: &str, values: &[f32]| match values.iter().position(|v| !v.is_finite()) {
+            Some(i) => Err(format!("{what}: value {i} is {}, expected a finite number", values[i])),
+            None => Ok(()),
+        };
+        if self.params.len() != n {
+            return Err(format!("holds {} parameters, the model has {n}", self.params.len()));
+        }
+        finite("the parameters", &self.params)?;
+        for (name, buffer) in &self.optimizer.buffers {
+            if !buffer.is_empty() && buffer.len() != n {
+                return Err(format!(
+                    "optimizer buffer `{name}` holds {} values, the model has {n} parameters",
+                    buffer.len()
+                ));
+            }
+            finite(&format!("optimizer buffer `{name}`"), buffer)?;
+        }
+        if !(self.optimizer.lr.is_finite() && self.optimizer.lr >= 0.0) {
+            return Err(format!(
+                "the optimizer's learning rate is {}, expected a finite number >= 0",
+                self.optimizer.lr
+            ));
+        }
+        if let Some((name, value)) = self.optimizer.scalars.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(format!("optimizer value `{name}` is {value}, expected a finite number"));
+        }
+        if let Some((epoch, _, best)) = &self.best {
+            if best.len() != n {
+                return Err(format!("the best parameters hold {} values, the model has {n}", best.len()));
+            }
+            finite("the best parameters", best)?;
+            if *epoch > self.epoch {
+                return Err(format!("the best epoch {epoch} comes after the checkpoint's epoch {}", self.epoch));
+            }
+        }
+        let statistics = model.buffers().len();
+        for (what, values) in [("running statistics", &self.buffers), ("best running statistics", &self.best_buffers)] {
+            if !values.is_empty() && values.len() != statistics {
+                return Err(format!("{} {what} for a model that keeps {statistics}", values.len()));
+            }
+            finite(what, values)?;
+        }
+        if self.epoch == usize::MAX || self.history.len() > self.epoch {
+            return Err(format!("{} epochs done with {} epoch records", self.epoch, self.history.len()));
+        }
+        if !self.initial_loss.is_finite() {
+            return Err(format!("the starting loss is {}, expected a finite number", self.initial_loss));
+        }
+        Ok(())
+    }
+}
+
 /// Owns the optimizer, learning-rate control and configuration, and runs the training loop.
 pub struct Trainer {
     config: TrainConfig,
@@ -439,6 +509,51 @@ impl Trainer {
         self.optimizer.as_ref()
     }
 
+    /// Bytes a run of [`Trainer::fit`] on `rows` training rows of `model` takes, counted with
+    /// checked arithmetic (`None` when the count overflows): the parameters, the gradient, the
+    /// copy kept to undo a diverged step, the optimizer's state, the accumulated gradient and the
+    /// best parameters when those are on, the model's working memory for a batch
+    /// ([`Model::working_memory`]) and the outputs of an evaluation pass.
+    pub fn memory_needed(&self, model: &dyn Model, rows: usize) -> Option<u64> {
+        let n = model.layout().len();
+        let copies = 3
+            + self.optimizer.state_buffers()
+            + usize::from(self.config.accumulate > 1)
+            + usize::from(self.config.early_stopping.is_some());
+        let batch = self.config.batch.size(rows).min(rows.max(1));
+        memory::total([
+            memory::bytes_of(n.checked_mul(copies)?, memory::F32_BYTES),
+            memory::bytes_of(model.working_memory(batch)?, memory::F32_BYTES),
+            memory::bytes_of(rows.checked_mul(model.outputs())?, memory::F32_BYTES),
+        ])
+    }
+
+    /// Checks that a run of [`Trainer::fit`] on `rows` training rows of `model` fits in the memory
+    /// available ([`Trainer::memory_needed`], [`memory::check`]). [`Trainer::fit`] checks it before
+    /// it allocates anything; call it yourself before allocating the parameters of a model whose
+    /// size came from a file or a flag.
+    pub fn check_memory(&self, model: &dyn Model, rows: usize) -> Result<(), MemoryError> {
+        self.check_memory_beyond(model, rows, 0)
+    }
+
+    /// [`Trainer::check_memory`] when `allocated` of the bytes are already taken (the parameters,
+    /// once the caller holds them).
+    pub(crate) fn check_memory_beyond(
+        &self,
+        model: &dyn Model,
+        rows: usize,
+        allocated: u64,
+    ) -> Result<(), MemoryError> {
+        let needed = self.memory_needed(model, rows);
+        let what = format!("the model ({} parameters)", model.layout().len());
+        let purpose = "its parameters, optimizer state, gradients and activations";
+        match memory::check(&what, purpose, needed.map(|n| n.saturating_sub(allocated))) {
+            // Said in full: the amount the run needs, not what is left to allocate.
+            Err(e) => Err(MemoryError { needed, ..e }),
+            Ok(()) => Ok(()),
+        }
+    }
+
     /// Trains `model` from `params` on `train`, watching `validation` when given.
     pub fn fit(
         &mut self,
@@ -483,6 +598,13 @@ impl Trainer {
         if train.rows == 0 {
             return Err(TrainError::Data("there are no training rows".into()));
         }
+        // Everything that comes from data is checked once, here: past this point the passes
+        // cannot meet a buffer of the wrong length or a target the loss cannot take.
+        check_rows(model, params, train, "the training rows")?;
+        if let Some(validation) = validation {
+            check_rows(model, params, validation, "the validation rows")?;
+        }
+        self.check_memory_beyond(model, train.rows, memory::bytes_of(params.len(), memory::F32_BYTES).unwrap_or(0))?;
         let config = self.config.clone();
         let start = Instant::now();
         let batch_size = config.batch.size(train.rows).min(train.rows);
@@ -536,25 +658,24 @@ impl Trainer {
                     cp.epoch, cp.epoch, config.epochs
                 )));
             }
-            if cp.params.len() != params.len() {
-                return Err(err(format!("holds {} parameters, the model has {}", cp.params.len(), params.len())));
-            }
-            params.copy_from_slice(&cp.params);
+            cp.validate(model).map_err(err)?;
             self.optimizer.load_state(&cp.optimizer).map_err(|e| err(e.to_string()))?;
             if let (Some(LrSchedule::Plateau(p)), Some(saved)) = (self.lr_control.as_mut(), cp.plateau.as_ref()) {
                 p.load_state(saved).map_err(|e| err(e.to_string()))?;
             }
             model.set_buffers(&cp.buffers).map_err(err)?;
+            params.copy_from_slice(&cp.params);
             history = cp.history;
             best = cp.best;
             best_buffers = cp.best_buffers;
             bad_epochs = cp.bad_epochs;
             skipped = cp.skipped_updates;
             step = cp.step;
+            // `validate` bounds the epoch, so that this cannot overflow.
             first_epoch = cp.epoch + 1;
             initial_loss = cp.initial_loss;
         } else {
-            initial_loss = evaluate(model, params, train).get("loss").copied().unwrap_or(f64::NAN);
+            initial_loss = evaluate_checked(model, params, train)?.get("loss").copied().unwrap_or(f64::NAN);
             if !initial_loss.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch: 0,
@@ -658,11 +779,11 @@ impl Trainer {
             }
 
             let train_metrics = if config.evaluate_train {
-                evaluate(model, params, train)
+                evaluate_checked(model, params, train)?
             } else {
                 Metrics::from([("loss".to_string(), batch_loss_sum / batch_rows.max(1) as f64)])
             };
-            let val_metrics = validation.map(|v| evaluate(model, params, v)).unwrap_or_default();
+            let val_metrics = validation.map(|v| evaluate_checked(model, params, v)).transpose()?.unwrap_or_default();
             let train_loss = train_metrics.get("loss").copied().unwrap_or(f64::NAN);
             if !train_loss.is_finite() || train_loss > config.divergence_factor * initial_loss.abs().max(1e-12) {
                 restore(params, &last_good, &good_buffers);

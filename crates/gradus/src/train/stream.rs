@@ -122,6 +122,17 @@ pub fn fit_stream(
             )));
         }
     }
+    let expected = model.layout().len();
+    if params.len() != expected {
+        return Err(crate::model::RowsError::Params { found: params.len(), expected }.into());
+    }
+    // A batch holds at most the file's rows: a "whole file" batch size counts as a million rows.
+    trainer.check_memory_beyond(
+        model,
+        reader.batch_size().min(1 << 20),
+        crate::memory::bytes_of(params.len(), crate::memory::F32_BYTES).unwrap_or(0),
+    )?;
+    let reader_path = reader.path().to_path_buf();
     let data_error = |epoch: usize, rows: u64, error: DataError| {
         TrainError::Data(format!("epoch {epoch}, after {rows} rows: {error}"))
     };
@@ -156,6 +167,12 @@ pub fn fit_stream(
             if let Some(s) = standardizer {
                 s.transform_rows(&mut batch.features).map_err(|e| data_error(epoch, rows, e))?;
             }
+            model.check_targets(&batch.target, batch.rows).map_err(|e| {
+                TrainError::Data(format!(
+                    "epoch {epoch}, after {rows} rows of `{}`: in the next batch, {e}",
+                    reader_path.display()
+                ))
+            })?;
             let loss = model.loss_and_gradient(params, &batch.features, &batch.target, batch.rows, &mut grad);
             let reference = match initial_loss {
                 Some(reference) => reference,
