@@ -646,6 +646,7 @@ impl Trainer {
         if let Some(cp) = resume {
             let source = cp.source.as_ref().map_or("(resume)".to_string(), |p| p.display().to_string());
             let err = |message: String| TrainError::Checkpoint { path: source.clone(), message };
+            cp.validate(model).map_err(err)?;
             if !cp.fingerprint.is_empty() && !self.fingerprint.is_empty() {
                 let differences = fingerprint_differences(&cp.fingerprint, &self.fingerprint);
                 if !differences.is_empty() {
@@ -658,7 +659,6 @@ impl Trainer {
                     cp.epoch, cp.epoch, config.epochs
                 )));
             }
-            cp.validate(model).map_err(err)?;
             self.optimizer.load_state(&cp.optimizer).map_err(|e| err(e.to_string()))?;
             if let (Some(LrSchedule::Plateau(p)), Some(saved)) = (self.lr_control.as_mut(), cp.plateau.as_ref()) {
                 p.load_state(saved).map_err(|e| err(e.to_string()))?;
