@@ -368,11 +368,13 @@ def gradus_version(binary: Path) -> str:
     return version
 
 
-def machine_line(threads: int, binary: Path) -> str:
+def machine_line(threads: int, binary: Path | None) -> str:
+    """CPU, torch version and threads, and gradus' version unless `binary` is None (PyTorch only)."""
     import torch
 
-    return (f"{cpu_model()}, {usable_cpus()} usable CPUs ({os.cpu_count()} online); torch {torch.__version__}; "
-            f"{threads} threads on both sides; {gradus_version(binary)}")
+    line = f"{cpu_model()}, {usable_cpus()} usable CPUs ({os.cpu_count()} online); torch {torch.__version__}; "
+    line += f"{threads} thread{'s' if threads != 1 else ''}"
+    return line + (f" on both sides; {gradus_version(binary)}" if binary is not None else "")
 
 
 # --- breakdown -------------------------------------------------------------------------------
@@ -455,7 +457,7 @@ def timed_epoch(model, optimizer, x, y, generator) -> tuple[list[float], list[fl
     return forward, backward, rest
 
 
-def breakdown(tensors, threads: int, seed: int, binary: Path, quiet_wait: float) -> None:
+def breakdown(tensors, threads: int, seed: int, quiet_wait: float) -> None:
     """PyTorch only: an epoch as train_epoch runs it (reference), then one timed layer by layer."""
     x_train, y_train, x_test, y_test = tensors
     model, optimizer, generator = new_run(seed)
@@ -490,7 +492,7 @@ def breakdown(tensors, threads: int, seed: int, binary: Path, quiet_wait: float)
               "|---|---|---|---|---|---|")
     print(f"### PyTorch LeNet-5: time per module type over one epoch "
           f"(Fashion-MNIST, batch {BATCH}, {steps} steps)\n")
-    print(f"{machine_line(threads, binary)}. A plain training epoch took {plain:.2f} s; the epoch timed layer "
+    print(f"{machine_line(threads, None)}. A plain training epoch took {plain:.2f} s; the epoch timed layer "
           f"by layer {timed:.2f} s (it runs the backward pass one layer at a time).\n")
     print(header.format("module type"))
     order = ["conv", "pool", "relu", "linear", "flatten"]
@@ -544,7 +546,7 @@ def main() -> None:
         f"{tensors[0].shape[0]} training and {tensors[2].shape[0]} test images")
     if args.breakdown:
         warm_up_torch(tensors)
-        breakdown(tensors, args.threads, args.seed, binary, args.quiet_wait)
+        breakdown(tensors, args.threads, args.seed, args.quiet_wait)
         return
 
     use_gradus = build_gradus() if args.build else True

@@ -492,11 +492,23 @@ impl Settings {
         }
     }
 
-    /// The shape of a network's input rows: `--input-shape`, else the data set's image shape, else
-    /// a square grey image when `inputs` is a square, else flat rows; it must hold `inputs` values.
+    /// The shape of a network's input rows: `--input-shape`; else flat rows when the first layer
+    /// takes any rows; else the data set's image shape, or a square grey image when `inputs` is a
+    /// square. It must hold `inputs` values.
     pub fn input_shape(&self, inputs: usize, data_shape: Option<&Shape>) -> Result<Shape, CliError> {
+        // Layers that take images (and the data's image shape matters to them).
+        let wants_images = matches!(
+            self.layers.first(),
+            Some(
+                LayerSpec::Conv2d { .. }
+                    | LayerSpec::MaxPool2d { .. }
+                    | LayerSpec::AvgPool2d { .. }
+                    | LayerSpec::BatchNorm2d { .. }
+            )
+        );
         let shape = match (&self.input_shape, data_shape) {
             (Some(given), _) => given.clone(),
+            (None, _) if !wants_images => Shape::flat(inputs),
             (None, Some(shape)) => shape.clone(),
             (None, None) => {
                 let side = (inputs as f64).sqrt().round() as usize;
