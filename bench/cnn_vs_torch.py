@@ -528,7 +528,7 @@ def main() -> None:
     parser.add_argument("--build", action="store_true", help="cargo build --release -p gradus-cli first")
     parser.add_argument("--gradus", type=Path, default=GRADUS, help="the gradus binary [target/release/gradus]")
     parser.add_argument("--breakdown", action="store_true",
-                        help="PyTorch only: forward/backward time per module type over one profiled epoch")
+                        help="PyTorch only: forward/backward time per module type over one epoch")
     parser.add_argument("--quiet-wait", type=float, default=60.0,
                         help="seconds to wait for other processes to leave the CPUs idle before each run "
                         "(default 60)")
@@ -603,8 +603,9 @@ def main() -> None:
         print("| test accuracy gradus - PyTorch (points) | n/a (gradus did not run) | >= -0.5 | |")
     busiest = max((f for v in others.values() for f in v), default=0.0)
     if busiest > QUIET:
-        print(f"\nOther processes used up to {busiest:.0%} of the CPUs during the measurements: the times are "
-              "not representative (PyTorch's OpenMP threads slow down many times over when the CPUs are shared).")
+        print(f"\nOther processes used up to {busiest:.0%} of the CPUs during some measurements (see the last column "
+              "below): those times are not representative (PyTorch's OpenMP threads slow down many times over "
+              "when they share the CPUs).")
     print()
     print("Per round, seconds of each epoch (test accuracy after it):\n")
     epochs_header = " | ".join(f"epoch {e + 1}" for e in range(args.epochs))

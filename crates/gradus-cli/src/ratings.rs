@@ -7,8 +7,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use gradus::data::{builtin, read_ratings, Ratings, RatingsOptions};
-use gradus::mf::{MatrixFactorization, MfConfig};
+use gradus::mf::{MatrixFactorization, MfConfig, MfModel, MfPass};
+use gradus::model::{Model, Rows};
+use gradus::optim::{Sgd, SgdConfig};
 use gradus::saved::{ModelSpec, SavedModel, SavedModelError};
+use gradus::train::{BatchMode, TrainConfig, Trainer};
 use gradus::train::{CrossValidation, EpochRecord, Metrics, Observer, Task, Termination};
 use serde_json::json;
 
@@ -213,29 +216,6 @@ fn as_mf<'a>(r: &'a Ratings) -> Result<gradus::mf::Ratings<'a>, CliError> {
         .map_err(|e| CliError::usage(format!("`{}`: {e}", r.source)))
 }
 
-/// Loss (the training objective: half the squared error plus the L2 penalty), rmse and mae of
-/// `model` on `r`; with `grad`, also the norm of the gradient of the loss on `r` (else 0).
-fn metrics(model: &MatrixFactorization, r: &Ratings, grad: Option<&mut [f32]>) -> (Metrics, f64) {
-    let mut m = Metrics::new();
-    if r.is_empty() {
-        return (m, 0.0);
-    }
-    let triples: Vec<(u32, u32, f32)> =
-        r.users.iter().zip(&r.items).zip(&r.ratings).map(|((&u, &i), &v)| (u, i, v)).collect();
-    let grad_norm = match grad {
-        Some(grad) => {
-            model.loss_and_gradient(model.params(), &triples, grad);
-            gradus::transform::sum_of_squares(grad).sqrt()
-        }
-        None => 0.0,
-    };
-    let evaluated = model.evaluate(&triples);
-    m.insert("loss".into(), evaluated.loss);
-    m.insert("rmse".into(), evaluated.rmse);
-    m.insert("mae".into(), evaluated.mae);
-    (m, grad_norm)
-}
-
 /// Trains on `train` one epoch at a time (epoch `e` shuffles with seed `seed + e`), recording
 /// training and validation metrics after each.
 pub fn fit(
@@ -253,42 +233,47 @@ pub fn fit(
         }
         e => CliError::usage(e.to_string()),
     };
-    let mut model = MatrixFactorization::new(&settings.config, &r).map_err(usage)?;
-    let mut optimizer = settings.optimizer.as_ref().map(OptimizerChoice::build).transpose()?;
-    let mut grad = vec![0.0f32; model.params().len()];
-    let mut history = Vec::new();
+    let pass = match (&settings.optimizer, settings.config.parallel) {
+        (Some(_), _) => MfPass::Engine,
+        (None, true) => MfPass::Stratified,
+        (None, false) => MfPass::Sequential,
+    };
+    let model = MfModel::new(MatrixFactorization::new(&settings.config, &r).map_err(usage)?, pass);
+    // The same draw as the factorization's own initial factors.
+    let mut params = model.init_params(settings.config.seed);
     let lr = settings.config.lr_all;
-    for epoch in 1..=settings.config.n_epochs {
-        let seed = settings.config.seed.wrapping_add(epoch as u64);
-        match optimizer.as_mut() {
-            None if settings.config.parallel => model.fit_dsgd(&r, 1, seed).map_err(usage)?,
-            None => model.fit_sgd(&r, 1, seed).map_err(usage)?,
-            Some(opt) => {
-                let batch = settings.batch.unwrap_or(DEFAULT_BATCH).min(train.len());
-                model.fit_minibatch(&r, opt.as_mut(), batch, 1, seed).map_err(usage)?;
-            }
-        }
-        let (train_metrics, grad_norm) = metrics(&model, train, Some(&mut grad));
-        let loss = train_metrics.get("loss").copied().unwrap_or(f64::NAN);
-        if !loss.is_finite() || model.params().iter().any(|p| !p.is_finite()) {
-            return Err(CliError::training(format!("training diverged at epoch {epoch}: the loss is {loss}"))
-                .hint(format!("try a smaller --lr than {lr}")));
-        }
-        let record = EpochRecord {
-            epoch,
-            train: train_metrics,
-            validation: validation.map(|v| metrics(&model, v, None).0).unwrap_or_default(),
-            lr,
-            grad_norm,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        let keep_going = observer.on_epoch(&record);
-        history.push(record);
-        if !keep_going {
-            break;
-        }
-    }
-    Ok(MfRun { model, history, seconds: start.elapsed().as_secs_f64() })
+    let optimizer = match &settings.optimizer {
+        Some(choice) => choice.build()?,
+        // The per-rating pass steps with the factorization's own rate: the engine's plain SGD
+        // names it (messages, history) and steps nothing.
+        None => Box::new(Sgd::new(SgdConfig { lr, ..SgdConfig::default() })?),
+    };
+    let batch = match settings.batch {
+        None => BatchMode::Stochastic,
+        Some(usize::MAX) => BatchMode::Full,
+        Some(n) => BatchMode::MiniBatch(n),
+    };
+    // Training metrics are the running mean of the loss over the epoch (no second pass over the
+    // training ratings); validation ratings are measured after each epoch.
+    let config = TrainConfig {
+        epochs: settings.config.n_epochs,
+        batch,
+        seed: settings.config.seed,
+        evaluate_train: false,
+        ..TrainConfig::default()
+    };
+    let pairs = |ratings: &Ratings| -> (Vec<u32>, Vec<usize>) {
+        let ids = ratings.users.iter().zip(&ratings.items).flat_map(|(&u, &i)| [u, i]).collect();
+        (ids, (0..=ratings.len()).map(|k| 2 * k).collect())
+    };
+    let (train_ids, train_offsets) = pairs(train);
+    let train_rows = Rows::with_ids(&train_ids, &train_offsets, &train.ratings);
+    let validation_pairs = validation.map(pairs);
+    let validation_rows =
+        validation.zip(validation_pairs.as_ref()).map(|(v, (ids, offsets))| Rows::with_ids(ids, offsets, &v.ratings));
+    let mut trainer = Trainer::new(config, optimizer)?;
+    let report = trainer.fit(&model, &mut params, train_rows, validation_rows, &mut [observer])?;
+    Ok(MfRun { model: model.with_params(&params), history: report.history, seconds: start.elapsed().as_secs_f64() })
 }
 
 fn saved(run: MfRun, loaded: &LoadedRatings) -> SavedModel {

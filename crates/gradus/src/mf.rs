@@ -581,12 +581,27 @@ impl Tables<'_> {
     }
 }
 
+/// The initial factors (biases start at 0): normal draws from `seed`, in blocks of their own
+/// generators, so that the draw runs on every thread and gives the same values on any count.
+fn draw_factors(factors: &mut [f32], config: &MfConfig, seed: u64) -> Result<(), ConfigError> {
+    let normal = Normal::new(config.init_mean, config.init_std_dev)
+        .map_err(|_| ConfigError::new("init_std_dev", config.init_std_dev, "a finite number >= 0"))?;
+    factors.par_chunks_mut(INIT_BLOCK).enumerate().for_each(|(block, values)| {
+        let mut rng = keyed_rng(seed, INIT_STREAMS, block as u64);
+        for p in values {
+            *p = normal.sample(&mut rng) as f32;
+        }
+    });
+    Ok(())
+}
+
 /// One pass of the per-rating update (see [`MatrixFactorization::fit_sgd`]) over `ratings`, in
 /// their order. Inlined into each instruction-set variant so that each is compiled for its own.
 #[inline(always)]
-fn sgd_pass(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
+fn sgd_pass(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) -> f64 {
     let SgdStep { width, lr, reg, mu } = step;
     let Tables { user_bias, item_bias, user_rows, item_rows } = tables;
+    let mut squared = 0.0f64;
     for (position, &(u, i, r)) in ratings.iter().enumerate() {
         // The rows a few ratings ahead are random rows of tables larger than the L1 cache: ask
         // for them now so that they have arrived when their turn comes.
@@ -601,6 +616,7 @@ fn sgd_pass(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
         let qi = &mut item_rows[i * width..(i + 1) * width];
         let (bu, bi) = (&mut user_bias[u], &mut item_bias[i]);
         let err = r - (mu + *bu + *bi + dot_rows(pu, qi));
+        squared += f64::from(err) * f64::from(err);
         *bu += lr * (err - reg * *bu);
         *bi += lr * (err - reg * *bi);
         for (p, q) in pu.iter_mut().zip(qi.iter_mut()) {
@@ -611,6 +627,7 @@ fn sgd_pass(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
             }
         }
     }
+    squared
 }
 
 /// The two row operations of [`sgd_pass`], in one instruction set: written with intrinsics
@@ -787,7 +804,7 @@ unsafe fn update_rows_avx512(p: *mut Lanes, q: *mut Lanes, width: usize, err: f3
 /// The CPU must have `K`'s instruction set, and every id of `ratings` must be within the tables.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn sgd_pass_simd<K: RowKernel>(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
+unsafe fn sgd_pass_simd<K: RowKernel>(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) -> f64 {
     let SgdStep { width, lr, reg, mu } = step;
     let Tables { user_bias, item_bias, user_rows, item_rows } = tables;
     let (user_rows, item_rows) = (user_rows.as_mut_ptr(), item_rows.as_mut_ptr());
@@ -806,6 +823,7 @@ unsafe fn sgd_pass_simd<K: RowKernel>(step: SgdStep, tables: Tables<'_>, ratings
             }
         };
         let mut position = 0;
+        let mut squared = 0.0f64;
         while position < ratings.len() {
             let (u, i, r) = ratings[position];
             let pair = ratings.get(position + 1).filter(|&&(next_u, next_i, _)| next_u != u && next_i != i);
@@ -820,6 +838,8 @@ unsafe fn sgd_pass_simd<K: RowKernel>(step: SgdStep, tables: Tables<'_>, ratings
                 let dot2 = K::dot(pu2, qi2, width);
                 let err = r - (mu + *bu + *bi + dot);
                 let err2 = r2 - (mu + *bu2 + *bi2 + dot2);
+                squared += f64::from(err) * f64::from(err);
+                squared += f64::from(err2) * f64::from(err2);
                 *bu += lr * (err - reg * *bu);
                 *bi += lr * (err - reg * *bi);
                 *bu2 += lr * (err2 - reg * *bu2);
@@ -833,12 +853,14 @@ unsafe fn sgd_pass_simd<K: RowKernel>(step: SgdStep, tables: Tables<'_>, ratings
                 let (pu, qi) = (user_rows.add(u * width), item_rows.add(i * width));
                 let (bu, bi) = (user_bias.add(u), item_bias.add(i));
                 let err = r - (mu + *bu + *bi + K::dot(pu, qi, width));
+                squared += f64::from(err) * f64::from(err);
                 *bu += lr * (err - reg * *bu);
                 *bi += lr * (err - reg * *bi);
                 K::update(pu, qi, width, err, lr, reg);
                 position += 1;
             }
         }
+        squared
     }
 }
 
@@ -848,7 +870,7 @@ unsafe fn sgd_pass_simd<K: RowKernel>(step: SgdStep, tables: Tables<'_>, ratings
 /// The CPU must support AVX2, and every id of `ratings` must be within the tables.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sgd_pass_avx2(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
+unsafe fn sgd_pass_avx2(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) -> f64 {
     // SAFETY: forwarded from the caller.
     unsafe { sgd_pass_simd::<Avx2>(step, tables, ratings) }
 }
@@ -859,28 +881,27 @@ unsafe fn sgd_pass_avx2(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32,
 /// The CPU must support AVX-512F and AVX2, and every id of `ratings` must be within the tables.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2")]
-unsafe fn sgd_pass_avx512(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
+unsafe fn sgd_pass_avx512(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) -> f64 {
     // SAFETY: forwarded from the caller.
     unsafe { sgd_pass_simd::<Avx512>(step, tables, ratings) }
 }
 
 /// Runs [`sgd_pass`] in its widest build the CPU supports (the same bits in every one).
-fn run_sgd_pass(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) {
+/// Returns the sum of the squared errors of the ratings, each taken before its update.
+fn run_sgd_pass(step: SgdStep, tables: Tables<'_>, ratings: &[(u32, u32, f32)]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
         if has!("avx512f") && has!("avx2") {
             // SAFETY: the CPU supports both, as checked just above.
-            unsafe { sgd_pass_avx512(step, tables, ratings) };
-            return;
+            return unsafe { sgd_pass_avx512(step, tables, ratings) };
         }
         if has!("avx2") {
             // SAFETY: the CPU supports AVX2, as checked just above.
-            unsafe { sgd_pass_avx2(step, tables, ratings) };
-            return;
+            return unsafe { sgd_pass_avx2(step, tables, ratings) };
         }
     }
-    sgd_pass(step, tables, ratings);
+    sgd_pass(step, tables, ratings)
 }
 
 /// The number of user ranges and of item ranges of [`MatrixFactorization::fit_dsgd`]: fixed, so
@@ -1012,14 +1033,7 @@ impl MatrixFactorization {
         }
 
         let mut params = vec![0.0f32; len];
-        let normal = Normal::new(config.init_mean, config.init_std_dev)
-            .map_err(|_| ConfigError::new("init_std_dev", config.init_std_dev, "a finite number >= 0"))?;
-        params[n_users + n_items..].par_chunks_mut(INIT_BLOCK).enumerate().for_each(|(block, values)| {
-            let mut rng = keyed_rng(config.seed, INIT_STREAMS, block as u64);
-            for p in values {
-                *p = normal.sample(&mut rng) as f32;
-            }
-        });
+        draw_factors(&mut params[n_users + n_items..], config, config.seed)?;
         Ok(Self {
             config: config.clone(),
             n_users,
@@ -1064,6 +1078,19 @@ impl MatrixFactorization {
     /// so that mini-batch training with plain SGD at learning rate γ on batches of one rating
     /// gives this same model bit for bit.
     pub fn fit_sgd(&mut self, train: &Ratings<'_>, epochs: usize, seed: u64) -> Result<(), MfError> {
+        self.sgd(train, epochs, seed).map(|_| ())
+    }
+
+    /// One epoch of [`MatrixFactorization::fit_sgd`] (`epochs` 1, shuffled from `seed`) that
+    /// returns half the mean squared error of the ratings, each measured before its update: the
+    /// running training loss of the pass, free of a second pass over the ratings.
+    pub fn sgd_epoch(&mut self, train: &Ratings<'_>, seed: u64) -> Result<f64, MfError> {
+        let squared = self.sgd(train, 1, seed)?;
+        Ok(0.5 * squared / train.len().max(1) as f64)
+    }
+
+    /// [`MatrixFactorization::fit_sgd`], returning the sum of the squared errors of its last epoch.
+    fn sgd(&mut self, train: &Ratings<'_>, epochs: usize, seed: u64) -> Result<f64, MfError> {
         self.check_shape(train)?;
         let mut rng = shuffle_rng(seed);
         // The triples themselves are shuffled, in place, with the swaps that would shuffle their
@@ -1071,23 +1098,26 @@ impl MatrixFactorization {
         let mut ordered: Vec<(u32, u32, f32)> =
             (0..train.len()).map(|k| (train.users[k], train.items[k], train.ratings[k])).collect();
         if epochs == 0 {
-            return Ok(());
+            return Ok(0.0);
         }
         shuffle_ratings(&mut ordered, &mut rng);
         let mut next = ordered.clone();
         // While one thread trains on this epoch's order, another (when rayon has one) shuffles a
         // copy of it into the next epoch's: the same draws in the same sequence as shuffling in
         // place between the passes, so the same model, with the shuffle off the critical path.
+        let mut squared = 0.0;
         self.with_tables(|step, mut tables| {
             rayon::scope(|_| {
                 for epoch in 0..epochs {
                     let tables = tables.reborrow();
                     if epoch + 1 == epochs {
-                        run_sgd_pass(step, tables, &ordered);
+                        squared = run_sgd_pass(step, tables, &ordered);
                         break;
                     }
                     rayon::join(
-                        || run_sgd_pass(step, tables, &ordered),
+                        || {
+                            run_sgd_pass(step, tables, &ordered);
+                        },
                         || {
                             next.copy_from_slice(&ordered);
                             shuffle_ratings(&mut next, &mut rng);
@@ -1097,7 +1127,7 @@ impl MatrixFactorization {
                 }
             })
         });
-        Ok(())
+        Ok(squared)
     }
 
     /// Trains by the same per-rating update as [`MatrixFactorization::fit_sgd`], visiting the
@@ -1118,6 +1148,19 @@ impl MatrixFactorization {
     /// 0.003 better (see [`MfConfig::parallel`]), while this one's time per fold falls with the
     /// threads available.
     pub fn fit_dsgd(&mut self, train: &Ratings<'_>, epochs: usize, seed: u64) -> Result<(), MfError> {
+        self.dsgd(train, epochs, seed).map(|_| ())
+    }
+
+    /// One epoch of [`MatrixFactorization::fit_dsgd`] that returns half the mean squared error of
+    /// the ratings, each measured before its update (see [`MatrixFactorization::sgd_epoch`]).
+    pub fn dsgd_epoch(&mut self, train: &Ratings<'_>, seed: u64) -> Result<f64, MfError> {
+        let squared = self.dsgd(train, 1, seed)?;
+        Ok(0.5 * squared / train.len().max(1) as f64)
+    }
+
+    /// [`MatrixFactorization::fit_dsgd`], returning the sum of the squared errors of its last
+    /// epoch (the blocks' sums added in block order).
+    fn dsgd(&mut self, train: &Ratings<'_>, epochs: usize, seed: u64) -> Result<f64, MfError> {
         self.check_shape(train)?;
         let user_bounds = strata_bounds(self.n_users, train.users);
         let item_bounds = strata_bounds(self.n_items, train.items);
@@ -1132,12 +1175,14 @@ impl MatrixFactorization {
             blocks[s * STRATA + b].push((u - user_bounds[b] as u32, i - item_bounds[c] as u32, r));
         }
         let mut sub_epochs: [usize; STRATA] = std::array::from_fn(|s| s);
+        let mut squared = 0.0f64;
         // Inside a scope the loop runs on one of rayon's workers, so that each sub-epoch's fork and
         // join is a cheap one between workers rather than a sleep and wake-up of this thread.
         self.with_tables(|step, tables| {
             rayon::scope(|_| {
                 let Tables { user_bias, item_bias, user_rows, item_rows } = tables;
                 for epoch in 0..epochs as u64 {
+                    squared = 0.0;
                     let mut rng = block_rng(seed, epoch, SUB_EPOCH_ORDER);
                     for s in (1..STRATA).rev() {
                         let j = below(s + 1, &mut rng);
@@ -1148,18 +1193,23 @@ impl MatrixFactorization {
                         let mut items = split_strata(item_bias, item_rows, &item_bounds, step.width);
                         items.rotate_left(s);
                         let sub_epoch = &mut blocks[s * STRATA..(s + 1) * STRATA];
-                        users.into_par_iter().zip(items).zip(sub_epoch.par_iter_mut()).enumerate().for_each(
-                            |(b, (((user_bias, user_rows), (item_bias, item_rows)), block))| {
+                        let sums: Vec<f64> = users
+                            .into_par_iter()
+                            .zip(items)
+                            .zip(sub_epoch.par_iter_mut())
+                            .enumerate()
+                            .map(|(b, (((user_bias, user_rows), (item_bias, item_rows)), block))| {
                                 let id = (s * STRATA + b) as u64;
                                 shuffle_ratings(block, &mut block_rng(seed, epoch, id));
-                                run_sgd_pass(step, Tables { user_bias, item_bias, user_rows, item_rows }, block);
-                            },
-                        );
+                                run_sgd_pass(step, Tables { user_bias, item_bias, user_rows, item_rows }, block)
+                            })
+                            .collect();
+                        squared += sums.iter().sum::<f64>();
                     }
                 }
             })
         });
-        Ok(())
+        Ok(squared)
     }
 
     /// Runs `train` on the biases and on padded copies of the factor tables (see [`pad_rows`]),
@@ -1258,15 +1308,21 @@ impl MatrixFactorization {
     /// user or item beyond the model's counts: both are programming errors (the trainers check
     /// their data once with [`Ratings::new`]).
     pub fn loss_and_gradient(&self, params: &[f32], batch: &[(u32, u32, f32)], grad: &mut [f32]) -> f64 {
+        self.loss_and_gradient_parts(params, batch, grad).0
+    }
+
+    /// [`MatrixFactorization::loss_and_gradient`]'s loss, and half the mean squared error alone.
+    fn loss_and_gradient_parts(&self, params: &[f32], batch: &[(u32, u32, f32)], grad: &mut [f32]) -> (f64, f64) {
         let len = self.params_len();
         assert_eq!(params.len(), len, "the parameter buffer holds {} values, the model {len}", params.len());
         assert_eq!(grad.len(), len, "the gradient buffer holds {} values, the model {len}", grad.len());
         grad.fill(0.0);
         if batch.is_empty() {
-            return 0.0;
+            return (0.0, 0.0);
         }
         let k = self.config.n_factors;
         let reg = self.config.reg_all as f32;
+        let mut squared = 0.0f64;
         let scale = (1.0 / batch.len() as f64) as f32;
         let p = split(params, self.n_users, self.n_items, k);
         let g = split_mut(grad, self.n_users, self.n_items, k);
@@ -1277,6 +1333,7 @@ impl MatrixFactorization {
             let (estimate, rating_loss) = self.rating_loss(&p, norms.as_ref(), u, i, r);
             let err = r - estimate;
             loss += rating_loss;
+            squared += 0.5 * f64::from(err) * f64::from(err);
             let (pu, qi) = (&p.user_factors[u * k..(u + 1) * k], &p.item_factors[i * k..(i + 1) * k]);
             let (bu, bi) = (p.user_bias[u], p.item_bias[i]);
             g.user_bias[u] += scale * (reg * bu - err);
@@ -1290,7 +1347,7 @@ impl MatrixFactorization {
                 *gq += scale * (reg * qf - err * pf);
             }
         }
-        loss / batch.len() as f64
+        (loss / batch.len() as f64, squared / batch.len() as f64)
     }
 
     /// The loss of [`MatrixFactorization::loss_and_gradient`] (at the model's own parameters,
@@ -1378,11 +1435,16 @@ impl MatrixFactorization {
     /// The predicted rating of `user` for `item`, with the fallbacks for unknown users and items
     /// and the clamping described on [`MatrixFactorization`].
     pub fn predict(&self, user: u32, item: u32) -> f32 {
+        self.predict_with(&self.params, user, item)
+    }
+
+    /// [`MatrixFactorization::predict`] with the parameters `params` (laid out as the model's).
+    fn predict_with(&self, params: &[f32], user: u32, item: u32) -> f32 {
         let (u, i) = (user as usize, item as usize);
         let user_known = self.user_known.get(u).copied().unwrap_or(false);
         let item_known = self.item_known.get(i).copied().unwrap_or(false);
         let k = self.config.n_factors;
-        let p = split(&self.params, self.n_users, self.n_items, k);
+        let p = split(params, self.n_users, self.n_items, k);
         let estimate = match (user_known, item_known) {
             (true, true) => {
                 let (pu, qi) = (&p.user_factors[u * k..(u + 1) * k], &p.item_factors[i * k..(i + 1) * k]);
@@ -1536,6 +1598,179 @@ pub fn mae(predicted: &[f32], actual: &[f32]) -> Result<f64, MetricsError> {
     Ok(sum / actual.len() as f64)
 }
 
+/// How [`MfModel`] trains an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfPass {
+    /// The engine's loop of updates (mini-batches through any optimizer).
+    Engine,
+    /// Funk SVD's per-rating SGD in one shuffled sequence ([`MatrixFactorization::sgd_epoch`]).
+    Sequential,
+    /// Per-rating SGD in stratified blocks on every thread ([`MatrixFactorization::dsgd_epoch`]).
+    Stratified,
+}
+
+/// Matrix factorization as a [`crate::model::Model`]: the training engine trains it like every
+/// other model (early stopping, divergence rollback, checkpoints, observers), on rows of (user,
+/// item) ids ([`crate::model::Rows::with_ids`], two ids per row) with the ratings as targets.
+///
+/// With [`MfPass::Sequential`] or [`MfPass::Stratified`] each epoch is the model's own per-rating
+/// SGD pass (its learning rate and regularization are the [`MfConfig`]'s), in an order drawn from
+/// the run's seed plus the epoch; with [`MfPass::Engine`] the engine's optimizer steps on
+/// mini-batches of the gradient of [`MatrixFactorization::loss_and_gradient`].
+///
+/// Its reported `loss` is half the mean squared error: of the estimates before each update
+/// during a per-rating pass, of the predictions (with their fallbacks and clamping) on held-out
+/// rows. The L2 penalty shapes the gradient but is left out of the figure, so that training and
+/// validation losses compare (and a pass need not compute the rows' norms).
+pub struct MfModel {
+    mf: std::sync::Mutex<MatrixFactorization>,
+    template: MatrixFactorization,
+    layout: ParamLayout,
+    pass: MfPass,
+}
+
+impl MfModel {
+    /// The model `mf` (its shape, fallbacks and initial parameters), trained by `pass`.
+    pub fn new(mf: MatrixFactorization, pass: MfPass) -> Self {
+        let layout = mf.layout();
+        Self { mf: std::sync::Mutex::new(mf.clone()), template: mf, layout, pass }
+    }
+
+    /// The matrix factorization with `params` as its parameters.
+    pub fn with_params(&self, params: &[f32]) -> MatrixFactorization {
+        let mut mf = self.template.clone();
+        mf.params.copy_from_slice(params);
+        mf
+    }
+
+    /// The (user, item, rating) triples of `data`'s rows at `indices` (all when `None`).
+    fn triples(data: crate::model::Rows<'_>, indices: Option<&[usize]>) -> Vec<(u32, u32, f32)> {
+        let ids = data.ids.expect("matrix factorization reads rows of (user, item) ids");
+        let triple = |r: usize| {
+            let pair = ids.row(r);
+            (pair[0], pair[1], data.y[r])
+        };
+        match indices {
+            Some(indices) => indices.iter().map(|&r| triple(r)).collect(),
+            None => (0..data.rows).map(triple).collect(),
+        }
+    }
+}
+
+impl crate::model::Model for MfModel {
+    fn task(&self) -> crate::train::Task {
+        crate::train::Task::Ratings
+    }
+
+    fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+
+    fn inputs(&self) -> usize {
+        0
+    }
+
+    fn outputs(&self) -> usize {
+        1
+    }
+
+    fn init_params(&self, seed: u64) -> Vec<f32> {
+        let mut params = vec![0.0f32; self.layout.len()];
+        let biases = self.template.n_users + self.template.n_items;
+        draw_factors(&mut params[biases..], &self.template.config, seed).expect("a model's configuration is valid");
+        params
+    }
+
+    fn check_targets(&self, targets: &[f32], rows: usize) -> Result<(), crate::loss::TargetError> {
+        crate::loss::Loss::Mse.check_targets(targets, rows, 1)
+    }
+
+    fn working_memory(&self, rows: usize) -> Option<usize> {
+        rows.checked_mul(4)
+    }
+
+    /// # Panics
+    /// Always: matrix factorization reads rows of ids ([`crate::model::Model::train_step`] with
+    /// [`crate::model::Rows::with_ids`]), not feature matrices.
+    fn loss_and_gradient(&self, _: &[f32], _: &[f32], _: &[f32], _: usize, _: &mut [f32]) -> f64 {
+        panic!("matrix factorization reads rows of (user, item) ids, not a feature matrix");
+    }
+
+    /// # Panics
+    /// Always, as [`MfModel::loss_and_gradient`].
+    fn forward(&self, _: &[f32], _: &[f32], _: usize, _: &mut [f32]) {
+        panic!("matrix factorization reads rows of (user, item) ids, not a feature matrix");
+    }
+
+    fn train_step(
+        &self,
+        params: &[f32],
+        data: crate::model::Rows<'_>,
+        indices: Option<&[usize]>,
+        _: u64,
+        _: u64,
+        grad: &mut [f32],
+    ) -> f64 {
+        let batch = Self::triples(data, indices);
+        self.template.loss_and_gradient_parts(params, &batch, grad).1
+    }
+
+    fn forward_rows(&self, params: &[f32], data: crate::model::Rows<'_>, out: &mut [f32]) {
+        let ids = data.ids.expect("matrix factorization reads rows of (user, item) ids");
+        out.par_iter_mut().enumerate().for_each(|(r, o)| {
+            let pair = ids.row(r);
+            *o = self.template.predict_with(params, pair[0], pair[1]);
+        });
+    }
+
+    fn forward_and_loss_rows(&self, params: &[f32], data: crate::model::Rows<'_>, out: &mut [f32]) -> f64 {
+        self.forward_rows(params, data, out);
+        // Half the squared errors, summed over fixed chunks in order (any thread count, same bits).
+        let sums: Vec<f64> = out
+            .par_chunks(1024)
+            .zip(data.y.par_chunks(1024))
+            .map(|(o, y)| o.iter().zip(y).map(|(&p, &r)| 0.5 * f64::from(p - r) * f64::from(p - r)).sum())
+            .collect();
+        sums.iter().sum::<f64>() / data.rows.max(1) as f64
+    }
+
+    fn epoch_pass(
+        &self,
+        params: &mut [f32],
+        data: crate::model::Rows<'_>,
+        seed: u64,
+        epoch: usize,
+    ) -> Option<crate::train::Metrics> {
+        if self.pass == MfPass::Engine {
+            return None;
+        }
+        let ids = data.ids.expect("matrix factorization reads rows of (user, item) ids");
+        let (users, items): (Vec<u32>, Vec<u32>) = (0..data.rows).map(|r| (ids.row(r)[0], ids.row(r)[1])).unzip();
+        let mut mf = self.mf.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ratings = Ratings::new(mf.n_users, mf.n_items, &users, &items, data.y).expect("rows checked by the engine");
+        mf.params.copy_from_slice(params);
+        // Each epoch shuffles from the run's seed plus its number, as the command line always has.
+        let epoch_seed = seed.wrapping_add(epoch as u64);
+        let loss = match self.pass {
+            MfPass::Stratified => mf.dsgd_epoch(&ratings, epoch_seed),
+            _ => mf.sgd_epoch(&ratings, epoch_seed),
+        }
+        .expect("the model's own shape");
+        params.copy_from_slice(&mf.params);
+        // The loss is half the mean squared error: its RMSE comes with it.
+        Some(crate::train::Metrics::from([("loss".to_string(), loss), ("rmse".to_string(), (2.0 * loss).sqrt())]))
+    }
+
+    fn diagnostic_segments(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        self.layout
+            .segments()
+            .iter()
+            .filter(|s| s.name.ends_with("factors") && s.len > 0)
+            .map(|s| (s.name.clone(), s.range()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1608,18 +1843,20 @@ mod tests {
             let Parts { user_bias, item_bias, user_factors, item_factors } = split_mut(params, n_users, n_items, k);
             let (mut user_rows, mut item_rows) = (pad_rows(user_factors, k), pad_rows(item_factors, k));
             let tables = Tables { user_bias, item_bias, user_rows: &mut user_rows, item_rows: &mut item_rows };
-            match build {
+            let squared = match build {
                 Build::Portable => sgd_pass(step, tables, &ratings),
                 // SAFETY: AVX2 support was checked above.
                 Build::Avx2 => unsafe { sgd_pass_avx2(step, tables, &ratings) },
                 // SAFETY: only called after checking for AVX-512F.
                 Build::Avx512 => unsafe { sgd_pass_avx512(step, tables, &ratings) },
-            }
+            };
             unpad_rows(&user_rows, user_factors, k);
             unpad_rows(&item_rows, item_factors, k);
+            squared
         };
         let start = portable.clone();
-        run(&mut portable, Build::Portable);
+        let portable_squared = run(&mut portable, Build::Portable);
+        assert!(portable_squared > 0.0 && portable_squared.is_finite());
         assert!(portable.iter().all(|p| p.is_finite()));
         assert!(portable != start, "the pass changed nothing");
         let mut builds = vec![Build::Avx2];
@@ -1628,7 +1865,7 @@ mod tests {
         }
         for build in builds {
             let mut wide = start.clone();
-            run(&mut wide, build);
+            assert_eq!(run(&mut wide, build).to_bits(), portable_squared.to_bits(), "the squared errors");
             assert!(portable.iter().zip(&wide).all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }

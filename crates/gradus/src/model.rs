@@ -58,6 +58,18 @@ pub enum RowsError {
         /// What is wrong with them.
         source: TargetError,
     },
+    /// Row indices whose offsets do not make one run per row.
+    #[error("{what}: {offsets} offsets into {ids} indices do not make {rows} rows (one more offset than rows, non-decreasing, within the indices)")]
+    Ids {
+        /// Which rows.
+        what: String,
+        /// Offsets given.
+        offsets: usize,
+        /// Rows claimed.
+        rows: usize,
+        /// Indices given.
+        ids: usize,
+    },
     /// The outputs of the rows would not fit in memory.
     #[error(transparent)]
     Memory(#[from] crate::memory::MemoryError),
@@ -71,8 +83,31 @@ pub enum RowsError {
     },
 }
 
-/// A borrowed view of dense rows: features `x` (`rows × cols`, row-major) and one target per row
-/// (a value for regression, 0/1 for binary, a class index for multiclass).
+/// Indices that make up each row, as compressed rows: row `r` holds
+/// `ids[offsets[r]..offsets[r + 1]]` (`offsets` has one more entry than there are rows, and may
+/// start anywhere in `ids`). The rows of models that read indices rather than values: the (user,
+/// item) pair of a rating, the tokens of a text.
+#[derive(Debug, Clone, Copy)]
+pub struct RowIds<'a> {
+    /// The indices of every row, one row after the other.
+    pub ids: &'a [u32],
+    /// Where each row's indices start, and where the last one ends.
+    pub offsets: &'a [usize],
+}
+
+impl<'a> RowIds<'a> {
+    /// Row `r`'s indices.
+    ///
+    /// # Panics
+    /// If `r` is not a row.
+    pub fn row(&self, r: usize) -> &'a [u32] {
+        &self.ids[self.offsets[r]..self.offsets[r + 1]]
+    }
+}
+
+/// A borrowed view of rows: features `x` (`rows × cols`, row-major) and one target per row (a
+/// value for regression or ratings, 0/1 for binary, a class index for multiclass), and for models
+/// that read indices, each row's indices ([`RowIds`]; `cols` is then 0 and `x` empty).
 #[derive(Debug, Clone, Copy)]
 pub struct Rows<'a> {
     /// Features, row-major.
@@ -83,6 +118,8 @@ pub struct Rows<'a> {
     pub rows: usize,
     /// Number of feature columns.
     pub cols: usize,
+    /// Each row's indices, for models that read indices.
+    pub ids: Option<RowIds<'a>>,
 }
 
 impl<'a> Rows<'a> {
@@ -92,13 +129,32 @@ impl<'a> Rows<'a> {
     /// If `x.len() != y.len() * cols`.
     pub fn new(x: &'a [f32], y: &'a [f32], cols: usize) -> Self {
         assert_eq!(x.len(), y.len() * cols, "feature matrix does not hold {} rows of {cols} columns", y.len());
-        Self { x, y, rows: y.len(), cols }
+        Self { x, y, rows: y.len(), cols, ids: None }
+    }
+
+    /// Rows of indices: row `r` holds `ids[offsets[r]..offsets[r + 1]]` and target `y[r]`.
+    pub fn with_ids(ids: &'a [u32], offsets: &'a [usize], y: &'a [f32]) -> Self {
+        Self { x: &[], y, rows: y.len(), cols: 0, ids: Some(RowIds { ids, offsets }) }
+    }
+
+    /// Rows `range` of these rows.
+    ///
+    /// # Panics
+    /// If `range` is not within the rows.
+    pub fn slice(&self, range: Range<usize>) -> Self {
+        Self {
+            x: &self.x[range.start * self.cols..range.end * self.cols],
+            y: &self.y[range.clone()],
+            rows: range.len(),
+            cols: self.cols,
+            ids: self.ids.map(|ids| RowIds { ids: ids.ids, offsets: &ids.offsets[range.start..=range.end] }),
+        }
     }
 
     /// A view of `x` (`y.len()` rows of `cols` features) and `y`, or an error naming `what` when
     /// `x` does not hold that many values.
     pub fn try_new(x: &'a [f32], y: &'a [f32], cols: usize, what: &str) -> Result<Self, RowsError> {
-        let rows = Self { x, y, rows: y.len(), cols };
+        let rows = Self { x, y, rows: y.len(), cols, ids: None };
         rows.check(what)?;
         Ok(rows)
     }
@@ -114,6 +170,20 @@ impl<'a> Rows<'a> {
                 rows: self.rows,
                 cols: self.cols,
             });
+        }
+        if let Some(ids) = &self.ids {
+            let offsets = ids.offsets;
+            if offsets.len() != self.rows + 1
+                || offsets.windows(2).any(|w| w[0] > w[1])
+                || offsets.last().is_some_and(|&end| end > ids.ids.len())
+            {
+                return Err(RowsError::Ids {
+                    what: what.to_string(),
+                    offsets: offsets.len(),
+                    rows: self.rows,
+                    ids: ids.ids.len(),
+                });
+            }
         }
         Ok(())
     }
@@ -249,6 +319,27 @@ pub trait Model: Send + Sync {
     /// When a buffer has the wrong length (see the trait's documentation).
     fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]);
 
+    /// Raw outputs for `data`: [`Model::forward`] of its features by default; models that read
+    /// indices ([`Rows::ids`]) override it.
+    fn forward_rows(&self, params: &[f32], data: Rows<'_>, out: &mut [f32]) {
+        self.forward(params, data.x, data.rows, out);
+    }
+
+    /// [`Model::forward_and_loss`] of `data` (see [`Model::forward_rows`]).
+    fn forward_and_loss_rows(&self, params: &[f32], data: Rows<'_>, out: &mut [f32]) -> f64 {
+        self.forward_and_loss(params, data.x, data.y, data.rows, out)
+    }
+
+    /// An epoch the model trains by a pass of its own instead of the engine's loop of updates
+    /// (matrix factorization's per-rating SGD), when it has one: updates `params` over the rows
+    /// of `data` in an order drawn from `seed` and `epoch` and returns the epoch's training
+    /// metrics, `loss` among them, each row measured before its update. `None` (the default):
+    /// the engine runs its loop.
+    fn epoch_pass(&self, params: &mut [f32], data: Rows<'_>, seed: u64, epoch: usize) -> Option<Metrics> {
+        let _ = (params, data, seed, epoch);
+        None
+    }
+
     /// The mean loss alone (by default via [`Model::loss_and_gradient`]).
     fn loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize) -> f64 {
         let mut grad = vec![0.0; params.len()];
@@ -313,10 +404,8 @@ pub(crate) fn evaluate_checked(model: &dyn Model, params: &[f32], data: Rows<'_>
     let mut loss_sum = 0.0;
     for start in (0..data.rows).step_by(BLOCK) {
         let end = (start + BLOCK).min(data.rows);
-        let x = &data.x[start * data.cols..end * data.cols];
-        let y = &data.y[start..end];
         let block_out = &mut out[start * outputs..end * outputs];
-        loss_sum += model.forward_and_loss(params, x, y, end - start, block_out) * (end - start) as f64;
+        loss_sum += model.forward_and_loss_rows(params, data.slice(start..end), block_out) * (end - start) as f64;
     }
     metrics.insert("loss".into(), loss_sum / data.rows as f64);
     let measured = match model.task() {

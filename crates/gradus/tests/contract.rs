@@ -59,15 +59,15 @@ fn fit_with_rows_whose_features_are_not_rows_times_cols_is_an_error() {
     let (x, y) = classes();
     let mut params = model.init_params(0);
     // `Rows` has public fields: a view built by hand may lie about its shape.
-    let bad = Rows { x: &x[..11], y: &y, rows: 6, cols: 2 };
+    let bad = Rows { x: &x[..11], y: &y, rows: 6, cols: 2, ids: None };
     let message = data_error(trainer(1).fit(&model, &mut params, bad, None, &mut []));
     assert!(
         message.contains("the training rows: 11 feature values and 6 targets do not make 6 rows of 2"),
         "{message}"
     );
-    let short_targets = Rows { x: &x, y: &y[..5], rows: 6, cols: 2 };
+    let short_targets = Rows { x: &x, y: &y[..5], rows: 6, cols: 2, ids: None };
     assert!(trainer(1).fit(&model, &mut params, short_targets, None, &mut []).is_err());
-    let overflow = Rows { x: &x, y: &y, rows: usize::MAX, cols: 2 };
+    let overflow = Rows { x: &x, y: &y, rows: usize::MAX, cols: 2, ids: None };
     assert!(trainer(1).fit(&model, &mut params, overflow, None, &mut []).is_err());
     assert!(Rows::try_new(&x[..11], &y, 2, "rows").is_err());
 }

@@ -711,12 +711,41 @@ impl Trainer {
 
         'epochs: for epoch in first_epoch..=config.epochs {
             self.apply_schedule(epoch, step);
-            let order = epoch_order(train.rows, config.seed, epoch, config.shuffle);
             let mut norm_sum = 0.0;
             let mut norm_count = 0u64;
             let mut layer_norm_sum = vec![0.0f64; diagnostics.len()];
             let mut micro = 0usize;
             let (mut batch_loss_sum, mut batch_rows) = (0.0f64, 0usize);
+            // A model with a pass of its own (matrix factorization's per-rating SGD) trains the
+            // whole epoch itself: one update per row, the loss measured before each.
+            copy_parallel(params, &mut last_good);
+            let own_pass = model.epoch_pass(params, train, config.seed, epoch);
+            if let Some(metrics) = &own_pass {
+                let loss = metrics.get("loss").copied().unwrap_or(f64::NAN);
+                let exploded = loss > config.divergence_factor * initial_loss.abs().max(1e-12);
+                if !loss.is_finite() || exploded || !all_finite(params) {
+                    restore(params, &last_good, &good_buffers);
+                    return Err(self.diverged(epoch, step + train.rows as u64, last_good_loss, loss));
+                }
+                step += train.rows as u64;
+                batch_loss_sum = loss * train.rows as f64;
+                batch_rows = train.rows;
+                last_good_loss = loss;
+                let info = StepInfo { epoch, step, steps_per_epoch: train.rows as u64, loss, lr: self.optimizer.lr() };
+                let mut keep_going = true;
+                for o in observers.iter_mut() {
+                    keep_going &= o.on_step(&info);
+                }
+                if !keep_going {
+                    termination = Termination::Interrupted;
+                    break 'epochs;
+                }
+            }
+            let order = if own_pass.is_some() {
+                Vec::new()
+            } else {
+                epoch_order(train.rows, config.seed, epoch, config.shuffle)
+            };
             for (batch_index, batch) in order.chunks(batch_size).enumerate() {
                 // The full-batch gradient does not depend on the row order: no indices.
                 let indices = (batch.len() != train.rows).then_some(batch);
@@ -778,7 +807,9 @@ impl Trainer {
                 return Err(self.diverged(epoch, step, last_good_loss, f64::NAN));
             }
 
-            let train_metrics = if config.evaluate_train {
+            let train_metrics = if let (Some(metrics), false) = (&own_pass, config.evaluate_train) {
+                metrics.clone()
+            } else if config.evaluate_train {
                 evaluate_checked(model, params, train)?
             } else {
                 Metrics::from([("loss".to_string(), batch_loss_sum / batch_rows.max(1) as f64)])
