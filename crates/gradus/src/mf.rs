@@ -474,31 +474,64 @@ fn dot_rows(a: &[Lanes], b: &[Lanes]) -> f32 {
 /// Copies a table of rows of `k` factors into rows of whole [`Lanes`], zero-padded: every row
 /// starts on a cache line and the SGD update needs no scalar tail. The padding stays +0 under the
 /// update (0 + γ(e·0 − λ·0) = +0).
+#[cfg(test)]
 fn pad_rows(factors: &[f32], k: usize) -> Vec<Lanes> {
-    let width = k.div_ceil(LANES);
-    let n_rows = factors.len().checked_div(k).unwrap_or(0);
-    let mut rows = vec![Lanes::ZERO; n_rows * width];
-    if k > 0 {
-        for (row, padded) in factors.chunks_exact(k).zip(rows.chunks_exact_mut(width)) {
-            for (chunk, lanes) in row.chunks(LANES).zip(padded) {
-                lanes.0[..chunk.len()].copy_from_slice(chunk);
-            }
-        }
-    }
+    let mut rows = Vec::new();
+    pad_rows_into(factors, k, &mut rows);
     rows
 }
 
-/// Writes padded rows back into the table of rows of `k` factors they came from.
-fn unpad_rows(rows: &[Lanes], factors: &mut [f32], k: usize) {
+/// [`pad_rows`]' copy into `rows`, whose allocation is reused (a table refilled every epoch then costs
+/// no fresh pages).
+fn pad_rows_into(factors: &[f32], k: usize, rows: &mut Vec<Lanes>) {
+    let width = k.div_ceil(LANES);
+    let n_rows = factors.len().checked_div(k).unwrap_or(0);
+    if rows.len() != n_rows * width {
+        rows.clear();
+        rows.resize(n_rows * width, Lanes::ZERO);
+    }
     if k == 0 {
         return;
     }
-    let width = k.div_ceil(LANES);
-    for (row, padded) in factors.chunks_exact_mut(k).zip(rows.chunks_exact(width)) {
-        for (chunk, lanes) in row.chunks_mut(LANES).zip(padded) {
-            chunk.copy_from_slice(&lanes.0[..chunk.len()]);
+    // Every lane is written whole (the padding too: a pass that met a NaN may have left one in
+    // it), in parallel over the rows: a copy that runs every epoch of the engine's passes.
+    rows.par_chunks_exact_mut(width).zip(factors.par_chunks_exact(k)).with_min_len(256).for_each(|(padded, row)| {
+        for (lanes, chunk) in padded.iter_mut().zip(row.chunks(LANES)) {
+            match <[f32; LANES]>::try_from(chunk) {
+                Ok(full) => lanes.0 = full,
+                Err(_) => {
+                    lanes.0 = [0.0; LANES];
+                    lanes.0[..chunk.len()].copy_from_slice(chunk);
+                }
+            }
         }
+    });
+}
+
+/// Writes padded rows back into the table of rows of `k` factors they came from; returns whether
+/// every factor is finite (read on the way, where a check of its own would read them again).
+fn unpad_rows(rows: &[Lanes], factors: &mut [f32], k: usize) -> bool {
+    if k == 0 {
+        return true;
     }
+    let width = k.div_ceil(LANES);
+    // Every row is written, finite or not: no short-circuit.
+    factors
+        .par_chunks_exact_mut(k)
+        .zip(rows.par_chunks_exact(width))
+        .with_min_len(256)
+        .map(|(row, padded)| {
+            let mut finite = true;
+            for (chunk, lanes) in row.chunks_mut(LANES).zip(padded) {
+                match <&mut [f32; LANES]>::try_from(&mut *chunk) {
+                    Ok(full) => *full = lanes.0,
+                    Err(_) => chunk.copy_from_slice(&lanes.0[..chunk.len()]),
+                }
+                finite &= chunk.iter().fold(true, |all, v| all & v.is_finite());
+            }
+            finite
+        })
+        .reduce(|| true, |a, b| a & b)
 }
 
 /// A number in `0..n` (`n ≥ 1`) by multiply-shift range reduction: from one 32-bit draw while `n`
@@ -559,6 +592,23 @@ struct SgdStep {
     lr: f32,
     reg: f32,
     mu: f32,
+}
+
+/// Runs `train` on the biases of `params` (a flat buffer of `(users, items, factors)`) and on
+/// padded copies of its factor tables made in `rows` (see [`pad_rows_into`]), then writes the
+/// factors back.
+fn with_padded_tables(
+    params: &mut [f32],
+    (n_users, n_items, k): (usize, usize, usize),
+    (user_rows, item_rows): (&mut Vec<Lanes>, &mut Vec<Lanes>),
+    train: impl FnOnce(Tables<'_>),
+) {
+    let Parts { user_bias, item_bias, user_factors, item_factors } = split_mut(params, n_users, n_items, k);
+    pad_rows_into(user_factors, k, user_rows);
+    pad_rows_into(item_factors, k, item_rows);
+    train(Tables { user_bias, item_bias, user_rows, item_rows });
+    unpad_rows(user_rows, user_factors, k);
+    unpad_rows(item_rows, item_factors, k);
 }
 
 /// What a pass of per-rating SGD updates: biases and padded factor rows (see [`pad_rows`]).
@@ -929,6 +979,74 @@ fn shuffle_ratings(ratings: &mut [(u32, u32, f32)], rng: &mut MfRng) {
     }
 }
 
+/// The blocks of [`MatrixFactorization::fit_dsgd`]: the user and item ranges, and the ratings
+/// of each block with ids made local to their ranges.
+#[derive(Debug, Clone)]
+struct DsgdPlan {
+    user_bounds: [usize; STRATA + 1],
+    item_bounds: [usize; STRATA + 1],
+    /// `blocks[s * STRATA + b]` is block (b, (b + s) mod STRATA), the b-th of sub-epoch s.
+    blocks: Vec<Vec<(u32, u32, f32)>>,
+}
+
+impl DsgdPlan {
+    /// The blocks of `train`, filled in the data's order, so that they depend on nothing else.
+    fn new(n_users: usize, n_items: usize, train: &Ratings<'_>) -> Self {
+        let user_bounds = strata_bounds(n_users, train.users);
+        let item_bounds = strata_bounds(n_items, train.items);
+        let user_stratum = stratum_of(&user_bounds);
+        let item_stratum = stratum_of(&item_bounds);
+        let mut blocks: Vec<Vec<(u32, u32, f32)>> = vec![Vec::new(); STRATA * STRATA];
+        for ((&u, &i), &r) in train.users.iter().zip(train.items).zip(train.ratings) {
+            let (b, c) = (user_stratum[u as usize] as usize, item_stratum[i as usize] as usize);
+            let s = (c + STRATA - b) % STRATA;
+            blocks[s * STRATA + b].push((u - user_bounds[b] as u32, i - item_bounds[c] as u32, r));
+        }
+        Self { user_bounds, item_bounds, blocks }
+    }
+
+    /// Trains `epochs` epochs on `tables` (each block shuffled in place, epoch after epoch) and
+    /// returns the sum of the squared errors of the last one (the blocks' sums added in block
+    /// order).
+    fn run(&mut self, step: SgdStep, tables: Tables<'_>, epochs: usize, seed: u64) -> f64 {
+        let Self { user_bounds, item_bounds, blocks } = self;
+        let mut sub_epochs: [usize; STRATA] = std::array::from_fn(|s| s);
+        let mut squared = 0.0f64;
+        // Inside a scope the loop runs on one of rayon's workers, so that each sub-epoch's fork and
+        // join is a cheap one between workers rather than a sleep and wake-up of this thread.
+        rayon::scope(|_| {
+            let Tables { user_bias, item_bias, user_rows, item_rows } = tables;
+            for epoch in 0..epochs as u64 {
+                squared = 0.0;
+                let mut rng = block_rng(seed, epoch, SUB_EPOCH_ORDER);
+                for s in (1..STRATA).rev() {
+                    let j = below(s + 1, &mut rng);
+                    sub_epochs.swap(s, j);
+                }
+                for &s in &sub_epochs {
+                    let users = split_strata(user_bias, user_rows, user_bounds, step.width);
+                    let mut items = split_strata(item_bias, item_rows, item_bounds, step.width);
+                    items.rotate_left(s);
+                    let sub_epoch = &mut blocks[s * STRATA..(s + 1) * STRATA];
+                    let sums: Vec<f64> = users
+                        .into_par_iter()
+                        .zip(items)
+                        .zip(sub_epoch.par_iter_mut())
+                        .enumerate()
+                        .map(|(b, (((user_bias, user_rows), (item_bias, item_rows)), block))| {
+                            let id = (s * STRATA + b) as u64;
+                            shuffle_ratings(block, &mut block_rng(seed, epoch, id));
+                            run_sgd_pass(step, Tables { user_bias, item_bias, user_rows, item_rows }, block)
+                        })
+                        .collect();
+                    squared += sums.iter().sum::<f64>();
+                }
+            }
+        });
+        squared
+    }
+}
+
 /// Bounds of [`STRATA`] ranges of consecutive ids in `0..n` that hold about equal numbers of the
 /// `ids` (ratings): range b is `bounds[b]..bounds[b + 1]`. Ranges may be empty.
 fn strata_bounds(n: usize, ids: &[u32]) -> [usize; STRATA + 1] {
@@ -1162,73 +1280,29 @@ impl MatrixFactorization {
     /// epoch (the blocks' sums added in block order).
     fn dsgd(&mut self, train: &Ratings<'_>, epochs: usize, seed: u64) -> Result<f64, MfError> {
         self.check_shape(train)?;
-        let user_bounds = strata_bounds(self.n_users, train.users);
-        let item_bounds = strata_bounds(self.n_items, train.items);
-        let user_stratum = stratum_of(&user_bounds);
-        let item_stratum = stratum_of(&item_bounds);
-        // blocks[s * STRATA + b] is block (b, (b + s) mod STRATA), the b-th of sub-epoch s, with
-        // ids made local to their ranges. Filled in the data's order, so it depends on nothing else.
-        let mut blocks: Vec<Vec<(u32, u32, f32)>> = vec![Vec::new(); STRATA * STRATA];
-        for ((&u, &i), &r) in train.users.iter().zip(train.items).zip(train.ratings) {
-            let (b, c) = (user_stratum[u as usize] as usize, item_stratum[i as usize] as usize);
-            let s = (c + STRATA - b) % STRATA;
-            blocks[s * STRATA + b].push((u - user_bounds[b] as u32, i - item_bounds[c] as u32, r));
-        }
-        let mut sub_epochs: [usize; STRATA] = std::array::from_fn(|s| s);
-        let mut squared = 0.0f64;
-        // Inside a scope the loop runs on one of rayon's workers, so that each sub-epoch's fork and
-        // join is a cheap one between workers rather than a sleep and wake-up of this thread.
-        self.with_tables(|step, tables| {
-            rayon::scope(|_| {
-                let Tables { user_bias, item_bias, user_rows, item_rows } = tables;
-                for epoch in 0..epochs as u64 {
-                    squared = 0.0;
-                    let mut rng = block_rng(seed, epoch, SUB_EPOCH_ORDER);
-                    for s in (1..STRATA).rev() {
-                        let j = below(s + 1, &mut rng);
-                        sub_epochs.swap(s, j);
-                    }
-                    for &s in &sub_epochs {
-                        let users = split_strata(user_bias, user_rows, &user_bounds, step.width);
-                        let mut items = split_strata(item_bias, item_rows, &item_bounds, step.width);
-                        items.rotate_left(s);
-                        let sub_epoch = &mut blocks[s * STRATA..(s + 1) * STRATA];
-                        let sums: Vec<f64> = users
-                            .into_par_iter()
-                            .zip(items)
-                            .zip(sub_epoch.par_iter_mut())
-                            .enumerate()
-                            .map(|(b, (((user_bias, user_rows), (item_bias, item_rows)), block))| {
-                                let id = (s * STRATA + b) as u64;
-                                shuffle_ratings(block, &mut block_rng(seed, epoch, id));
-                                run_sgd_pass(step, Tables { user_bias, item_bias, user_rows, item_rows }, block)
-                            })
-                            .collect();
-                        squared += sums.iter().sum::<f64>();
-                    }
-                }
-            })
-        });
+        let mut plan = DsgdPlan::new(self.n_users, self.n_items, train);
+        let mut squared = 0.0;
+        self.with_tables(|step, tables| squared = plan.run(step, tables, epochs, seed));
         Ok(squared)
     }
 
     /// Runs `train` on the biases and on padded copies of the factor tables (see [`pad_rows`]),
     /// then writes the factors back.
     fn with_tables(&mut self, train: impl FnOnce(SgdStep, Tables<'_>)) {
-        let k = self.config.n_factors;
-        let step = SgdStep {
-            width: k.div_ceil(LANES),
+        let step = self.sgd_step();
+        let (mut user_rows, mut item_rows) = (Vec::new(), Vec::new());
+        let shape = (self.n_users, self.n_items, self.config.n_factors);
+        with_padded_tables(&mut self.params, shape, (&mut user_rows, &mut item_rows), |tables| train(step, tables));
+    }
+
+    /// The constants of the per-rating update.
+    fn sgd_step(&self) -> SgdStep {
+        SgdStep {
+            width: self.config.n_factors.div_ceil(LANES),
             lr: self.config.lr_all as f32,
             reg: self.config.reg_all as f32,
             mu: self.global_mean,
-        };
-        let Parts { user_bias, item_bias, user_factors, item_factors } =
-            split_mut(&mut self.params, self.n_users, self.n_items, k);
-        let mut user_rows = pad_rows(user_factors, k);
-        let mut item_rows = pad_rows(item_factors, k);
-        train(step, Tables { user_bias, item_bias, user_rows: &mut user_rows, item_rows: &mut item_rows });
-        unpad_rows(&user_rows, user_factors, k);
-        unpad_rows(&item_rows, item_factors, k);
+        }
     }
 
     /// Trains with `optimizer` on mini-batches of `batch_size` ratings for `epochs` epochs and
@@ -1623,17 +1697,92 @@ pub enum MfPass {
 /// rows. The L2 penalty shapes the gradient but is left out of the figure, so that training and
 /// validation losses compare (and a pass need not compute the rows' norms).
 pub struct MfModel {
-    mf: std::sync::Mutex<MatrixFactorization>,
     template: MatrixFactorization,
     layout: ParamLayout,
     pass: MfPass,
+    /// What the per-rating passes keep from one epoch to the next.
+    cache: std::sync::Mutex<PassCache>,
+}
+
+/// A rating as the per-rating passes read it: (user, item, rating).
+type Triple = (u32, u32, f32);
+
+/// What [`MfModel`]'s per-rating passes keep between epochs, so that an epoch through the engine
+/// costs what an epoch of [`MatrixFactorization::fit_sgd`] does: the training triples in the
+/// data's order (checked against the rows at each epoch), the next epoch's order (shuffled on
+/// another thread during this epoch's pass), the stratified blocks, and the padded tables.
+#[derive(Default)]
+struct PassCache {
+    /// The training rows' (user, item, rating), in their order; empty until the first pass.
+    triples: Vec<Triple>,
+    /// The order of the epoch shuffled from the seed it holds, prepared ahead.
+    next: Option<(u64, Vec<Triple>)>,
+    /// A buffer for the order of the epoch after the one running.
+    spare: Vec<Triple>,
+    /// The stratified blocks in the data's order, and a copy that each epoch shuffles.
+    blocks: Option<(DsgdPlan, DsgdPlan)>,
+    /// The padded factor tables, and the address of the parameters whose factors they held when
+    /// written back last (a pass that continues on them need not copy them again).
+    user_rows: Vec<Lanes>,
+    item_rows: Vec<Lanes>,
+    tables_of: Option<usize>,
+}
+
+impl PassCache {
+    /// Whether the cache holds `data`'s triples, compared value by value, so that other rows at
+    /// the same address are never mistaken for them.
+    fn holds(triples: &[(u32, u32, f32)], data: crate::model::Rows<'_>) -> bool {
+        let ids = data.ids.expect("matrix factorization reads rows of (user, item) ids");
+        triples.len() == data.rows
+            && triples
+                .par_iter()
+                .enumerate()
+                .with_min_len(4096)
+                .all(|(r, &(u, i, v))| ids.row(r) == [u, i] && v.to_bits() == data.y[r].to_bits())
+    }
+
+    /// Makes the cache hold `data`'s triples, dropping everything derived from other ones.
+    fn rebuild(&mut self, data: crate::model::Rows<'_>, n_users: usize, n_items: usize) {
+        let ids = data.ids.expect("matrix factorization reads rows of (user, item) ids");
+        // The engine checked the rows against the model: two ids each, within the tables.
+        self.triples = (0..data.rows)
+            .map(|r| match ids.row(r) {
+                &[u, i] if (u as usize) < n_users && (i as usize) < n_items => (u, i, data.y[r]),
+                other => panic!("row {r} holds ids {other:?}, not a known (user, item) pair"),
+            })
+            .collect();
+        self.next = None;
+        self.blocks = None;
+        self.tables_of = None;
+    }
+
+    /// The stratified blocks of the held triples, made once.
+    fn blocks(&mut self, n_users: usize, n_items: usize) -> &mut (DsgdPlan, DsgdPlan) {
+        let triples = &self.triples;
+        self.blocks.get_or_insert_with(|| {
+            let users: Vec<u32> = triples.iter().map(|t| t.0).collect();
+            let items: Vec<u32> = triples.iter().map(|t| t.1).collect();
+            let ratings: Vec<f32> = triples.iter().map(|t| t.2).collect();
+            let train = Ratings { users: &users, items: &items, ratings: &ratings, n_users, n_items };
+            let plan = DsgdPlan::new(n_users, n_items, &train);
+            (plan.clone(), plan)
+        })
+    }
+
+    /// `triples` shuffled from `seed`, as [`MatrixFactorization::fit_sgd`] orders its first epoch,
+    /// into `order`.
+    fn shuffled_into(triples: &[(u32, u32, f32)], seed: u64, order: &mut Vec<(u32, u32, f32)>) {
+        order.clear();
+        order.extend_from_slice(triples);
+        shuffle_ratings(order, &mut shuffle_rng(seed));
+    }
 }
 
 impl MfModel {
     /// The model `mf` (its shape, fallbacks and initial parameters), trained by `pass`.
     pub fn new(mf: MatrixFactorization, pass: MfPass) -> Self {
         let layout = mf.layout();
-        Self { mf: std::sync::Mutex::new(mf.clone()), template: mf, layout, pass }
+        Self { template: mf, layout, pass, cache: std::sync::Mutex::new(PassCache::default()) }
     }
 
     /// The matrix factorization with `params` as its parameters.
@@ -1734,29 +1883,102 @@ impl crate::model::Model for MfModel {
         sums.iter().sum::<f64>() / data.rows.max(1) as f64
     }
 
-    fn epoch_pass(
-        &self,
-        params: &mut [f32],
-        data: crate::model::Rows<'_>,
-        seed: u64,
-        epoch: usize,
-    ) -> Option<crate::train::Metrics> {
+    fn epoch_pass(&self, pass: crate::model::EpochPass<'_>) -> Option<crate::train::Metrics> {
         if self.pass == MfPass::Engine {
             return None;
         }
-        let ids = data.ids.expect("matrix factorization reads rows of (user, item) ids");
-        let (users, items): (Vec<u32>, Vec<u32>) = (0..data.rows).map(|r| (ids.row(r)[0], ids.row(r)[1])).unzip();
-        let mut mf = self.mf.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ratings = Ratings::new(mf.n_users, mf.n_items, &users, &items, data.y).expect("rows checked by the engine");
-        mf.params.copy_from_slice(params);
+        let crate::model::EpochPass { params, before, data, seed, epoch, continues } = pass;
+        let mf = &self.template;
+        let (n_users, n_items, k) = (mf.n_users, mf.n_items, mf.config.n_factors);
+        let biases = n_users + n_items;
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Each epoch shuffles from the run's seed plus its number, as the command line always has.
         let epoch_seed = seed.wrapping_add(epoch as u64);
-        let loss = match self.pass {
-            MfPass::Stratified => mf.dsgd_epoch(&ratings, epoch_seed),
-            _ => mf.sgd_epoch(&ratings, epoch_seed),
+        let step = mf.sgd_step();
+        let address = params.as_ptr() as usize;
+        // The rollback point: the biases now (the pass updates them in place), the factors while
+        // the pass trains their padded copies.
+        before[..biases].copy_from_slice(&params[..biases]);
+        let Parts { user_bias, item_bias, user_factors, item_factors } = split_mut(params, n_users, n_items, k);
+        let mut squared = 0.0;
+        // Rows that continue the previous pass's are the triples held (the engine's promise).
+        let mut checked = continues && cache.tables_of == Some(address);
+        if !checked
+            && (cache.triples.len() != data.rows
+                || (self.pass == MfPass::Stratified && !PassCache::holds(&cache.triples, data)))
+        {
+            cache.rebuild(data, n_users, n_items);
+            checked = true;
         }
-        .expect("the model's own shape");
-        params.copy_from_slice(&mf.params);
+        loop {
+            let padded = continues && cache.tables_of == Some(address);
+            cache.tables_of = None;
+            if !padded {
+                pad_rows_into(user_factors, k, &mut cache.user_rows);
+                pad_rows_into(item_factors, k, &mut cache.item_rows);
+            }
+            let factors_before = &mut before[biases..];
+            if self.pass == MfPass::Stratified {
+                factors_before[..user_factors.len()].copy_from_slice(user_factors);
+                factors_before[user_factors.len()..].copy_from_slice(item_factors);
+                let (mut user_rows, mut item_rows) =
+                    (std::mem::take(&mut cache.user_rows), std::mem::take(&mut cache.item_rows));
+                let (base, plan) = cache.blocks(n_users, n_items);
+                plan.blocks.iter_mut().zip(&base.blocks).for_each(|(block, original)| block.clone_from(original));
+                let tables = Tables { user_bias, item_bias, user_rows: &mut user_rows, item_rows: &mut item_rows };
+                squared = plan.run(step, tables, 1, epoch_seed);
+                (cache.user_rows, cache.item_rows) = (user_rows, item_rows);
+                break;
+            }
+            // Sequential: the triples held are checked against the rows on another thread while
+            // the pass trains, and the next epoch's order is shuffled there; should the triples
+            // differ, the pass is undone (its padded factors dropped, the biases restored) and
+            // run again on the rows' own.
+            let PassCache { triples, next, spare, user_rows, item_rows, .. } = &mut *cache;
+            let mut order = match next.take() {
+                Some((prepared, order)) if prepared == epoch_seed => order,
+                other => {
+                    let mut order = other.map(|(_, order)| order).unwrap_or_default();
+                    PassCache::shuffled_into(triples, epoch_seed, &mut order);
+                    order
+                }
+            };
+            let following = epoch_seed.wrapping_add(1);
+            let mut held = true;
+            let (users_now, items_now) = (&*user_factors, &*item_factors);
+            rayon::join(
+                || {
+                    let tables =
+                        Tables { user_bias: &mut *user_bias, item_bias: &mut *item_bias, user_rows, item_rows };
+                    squared = run_sgd_pass(step, tables, &order);
+                },
+                || {
+                    held = checked || PassCache::holds(triples, data);
+                    if held {
+                        factors_before[..users_now.len()].copy_from_slice(users_now);
+                        factors_before[users_now.len()..].copy_from_slice(items_now);
+                        PassCache::shuffled_into(triples, following, spare);
+                    }
+                },
+            );
+            if held {
+                // The prepared order is the next epoch's; this epoch's buffer the next spare.
+                std::mem::swap(spare, &mut order);
+                *next = Some((following, order));
+                break;
+            }
+            user_bias.copy_from_slice(&before[..n_users]);
+            item_bias.copy_from_slice(&before[n_users..biases]);
+            cache.rebuild(data, n_users, n_items);
+            checked = true;
+        }
+        let finite = unpad_rows(&cache.user_rows, user_factors, k)
+            & unpad_rows(&cache.item_rows, item_factors, k)
+            & user_bias.iter().chain(item_bias.iter()).all(|b| b.is_finite());
+        cache.tables_of = Some(address);
+        // A parameter that is not finite makes the loss not finite, as the engine expects.
+        let squared = if finite { squared } else { f64::NAN };
+        let loss = 0.5 * squared / data.rows.max(1) as f64;
         // The loss is half the mean squared error: its RMSE comes with it.
         Some(crate::train::Metrics::from([("loss".to_string(), loss), ("rmse".to_string(), (2.0 * loss).sqrt())]))
     }

@@ -105,6 +105,26 @@ impl<'a> RowIds<'a> {
     }
 }
 
+/// What [`Model::epoch_pass`] is given, and what it owes the engine besides its metrics.
+#[derive(Debug)]
+pub struct EpochPass<'a> {
+    /// The parameters to train.
+    pub params: &'a mut [f32],
+    /// Where the pass leaves the parameters as they were before it (the engine's rollback point
+    /// should the epoch diverge): the pass may fill it while it trains.
+    pub before: &'a mut [f32],
+    /// The training rows.
+    pub data: Rows<'a>,
+    /// The run's seed.
+    pub seed: u64,
+    /// The epoch's number, from 1.
+    pub epoch: usize,
+    /// True when this pass continues the model's previous one in the same run: `params` are
+    /// exactly as that pass left them and `data` are the same rows, so that what the model
+    /// derived from them then still holds.
+    pub continues: bool,
+}
+
 /// A borrowed view of rows: features `x` (`rows × cols`, row-major) and one target per row (a
 /// value for regression or ratings, 0/1 for binary, a class index for multiclass), and for models
 /// that read indices, each row's indices ([`RowIds`]; `cols` is then 0 and `x` empty).
@@ -331,12 +351,15 @@ pub trait Model: Send + Sync {
     }
 
     /// An epoch the model trains by a pass of its own instead of the engine's loop of updates
-    /// (matrix factorization's per-rating SGD), when it has one: updates `params` over the rows
-    /// of `data` in an order drawn from `seed` and `epoch` and returns the epoch's training
-    /// metrics, `loss` among them, each row measured before its update. `None` (the default):
-    /// the engine runs its loop.
-    fn epoch_pass(&self, params: &mut [f32], data: Rows<'_>, seed: u64, epoch: usize) -> Option<Metrics> {
-        let _ = (params, data, seed, epoch);
+    /// (matrix factorization's per-rating SGD), when it has one: updates `pass.params` over the
+    /// rows of `pass.data` in an order drawn from `pass.seed` and `pass.epoch` and returns the
+    /// epoch's training metrics, `loss` among them, each row measured before its update (see
+    /// [`EpochPass`] for what else a pass owes the engine); that `loss` is not finite when any
+    /// parameter is not (the engine trusts it rather than reading every parameter again).
+    /// `None` (the default): the model has
+    /// no pass of its own, `params` are untouched, and the engine runs its loop.
+    fn epoch_pass(&self, pass: EpochPass<'_>) -> Option<Metrics> {
+        let _ = pass;
         None
     }
 

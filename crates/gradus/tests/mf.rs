@@ -380,3 +380,104 @@ fn evaluate_matches_the_loss_and_the_predictions() {
     let empty = model.evaluate(&[]);
     assert!(empty.loss.is_nan() && empty.rmse.is_nan() && empty.mae.is_nan());
 }
+
+/// Matrix factorization through the training engine: each per-rating epoch is exactly
+/// `fit_sgd` (or `fit_dsgd`) for one epoch shuffled from the seed plus the epoch's number, the
+/// reported loss is that pass's half mean squared error, and a second run on other ratings of the
+/// same shape (the model's cache of the first run's ratings must not be reused) is as a fresh one.
+#[test]
+fn engine_epochs_are_the_library_passes() {
+    use gradus::mf::{MfModel, MfPass};
+    use gradus::model::{Model, Rows};
+    use gradus::train::{BatchMode, TrainConfig, Trainer};
+
+    let data = low_rank(11);
+    let train = data.train();
+    let config = MfConfig { n_factors: 20, n_epochs: 4, ..small_config() };
+    let pairs = |users: &[u32], items: &[u32]| -> (Vec<u32>, Vec<usize>) {
+        (users.iter().zip(items).flat_map(|(&u, &i)| [u, i]).collect(), (0..=users.len()).map(|k| 2 * k).collect())
+    };
+    let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    for (pass, parallel) in [(MfPass::Sequential, false), (MfPass::Stratified, true)] {
+        let config = MfConfig { parallel, ..config.clone() };
+        let template = MatrixFactorization::new(&config, &train).unwrap();
+        let model = MfModel::new(template.clone(), pass);
+        let run = |model: &MfModel, ratings: &(Vec<u32>, Vec<u32>, Vec<f32>)| {
+            let (ids, offsets) = pairs(&ratings.0, &ratings.1);
+            let rows = Rows::with_ids(&ids, &offsets, &ratings.2);
+            let mut params = model.init_params(config.seed);
+            let sgd = Box::new(Sgd::new(SgdConfig { lr: config.lr_all, ..SgdConfig::default() }).unwrap());
+            let train_config = TrainConfig {
+                epochs: config.n_epochs,
+                batch: BatchMode::Stochastic,
+                seed: config.seed,
+                evaluate_train: false,
+                ..TrainConfig::default()
+            };
+            let report = Trainer::new(train_config, sgd).unwrap().fit(model, &mut params, rows, None, &mut []).unwrap();
+            (params, report.history.iter().map(|r| r.train["loss"]).collect::<Vec<f64>>())
+        };
+        let (params, losses) = run(&model, &data.train);
+
+        let mut direct = template.clone();
+        assert_eq!(bits(direct.params()), bits(&model.init_params(config.seed)), "{pass:?}: initial factors");
+        let mut expected = Vec::new();
+        for epoch in 1..=config.n_epochs {
+            let seed = config.seed.wrapping_add(epoch as u64);
+            let loss = if parallel { direct.dsgd_epoch(&train, seed) } else { direct.sgd_epoch(&train, seed) };
+            expected.push(loss.unwrap());
+        }
+        assert_eq!(bits(&params), bits(direct.params()), "{pass:?}: parameters");
+        assert_eq!(losses, expected, "{pass:?}: losses");
+        assert!(losses[3] < losses[0], "{pass:?}: {losses:?}");
+
+        // Other ratings of the same shape through the same model: trained from scratch.
+        let (u, i, r) = &data.train;
+        let shifted = (u.clone(), i.clone(), r.iter().map(|v| v + 0.5).collect::<Vec<f32>>());
+        let (again, _) = run(&model, &shifted);
+        let fresh = MfModel::new(template.clone(), pass);
+        assert_eq!(bits(&again), bits(&run(&fresh, &shifted).0), "{pass:?}: a second run");
+        assert_ne!(bits(&again), bits(&params));
+        assert_eq!(bits(&run(&model, &data.train).0), bits(&params), "{pass:?}: the first data again");
+    }
+}
+
+/// A per-rating pass that diverges through the engine stops with the parameters of the last good
+/// epoch, bit for bit, and every one of them finite.
+#[test]
+fn a_diverging_engine_pass_keeps_the_last_good_epoch() {
+    use gradus::mf::{MfModel, MfPass};
+    use gradus::model::{Model, Rows};
+    use gradus::train::{BatchMode, TrainConfig, TrainError, Trainer};
+
+    let data = low_rank(12);
+    let train = data.train();
+    let (users, items, ratings) = &data.train;
+    let ids: Vec<u32> = users.iter().zip(items).flat_map(|(&u, &i)| [u, i]).collect();
+    let offsets: Vec<usize> = (0..=users.len()).map(|k| 2 * k).collect();
+    for (pass, parallel) in [(MfPass::Sequential, false), (MfPass::Stratified, true)] {
+        // A rate just past the stable ones: the first epochs train, a later one blows up.
+        let config = MfConfig { n_factors: 20, lr_all: 0.28, parallel, ..small_config() };
+        let model = MfModel::new(MatrixFactorization::new(&config, &train).unwrap(), pass);
+        let run = |epochs: usize| {
+            let mut params = model.init_params(config.seed);
+            let sgd = Box::new(Sgd::new(SgdConfig { lr: config.lr_all, ..SgdConfig::default() }).unwrap());
+            let train_config =
+                TrainConfig { epochs, batch: BatchMode::Stochastic, seed: config.seed, ..TrainConfig::default() };
+            let rows = Rows::with_ids(&ids, &offsets, ratings);
+            let result = Trainer::new(train_config, sgd).unwrap().fit(&model, &mut params, rows, None, &mut []);
+            (params, result)
+        };
+        let (params, result) = run(50);
+        let diverged_at = match result {
+            Err(TrainError::Diverged { epoch, .. }) => epoch,
+            other => panic!("{pass:?}: expected divergence, got {:?}", other.map(|r| r.termination)),
+        };
+        assert!(diverged_at > 1, "{pass:?}: diverged at once");
+        assert!(params.iter().all(|p| p.is_finite()), "{pass:?}");
+        let (good, result) = run(diverged_at - 1);
+        assert!(result.is_ok(), "{pass:?}");
+        let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(bits(&params), bits(&good), "{pass:?}: diverged at epoch {diverged_at}");
+    }
+}

@@ -32,7 +32,7 @@ use thiserror::Error;
 
 use crate::error::ConfigError;
 use crate::memory::{self, MemoryError};
-use crate::model::{check_rows, evaluate_checked, Model, Rows, RowsError};
+use crate::model::{check_rows, evaluate_checked, EpochPass, Model, Rows, RowsError};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::parallel::{CHUNK, PARALLEL_THRESHOLD};
 use crate::schedule::{LrSchedule, PlateauState};
@@ -642,7 +642,10 @@ impl Trainer {
         let mut skipped = 0u64;
         let mut step: u64 = 0;
         let mut first_epoch = 1;
-        let initial_loss;
+        // The loss before training, the scale of divergence: from the checkpoint, or measured at
+        // the first epoch (see there).
+        let mut initial_loss = f64::NAN;
+        let mut initial_measured = false;
         if let Some(cp) = resume {
             let source = cp.source.as_ref().map_or("(resume)".to_string(), |p| p.display().to_string());
             let err = |message: String| TrainError::Checkpoint { path: source.clone(), message };
@@ -674,24 +677,15 @@ impl Trainer {
             // `validate` bounds the epoch, so that this cannot overflow.
             first_epoch = cp.epoch + 1;
             initial_loss = cp.initial_loss;
-        } else {
-            initial_loss = evaluate_checked(model, params, train)?.get("loss").copied().unwrap_or(f64::NAN);
-            if !initial_loss.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch: 0,
-                    step: 0,
-                    loss_before: initial_loss,
-                    loss_after: initial_loss,
-                    hint: "The starting parameters already give a non-finite loss; check the data for extreme \
-                           values and standardize the features."
-                        .into(),
-                });
-            }
+            initial_measured = true;
         }
 
         let mut grad = vec![0.0f32; params.len()];
         let mut accumulated = vec![0.0f32; if config.accumulate > 1 { params.len() } else { 0 }];
-        let mut last_good = params.to_vec();
+        // Filled before the first update (lazily zeroed: no pages touched until then).
+        let mut last_good = vec![0.0f32; params.len()];
+        // Whether the model trains by a pass of its own: known after the first epoch.
+        let mut own_passes: Option<bool> = None;
         let mut last_good_loss = initial_loss;
         // The running statistics before the current step, restored with `last_good` on divergence.
         let has_buffers = !model.buffers().is_empty();
@@ -717,13 +711,48 @@ impl Trainer {
             let mut micro = 0usize;
             let (mut batch_loss_sum, mut batch_rows) = (0.0f64, 0usize);
             // A model with a pass of its own (matrix factorization's per-rating SGD) trains the
-            // whole epoch itself: one update per row, the loss measured before each.
-            copy_parallel(params, &mut last_good);
-            let own_pass = model.epoch_pass(params, train, config.seed, epoch);
+            // whole epoch itself: one update per row, the loss measured before each. It keeps the
+            // rollback point itself; before the first epoch tells whether it has a pass, the
+            // engine keeps it.
+            if own_passes.is_none() {
+                copy_parallel(params, &mut last_good);
+            }
+            let own_pass = model.epoch_pass(EpochPass {
+                params,
+                before: &mut last_good,
+                data: train,
+                seed: config.seed,
+                epoch,
+                continues: own_passes == Some(true),
+            });
+            own_passes = Some(own_pass.is_some());
+            if !initial_measured {
+                // Measured over the training rows before any update; for a model that trains by a
+                // pass of its own, taken from its first pass, which measures every row before
+                // updating it (a pass of evaluation would cost as much as an epoch).
+                initial_measured = true;
+                initial_loss = match &own_pass {
+                    Some(metrics) => metrics.get("loss").copied().unwrap_or(f64::NAN),
+                    None => evaluate_checked(model, params, train)?.get("loss").copied().unwrap_or(f64::NAN),
+                };
+                if own_pass.is_none() && !initial_loss.is_finite() {
+                    return Err(TrainError::Diverged {
+                        epoch: 0,
+                        step: 0,
+                        loss_before: initial_loss,
+                        loss_after: initial_loss,
+                        hint: "The starting parameters already give a non-finite loss; check the data for extreme \
+                               values and standardize the features."
+                            .into(),
+                    });
+                }
+                last_good_loss = initial_loss;
+            }
             if let Some(metrics) = &own_pass {
                 let loss = metrics.get("loss").copied().unwrap_or(f64::NAN);
                 let exploded = loss > config.divergence_factor * initial_loss.abs().max(1e-12);
-                if !loss.is_finite() || exploded || !all_finite(params) {
+                // A pass's loss is not finite when a parameter is not (`Model::epoch_pass`).
+                if !loss.is_finite() || exploded {
                     restore(params, &last_good, &good_buffers);
                     return Err(self.diverged(epoch, step + train.rows as u64, last_good_loss, loss));
                 }
@@ -802,7 +831,7 @@ impl Trainer {
                     break 'epochs;
                 }
             }
-            if !all_finite(params) {
+            if own_pass.is_none() && !all_finite(params) {
                 restore(params, &last_good, &good_buffers);
                 return Err(self.diverged(epoch, step, last_good_loss, f64::NAN));
             }
