@@ -217,3 +217,24 @@ fn errors_name_the_option_and_the_layers() {
     usage_error(d, &["train", "--dataset", "digits", "--model", "cnn", "--input-shape", "0,8"], "input-shape");
     usage_error(d, &["train", "--dataset", "movielens_small", "--model", "cnn"], "cnn");
 }
+
+/// `compare` trains the same network with each optimizer, and `lr-find` sweeps the learning rate
+/// of a network: both through the one engine.
+#[test]
+fn compare_and_lr_find_take_networks() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = ["--dataset", "digits", "--model", "cnn", "--layers", SMALL];
+    let mut compare = vec!["compare", "--optimizers", "sgd,adam", "--epochs", "2", "--metrics-json", "c.json"];
+    compare.extend(common);
+    let out = ok(dir.path(), &compare);
+    assert!(out.lines().any(|l| l.starts_with("sgd")) && out.lines().any(|l| l.starts_with("adam")), "{out}");
+    let runs: Value = serde_json::from_str(&fs::read_to_string(dir.path().join("c.json")).unwrap()).unwrap();
+    let text = runs.to_string();
+    assert!(text.contains("\"sgd\"") && text.contains("\"adam\""), "{text}");
+
+    let mut lr_find = vec!["lr-find", "--num-steps", "30"];
+    lr_find.extend(common);
+    let out = ok(dir.path(), &lr_find);
+    assert!(out.contains("network conv2d(4,3,padding=1)"), "{out}");
+    assert!(out.contains("suggested learning rate"), "{out}");
+}
