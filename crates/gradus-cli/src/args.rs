@@ -144,7 +144,7 @@ pub struct TrainOptions {
     /// (mf with plain sgd: one rating at a time).
     #[arg(long, value_name = "N|full|1", allow_negative_numbers = true)]
     pub batch_size: Option<String>,
-    /// Epochs [default: 20].
+    /// Epochs [default: 20; 10 for --model cnn].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub epochs: Option<usize>,
     /// Learning-rate schedule, stepped per epoch (per update for one_cycle, cyclic and with --warmup)

@@ -19,6 +19,9 @@ use crate::prepare::ratings_not_available;
 
 /// Default epochs.
 pub const DEFAULT_EPOCHS: usize = 20;
+/// Default epochs of `--model cnn`: a convolutional epoch costs a hundred of an MLP's, and the
+/// default network has reached its accuracy by then.
+pub const DEFAULT_CNN_EPOCHS: usize = 10;
 /// Default hidden layer sizes of an MLP.
 pub const DEFAULT_HIDDEN: usize = 128;
 /// Default validation fraction.
@@ -347,7 +350,7 @@ pub fn resolve(opts: &TrainOptions, task: Task) -> Result<Settings, CliError> {
         Some(text) => parse_batch(text)?,
         None => BatchMode::MiniBatch(32),
     };
-    let epochs = opts.epochs.unwrap_or(DEFAULT_EPOCHS);
+    let epochs = opts.epochs.unwrap_or(if is_network { DEFAULT_CNN_EPOCHS } else { DEFAULT_EPOCHS });
     if epochs == 0 {
         return Err(CliError::flag("--epochs", 0, "at least 1"));
     }
