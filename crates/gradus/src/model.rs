@@ -357,7 +357,7 @@ pub trait Model: Send + Sync {
     /// [`EpochPass`] for what else a pass owes the engine); that `loss` is not finite when any
     /// parameter is not (the engine trusts it rather than reading every parameter again).
     /// `None` (the default): the model has
-    /// no pass of its own, `params` are untouched, and the engine runs its loop.
+    /// no pass of its own, `params` and `before` are untouched, and the engine runs its loop.
     fn epoch_pass(&self, pass: EpochPass<'_>) -> Option<Metrics> {
         let _ = pass;
         None
