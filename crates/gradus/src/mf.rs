@@ -1846,7 +1846,7 @@ impl crate::model::Model for MfModel {
     }
 
     /// # Panics
-    /// Always, as [`MfModel::loss_and_gradient`].
+    /// Always, as its `loss_and_gradient`.
     fn forward(&self, _: &[f32], _: &[f32], _: usize, _: &mut [f32]) {
         panic!("matrix factorization reads rows of (user, item) ids, not a feature matrix");
     }
