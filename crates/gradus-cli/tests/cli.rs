@@ -400,9 +400,15 @@ fn help_describes_flags_with_defaults() {
         assert!(top.contains(cmd), "{top}");
     }
     let train = ok(dir.path(), &["train", "--help"]);
-    for expected in
-        ["--epochs", "[default: 20]", "--batch-size", "[default: 32]", "--optimizer", "[default: adam]", "--config"]
-    {
+    for expected in [
+        "--epochs",
+        "[default: 20; 10 for --model cnn]",
+        "--batch-size",
+        "[default: 32]",
+        "--optimizer",
+        "[default: adam]",
+        "--config",
+    ] {
         assert!(train.contains(expected), "missing {expected}");
     }
     let compare = ok(dir.path(), &["compare", "--help"]);
