@@ -433,15 +433,16 @@ pub trait Model: Send + Sync {
 }
 
 /// Checks that `params` and `data` fit `model` before anything runs on them: the parameter
-/// count, the shape of the rows (see [`Rows::check`]), their width against the model's inputs,
-/// and the targets ([`Model::check_targets`]). An error names `what` (`the training rows`, ...).
+/// count, the shape of the rows (see [`Rows::check`]), their width against the model's inputs
+/// (rows of indices have none), and the targets ([`Model::check_targets`]). An error names `what` (`the training rows`, ...).
 pub fn check_rows(model: &dyn Model, params: &[f32], data: Rows<'_>, what: &str) -> Result<(), RowsError> {
     let expected = model.layout().len();
     if params.len() != expected {
         return Err(RowsError::Params { found: params.len(), expected });
     }
     data.check(what)?;
-    if data.cols != model.inputs() {
+    // Rows of indices have no feature columns: the model reads their indices.
+    if data.ids.is_none() && data.cols != model.inputs() {
         return Err(RowsError::Width { what: what.to_string(), found: data.cols, expected: model.inputs() });
     }
     model.check_targets(data.y, data.rows).map_err(|source| RowsError::Targets { what: what.to_string(), source })
