@@ -3,9 +3,10 @@
 //! formula, and checkpoints resume it exactly.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gradus::loss::Loss;
-use gradus::model::{Model, Rows};
+use gradus::model::{Model, Rows, SparseSegment};
 use gradus::nn::{BagMode, LayerSpec, Network, NetworkSpec, Shape};
 use gradus::optim::{from_options, Adam, AdamConfig, Optimizer, SparseAdam, SparseAdamConfig, SparseGrad, SparseRows};
 use gradus::params::ParamLayout;
@@ -44,30 +45,65 @@ fn bags(rows: usize, seed: u64) -> (Vec<u32>, Vec<usize>, Vec<f32>) {
     (ids, offsets, targets)
 }
 
-/// The model with its row-sparse segments hidden: the engine takes its dense path.
-struct Dense<'a>(&'a dyn Model);
+/// The model with its row-sparse segments hidden (the engine takes its dense path), or shown, with
+/// the sparse passes counted.
+struct Wrapped<'a> {
+    model: &'a dyn Model,
+    sparse: bool,
+    sparse_passes: AtomicUsize,
+}
 
-impl Model for Dense<'_> {
+#[allow(non_snake_case)]
+fn Dense(model: &dyn Model) -> Wrapped<'_> {
+    Wrapped { model, sparse: false, sparse_passes: AtomicUsize::new(0) }
+}
+
+#[allow(non_snake_case)]
+fn Counted(model: &dyn Model) -> Wrapped<'_> {
+    Wrapped { model, sparse: true, sparse_passes: AtomicUsize::new(0) }
+}
+
+impl Model for Wrapped<'_> {
+    fn sparse_segments(&self) -> Vec<SparseSegment> {
+        if self.sparse {
+            self.model.sparse_segments()
+        } else {
+            Vec::new()
+        }
+    }
+    fn train_step_sparse(
+        &self,
+        params: &[f32],
+        data: Rows<'_>,
+        indices: Option<&[usize]>,
+        seed: u64,
+        step: u64,
+        grad: &mut [f32],
+        touched: &mut [Vec<u32>],
+    ) -> f64 {
+        self.sparse_passes.fetch_add(1, Ordering::Relaxed);
+        self.model.train_step_sparse(params, data, indices, seed, step, grad, touched)
+    }
     fn task(&self) -> Task {
-        self.0.task()
+        self.model.task()
     }
     fn layout(&self) -> &ParamLayout {
-        self.0.layout()
+        self.model.layout()
     }
     fn inputs(&self) -> usize {
-        self.0.inputs()
+        self.model.inputs()
     }
     fn outputs(&self) -> usize {
-        self.0.outputs()
+        self.model.outputs()
     }
     fn init_params(&self, seed: u64) -> Vec<f32> {
-        self.0.init_params(seed)
+        self.model.init_params(seed)
     }
     fn check_targets(&self, targets: &[f32], rows: usize) -> Result<(), gradus::loss::TargetError> {
-        self.0.check_targets(targets, rows)
+        self.model.check_targets(targets, rows)
     }
     fn loss_and_gradient(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize, grad: &mut [f32]) -> f64 {
-        self.0.loss_and_gradient(params, x, y, rows, grad)
+        self.model.loss_and_gradient(params, x, y, rows, grad)
     }
     fn train_step(
         &self,
@@ -78,19 +114,19 @@ impl Model for Dense<'_> {
         step: u64,
         grad: &mut [f32],
     ) -> f64 {
-        self.0.train_step(params, data, indices, seed, step, grad)
+        self.model.train_step(params, data, indices, seed, step, grad)
     }
     fn forward(&self, params: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {
-        self.0.forward(params, x, rows, out)
+        self.model.forward(params, x, rows, out)
     }
     fn forward_rows(&self, params: &[f32], data: Rows<'_>, out: &mut [f32]) {
-        self.0.forward_rows(params, data, out)
+        self.model.forward_rows(params, data, out)
     }
     fn forward_and_loss_rows(&self, params: &[f32], data: Rows<'_>, out: &mut [f32]) -> f64 {
-        self.0.forward_and_loss_rows(params, data, out)
+        self.model.forward_and_loss_rows(params, data, out)
     }
     fn diagnostic_segments(&self) -> Vec<(String, Range<usize>)> {
-        self.0.diagnostic_segments()
+        self.model.diagnostic_segments()
     }
 }
 
@@ -127,7 +163,9 @@ fn sparse_sgd_and_adagrad_equal_the_dense_updates_bit_for_bit() {
         let net = network(mode);
         assert_eq!(net.sparse_segments().len(), 1);
         for (name, options, clip_norm, clip_value) in &cases {
-            let (sparse, sparse_report) = train(&net, name, options.clone(), config(*clip_norm, *clip_value));
+            let counted = Counted(&net);
+            let (sparse, sparse_report) = train(&counted, name, options.clone(), config(*clip_norm, *clip_value));
+            assert_eq!(counted.sparse_passes.load(Ordering::Relaxed), 3 * 7, "the sparse path was not taken");
             let (dense, dense_report) = train(&Dense(&net), name, options.clone(), config(*clip_norm, *clip_value));
             assert_eq!(bits(&sparse), bits(&dense), "{name} {options} {mode:?}");
             let norms = |r: &TrainReport| r.history.iter().map(|e| e.grad_norm.to_bits()).collect::<Vec<_>>();
@@ -153,7 +191,9 @@ fn momentum_and_weight_decay_keep_the_dense_update() {
         ("adam", json!({"lr": 0.01})),
     ] {
         assert!(!from_options(name, &options).unwrap().updates_sparse(), "{name} {options}");
-        let (sparse, _) = train(&net, name, options.clone(), config(None, None));
+        let counted = Counted(&net);
+        let (sparse, _) = train(&counted, name, options.clone(), config(None, None));
+        assert_eq!(counted.sparse_passes.load(Ordering::Relaxed), 0);
         let (dense, _) = train(&Dense(&net), name, options.clone(), config(None, None));
         assert_eq!(bits(&sparse), bits(&dense), "{name} {options}");
     }
@@ -285,6 +325,15 @@ fn sparse_adam_trains_through_the_engine_and_resumes_bit_for_bit() {
         let r = table.start + row as usize * dim..table.start + (row as usize + 1) * dim;
         assert_eq!(bits(&whole[r.clone()]) == bits(&init[r]), !seen.contains(&row), "row {row}");
     }
+
+    // Adam moves the rows it saw once at every later step; sparse_adam does not.
+    let mut with_adam = init.clone();
+    let config = TrainConfig { epochs: 4, batch: BatchMode::MiniBatch(128), clip_norm: Some(1.0), ..Default::default() };
+    Trainer::new(config, from_options("adam", &json!({"lr": 0.01})).unwrap())
+        .unwrap()
+        .fit(&net, &mut with_adam, rows, None, &mut [])
+        .unwrap();
+    assert_ne!(bits(&with_adam[table.clone()]), bits(&whole[table.clone()]));
 
     let mut first = init.clone();
     trainer(2).fit(&net, &mut first, rows, None, &mut []).unwrap();
