@@ -179,6 +179,7 @@ fn optimizer_flags(label: &str) -> &'static [&'static str] {
         "adam" | "adamw" => &["beta1", "beta2", "eps", "weight_decay", "amsgrad"],
         "nadam" | "radam" | "adamax" => &["beta1", "beta2", "eps", "weight_decay"],
         "lion" => &["beta1", "beta2", "weight_decay"],
+        "sparse_adam" => &["beta1", "beta2", "eps"],
         "rmsprop" => &["alpha", "eps", "weight_decay", "momentum", "centered"],
         "adagrad" => &["lr_decay", "eps", "weight_decay"],
         "adadelta" => &["rho", "eps", "weight_decay"],
@@ -187,9 +188,9 @@ fn optimizer_flags(label: &str) -> &'static [&'static str] {
 }
 
 /// Every optimizer name the command line takes.
-pub const OPTIMIZER_LABELS: [&str; 13] = [
+pub const OPTIMIZER_LABELS: [&str; 14] = [
     "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta",
-    "lion", "lbfgs",
+    "lion", "sparse_adam", "lbfgs",
 ];
 
 /// Resolves the optimizer `label` with the optimizer flags of `opts`.

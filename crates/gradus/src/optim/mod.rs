@@ -13,6 +13,29 @@
 //! computed in `f64`, as PyTorch computes them in Python floats, and element-wise arithmetic is
 //! `f32`. Long buffers are split across rayon's threads at fixed boundaries; since every update
 //! is element-wise, the result is the same bit for bit whatever the thread count.
+//!
+//! # Sparse gradients
+//!
+//! A model whose gradient is row-sparse in some segments (a network's embedding table: a batch
+//! touches only the rows of its tokens; see [`crate::model::Model::sparse_segments`]) trains on
+//! the engine's sparse path when the optimizer's [`Optimizer::updates_sparse`] says its
+//! [`Optimizer::step_sparse`] leaves untouched rows alone: the gradient of the untouched rows is
+//! then never zeroed, read, clipped or saved, and a step costs in proportion to the rows touched.
+//! Where the sparse update differs from the dense one:
+//!
+//! - `sgd` without momentum and weight decay, and `adagrad` without weight decay: not at all.
+//!   The dense update leaves a row with a zero gradient unchanged, so updating only the touched
+//!   rows gives the dense result bit for bit (bar two corner cases: a parameter of exactly −0
+//!   under `maximize`, and Adagrad with `eps` 0 whose dense update turns an untouched parameter
+//!   with a zero accumulator into NaN).
+//! - Momentum (SGD) and weight decay (SGD, Adagrad) move every row, touched or not: those
+//!   configurations keep the dense path, exactly the dense update. (PyTorch refuses weight decay
+//!   with sparse gradients.)
+//! - Adam and the rest of the family decay every row's moments and move every row that ever had
+//!   a gradient: they keep the dense path. [`SparseAdam`] (`sparse_adam`, PyTorch's
+//!   `SparseAdam`) is the lazy variant: only the touched rows' moments and parameters move, with
+//!   the global step count in the bias correction; on dense segments it is Adam.
+//! - Gradient accumulation (`accumulate > 1`) sums whole buffers and keeps the dense path.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
