@@ -189,8 +189,20 @@ fn optimizer_flags(label: &str) -> &'static [&'static str] {
 
 /// Every optimizer name the command line takes.
 pub const OPTIMIZER_LABELS: [&str; 14] = [
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta",
-    "lion", "sparse_adam", "lbfgs",
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "nadam",
+    "radam",
+    "adamax",
+    "adadelta",
+    "lion",
+    "sparse_adam",
+    "lbfgs",
 ];
 
 /// Resolves the optimizer `label` with the optimizer flags of `opts`.

@@ -559,7 +559,14 @@ impl Model for crate::nn::Network {
         step: u64,
         grad: &mut [f32],
     ) -> f64 {
-        network_rows(self, params, data, indices, grad, crate::nn::TrainingStep { seed, step, update_buffers: true, sparse: false })
+        network_rows(
+            self,
+            params,
+            data,
+            indices,
+            grad,
+            crate::nn::TrainingStep { seed, step, update_buffers: true, sparse: false },
+        )
     }
 
     fn sparse_segments(&self) -> Vec<SparseSegment> {

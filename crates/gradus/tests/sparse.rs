@@ -53,13 +53,11 @@ struct Wrapped<'a> {
     sparse_passes: AtomicUsize,
 }
 
-#[allow(non_snake_case)]
-fn Dense(model: &dyn Model) -> Wrapped<'_> {
+fn dense(model: &dyn Model) -> Wrapped<'_> {
     Wrapped { model, sparse: false, sparse_passes: AtomicUsize::new(0) }
 }
 
-#[allow(non_snake_case)]
-fn Counted(model: &dyn Model) -> Wrapped<'_> {
+fn counted(model: &dyn Model) -> Wrapped<'_> {
     Wrapped { model, sparse: true, sparse_passes: AtomicUsize::new(0) }
 }
 
@@ -134,7 +132,12 @@ fn bits(values: &[f32]) -> Vec<u32> {
     values.iter().map(|v| v.to_bits()).collect()
 }
 
-fn train(model: &dyn Model, optimizer: &str, options: serde_json::Value, config: TrainConfig) -> (Vec<f32>, TrainReport) {
+fn train(
+    model: &dyn Model,
+    optimizer: &str,
+    options: serde_json::Value,
+    config: TrainConfig,
+) -> (Vec<f32>, TrainReport) {
     let (ids, offsets, targets) = bags(700, 5);
     let rows = Rows::with_ids(&ids, &offsets, &targets);
     let mut params = model.init_params(11);
@@ -163,10 +166,10 @@ fn sparse_sgd_and_adagrad_equal_the_dense_updates_bit_for_bit() {
         let net = network(mode);
         assert_eq!(net.sparse_segments().len(), 1);
         for (name, options, clip_norm, clip_value) in &cases {
-            let counted = Counted(&net);
+            let counted = counted(&net);
             let (sparse, sparse_report) = train(&counted, name, options.clone(), config(*clip_norm, *clip_value));
             assert_eq!(counted.sparse_passes.load(Ordering::Relaxed), 3 * 7, "the sparse path was not taken");
-            let (dense, dense_report) = train(&Dense(&net), name, options.clone(), config(*clip_norm, *clip_value));
+            let (dense, dense_report) = train(&dense(&net), name, options.clone(), config(*clip_norm, *clip_value));
             assert_eq!(bits(&sparse), bits(&dense), "{name} {options} {mode:?}");
             let norms = |r: &TrainReport| r.history.iter().map(|e| e.grad_norm.to_bits()).collect::<Vec<_>>();
             assert_eq!(norms(&sparse_report), norms(&dense_report), "{name} {options}");
@@ -191,10 +194,10 @@ fn momentum_and_weight_decay_keep_the_dense_update() {
         ("adam", json!({"lr": 0.01})),
     ] {
         assert!(!from_options(name, &options).unwrap().updates_sparse(), "{name} {options}");
-        let counted = Counted(&net);
+        let counted = counted(&net);
         let (sparse, _) = train(&counted, name, options.clone(), config(None, None));
         assert_eq!(counted.sparse_passes.load(Ordering::Relaxed), 0);
-        let (dense, _) = train(&Dense(&net), name, options.clone(), config(None, None));
+        let (dense, _) = train(&dense(&net), name, options.clone(), config(None, None));
         assert_eq!(bits(&sparse), bits(&dense), "{name} {options}");
     }
 }
@@ -328,7 +331,8 @@ fn sparse_adam_trains_through_the_engine_and_resumes_bit_for_bit() {
 
     // Adam moves the rows it saw once at every later step; sparse_adam does not.
     let mut with_adam = init.clone();
-    let config = TrainConfig { epochs: 4, batch: BatchMode::MiniBatch(128), clip_norm: Some(1.0), ..Default::default() };
+    let config =
+        TrainConfig { epochs: 4, batch: BatchMode::MiniBatch(128), clip_norm: Some(1.0), ..Default::default() };
     Trainer::new(config, from_options("adam", &json!({"lr": 0.01})).unwrap())
         .unwrap()
         .fit(&net, &mut with_adam, rows, None, &mut [])

@@ -977,7 +977,10 @@ impl Network {
                 for range in &self.local_params {
                     let pieces: Vec<Range<usize>> = match table {
                         Some(e) if range.start <= e.weight.start && e.weight.end <= range.end => {
-                            [range.start..e.weight.start, e.weight.end..range.end].into_iter().filter(|r| !r.is_empty()).collect()
+                            [range.start..e.weight.start, e.weight.end..range.end]
+                                .into_iter()
+                                .filter(|r| !r.is_empty())
+                                .collect()
                         }
                         _ => vec![range.clone()],
                     };

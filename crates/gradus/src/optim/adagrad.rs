@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_lengths, ensure_buffer, for_each_run, for_each_sparse_piece, no_group_weight_decay, Optimizer, OptimizerState,
-    SparseGrad,
+    check_lengths, ensure_buffer, for_each_run, for_each_sparse_piece, no_group_weight_decay, Optimizer,
+    OptimizerState, SparseGrad,
 };
 use crate::error::{non_negative, ConfigError, StateError};
 use crate::parallel::for_each_split;

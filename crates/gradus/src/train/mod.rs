@@ -843,9 +843,16 @@ impl Trainer {
                 }
                 let update = Update { epoch, steps_per_epoch, loss };
                 let keep_going = match &mut sparse {
-                    Some(path) => {
-                        self.apply_sparse_update(params, &mut grad, norm, &mut last_good, path, &mut step, update, observers)
-                    }
+                    Some(path) => self.apply_sparse_update(
+                        params,
+                        &mut grad,
+                        norm,
+                        &mut last_good,
+                        path,
+                        &mut step,
+                        update,
+                        observers,
+                    ),
                     None => self.apply_update(params, &mut grad, norm, &mut last_good, &mut step, update, observers),
                 };
                 norm_sum += norm;
