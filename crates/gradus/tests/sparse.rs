@@ -287,9 +287,10 @@ fn sparse_adam_follows_the_formula_on_touched_rows_and_adam_on_dense_segments() 
         let grad: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
         sparse_adam.step(&mut a, &grad);
         adam.step(&mut b, &grad);
-        let all = [0..len];
+        let everything = 0..len;
+        let all = std::slice::from_ref(&everything);
         let (mut c, mut sa) = (a.clone(), sparse_adam.clone());
-        sa.step_sparse(&mut c, &grad, &SparseGrad { dense: &all, segments: &[] });
+        sa.step_sparse(&mut c, &grad, &SparseGrad { dense: all, segments: &[] });
         let mut ad = adam.clone();
         let mut d = b.clone();
         ad.step(&mut d, &grad);

@@ -203,7 +203,7 @@ struct AdamScalars {
 impl AdamMoments {
     pub(crate) fn step(&mut self, h: &AdamHyper, groups: Option<&ParamGroups>, params: &mut [f32], grads: &[f32]) {
         let len = params.len();
-        self.step_ranges(h, groups, params, grads, &[0..len]);
+        self.step_ranges(h, groups, params, grads, std::slice::from_ref(&(0..len)));
     }
 
     /// [`AdamMoments::step`] that updates only the elements within `ranges` (sorted, disjoint),
