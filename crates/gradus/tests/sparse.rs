@@ -10,7 +10,7 @@ use gradus::model::{Model, Rows, SparseSegment};
 use gradus::nn::{BagMode, LayerSpec, Network, NetworkSpec, Shape};
 use gradus::optim::{from_options, Adam, AdamConfig, Optimizer, SparseAdam, SparseAdamConfig, SparseGrad, SparseRows};
 use gradus::params::ParamLayout;
-use gradus::train::{BatchMode, Checkpoint, CheckpointConfig, Task, TrainConfig, TrainReport, Trainer};
+use gradus::train::{BatchMode, Checkpoint, CheckpointConfig, Task, TrainConfig, TrainError, TrainReport, Trainer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -348,4 +348,29 @@ fn sparse_adam_trains_through_the_engine_and_resumes_bit_for_bit() {
     trainer(4).fit_from(&net, &mut resumed, rows, None, &mut [], Some(checkpoint)).unwrap();
     assert_eq!(bits(&resumed), bits(&whole));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A run that diverges on the sparse path is rolled back to the parameters before the update that
+/// diverged, as on the dense path: the rollback copy keeps up with the rows each update changed.
+#[test]
+fn divergence_rolls_back_the_sparse_path_as_the_dense_one() {
+    let net = network(BagMode::Sum);
+    let (ids, offsets, targets) = bags(700, 5);
+    let rows = Rows::with_ids(&ids, &offsets, &targets);
+    let run = |model: &dyn Model| {
+        let config =
+            TrainConfig { epochs: 3, batch: BatchMode::MiniBatch(50), divergence_factor: 3.0, ..Default::default() };
+        let mut trainer = Trainer::new(config, from_options("sgd", &json!({"lr": 40.0})).unwrap()).unwrap();
+        let mut params = model.init_params(2);
+        let err = trainer.fit(model, &mut params, rows, None, &mut []).unwrap_err();
+        let TrainError::Diverged { step, .. } = err else { panic!("{err}") };
+        (params, step)
+    };
+    let counted = counted(&net);
+    let (sparse, sparse_step) = run(&counted);
+    let (dense, dense_step) = run(&dense(&net));
+    // Some updates went through before the one that diverged.
+    assert!(sparse_step > 2, "diverged at step {sparse_step}");
+    assert_eq!(sparse_step, dense_step);
+    assert_eq!(bits(&sparse), bits(&dense));
 }
