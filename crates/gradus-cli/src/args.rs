@@ -102,7 +102,7 @@ pub struct TrainOptions {
     #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]
     pub l1: Option<f64>,
     /// Optimizer [default: adam] (mf: sgd one rating at a time, Funk SVD).
-    #[arg(long, value_parser = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta", "lion", "lbfgs"])]
+    #[arg(long, value_parser = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta", "lion", "sparse_adam", "lbfgs"])]
     pub optimizer: Option<String>,
     /// Learning rate [default: the optimizer's PyTorch default (adam 0.001); sgd, momentum, nesterov 0.01; lbfgs 1; mf 0.005].
     #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = number)]

@@ -83,6 +83,7 @@ fn optimizer_options(settings: &Settings) -> BTreeMap<String, String> {
         "adadelta" => resolved::<AdadeltaConfig>(options),
         "rmsprop" => resolved::<RmsPropConfig>(options),
         "lion" => resolved::<LionConfig>(options),
+        "sparse_adam" => resolved::<SparseAdamConfig>(options),
         _ => None,
     };
     full.unwrap_or_else(|| options.clone())

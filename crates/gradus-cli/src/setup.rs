@@ -182,6 +182,7 @@ fn optimizer_flags(label: &str) -> &'static [&'static str] {
         "adam" | "adamw" => &["beta1", "beta2", "eps", "weight_decay", "amsgrad"],
         "nadam" | "radam" | "adamax" => &["beta1", "beta2", "eps", "weight_decay"],
         "lion" => &["beta1", "beta2", "weight_decay"],
+        "sparse_adam" => &["beta1", "beta2", "eps"],
         "rmsprop" => &["alpha", "eps", "weight_decay", "momentum", "centered"],
         "adagrad" => &["lr_decay", "eps", "weight_decay"],
         "adadelta" => &["rho", "eps", "weight_decay"],
@@ -190,9 +191,21 @@ fn optimizer_flags(label: &str) -> &'static [&'static str] {
 }
 
 /// Every optimizer name the command line takes.
-pub const OPTIMIZER_LABELS: [&str; 13] = [
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta",
-    "lion", "lbfgs",
+pub const OPTIMIZER_LABELS: [&str; 14] = [
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "nadam",
+    "radam",
+    "adamax",
+    "adadelta",
+    "lion",
+    "sparse_adam",
+    "lbfgs",
 ];
 
 /// Resolves the optimizer `label` with the optimizer flags of `opts`.

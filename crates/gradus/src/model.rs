@@ -105,6 +105,16 @@ impl<'a> RowIds<'a> {
     }
 }
 
+/// A segment of a model's parameters whose gradient is row-sparse ([`Model::sparse_segments`]):
+/// a table of rows `row_len` long at `range` of the flat buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparseSegment {
+    /// The table's range in the flat parameter buffer.
+    pub range: Range<usize>,
+    /// Values per row (the embedding dimension).
+    pub row_len: usize,
+}
+
 /// What [`Model::epoch_pass`] is given, and what it owes the engine besides its metrics.
 #[derive(Debug)]
 pub struct EpochPass<'a> {
@@ -317,6 +327,39 @@ pub trait Model: Send + Sync {
         }
     }
 
+    /// The segments of the parameters whose gradient is row-sparse on a training step (an
+    /// embedding table, of which a batch touches the rows of its tokens), for the engine's sparse
+    /// path ([`Model::train_step_sparse`]). Empty by default: every gradient is dense.
+    fn sparse_segments(&self) -> Vec<SparseSegment> {
+        Vec::new()
+    }
+
+    /// [`Model::train_step`] on the engine's sparse path. On entry the gradient of every segment
+    /// of [`Model::sparse_segments`] is zero in `grad`; the pass writes the dense segments as
+    /// `train_step` does and, in each sparse segment, only the rows it touches, which it lists,
+    /// sorted and without repeats, in `touched` (one list per sparse segment, cleared first). Every
+    /// other row stays zero, so that `grad` ends as `train_step` would leave it, bit for bit.
+    ///
+    /// The default runs `train_step` and lists every row (correct, and as slow as the dense path).
+    #[allow(clippy::too_many_arguments)]
+    fn train_step_sparse(
+        &self,
+        params: &[f32],
+        data: Rows<'_>,
+        indices: Option<&[usize]>,
+        seed: u64,
+        step: u64,
+        grad: &mut [f32],
+        touched: &mut [Vec<u32>],
+    ) -> f64 {
+        let loss = self.train_step(params, data, indices, seed, step, grad);
+        for (rows, segment) in touched.iter_mut().zip(self.sparse_segments()) {
+            rows.clear();
+            rows.extend(0..(segment.range.len() / segment.row_len.max(1)) as u32);
+        }
+        loss
+    }
+
     /// State the model keeps beside its parameters, which no optimizer updates (batch
     /// normalization's running statistics): saved with checkpoints and models. Empty by default.
     fn buffers(&self) -> Vec<f32> {
@@ -390,15 +433,16 @@ pub trait Model: Send + Sync {
 }
 
 /// Checks that `params` and `data` fit `model` before anything runs on them: the parameter
-/// count, the shape of the rows (see [`Rows::check`]), their width against the model's inputs,
-/// and the targets ([`Model::check_targets`]). An error names `what` (`the training rows`, ...).
+/// count, the shape of the rows (see [`Rows::check`]), their width against the model's inputs
+/// (rows of indices have none), and the targets ([`Model::check_targets`]). An error names `what` (`the training rows`, ...).
 pub fn check_rows(model: &dyn Model, params: &[f32], data: Rows<'_>, what: &str) -> Result<(), RowsError> {
     let expected = model.layout().len();
     if params.len() != expected {
         return Err(RowsError::Params { found: params.len(), expected });
     }
     data.check(what)?;
-    if data.cols != model.inputs() {
+    // Rows of indices have no feature columns: the model reads their indices.
+    if data.ids.is_none() && data.cols != model.inputs() {
         return Err(RowsError::Width { what: what.to_string(), found: data.cols, expected: model.inputs() });
     }
     model.check_targets(data.y, data.rows).map_err(|source| RowsError::Targets { what: what.to_string(), source })
@@ -502,7 +546,7 @@ impl Model for crate::nn::Network {
     }
 
     fn loss_and_gradient_rows(&self, params: &[f32], data: Rows<'_>, indices: &[usize], grad: &mut [f32]) -> f64 {
-        let step = crate::nn::TrainingStep { seed: 0, step: 0, update_buffers: false };
+        let step = crate::nn::TrainingStep { seed: 0, step: 0, update_buffers: false, sparse: false };
         network_rows(self, params, data, Some(indices), grad, step)
     }
 
@@ -515,7 +559,60 @@ impl Model for crate::nn::Network {
         step: u64,
         grad: &mut [f32],
     ) -> f64 {
-        network_rows(self, params, data, indices, grad, crate::nn::TrainingStep { seed, step, update_buffers: true })
+        network_rows(
+            self,
+            params,
+            data,
+            indices,
+            grad,
+            crate::nn::TrainingStep { seed, step, update_buffers: true, sparse: false },
+        )
+    }
+
+    fn sparse_segments(&self) -> Vec<SparseSegment> {
+        self.embedding_table().map(|(range, row_len)| SparseSegment { range, row_len }).into_iter().collect()
+    }
+
+    fn train_step_sparse(
+        &self,
+        params: &[f32],
+        data: Rows<'_>,
+        indices: Option<&[usize]>,
+        seed: u64,
+        step: u64,
+        grad: &mut [f32],
+        touched: &mut [Vec<u32>],
+    ) -> f64 {
+        let step = crate::nn::TrainingStep { seed, step, update_buffers: true, sparse: true };
+        let loss = network_rows(self, params, data, indices, grad, step);
+        if let ([rows], Some(ids)) = (touched, data.ids) {
+            rows.clear();
+            match indices {
+                None => rows.extend_from_slice(&ids.ids[ids.offsets[0]..ids.offsets[data.rows]]),
+                Some(indices) => indices.iter().for_each(|&i| rows.extend_from_slice(ids.row(i))),
+            }
+            rows.sort_unstable();
+            rows.dedup();
+        }
+        loss
+    }
+
+    fn forward_rows(&self, params: &[f32], data: Rows<'_>, out: &mut [f32]) {
+        match data.ids {
+            Some(ids) if self.takes_tokens() => self.predict_tokens(params, ids.ids, ids.offsets, out),
+            _ => self.forward(params, data.x, data.rows, out),
+        }
+    }
+
+    fn forward_and_loss_rows(&self, params: &[f32], data: Rows<'_>, out: &mut [f32]) -> f64 {
+        match data.ids {
+            Some(ids) if self.takes_tokens() => {
+                self.predict_tokens(params, ids.ids, ids.offsets, out);
+                let mut grad_out = vec![0.0f32; out.len()];
+                self.loss().value_grad(out, data.y, self.output_shape().last(), &mut grad_out)
+            }
+            _ => self.forward_and_loss(params, data.x, data.y, data.rows, out),
+        }
     }
 
     fn buffers(&self) -> Vec<f32> {
@@ -546,6 +643,36 @@ fn network_rows(
     grad: &mut [f32],
     step: crate::nn::TrainingStep,
 ) -> f64 {
+    if let (Some(ids), true) = (data.ids, net.takes_tokens()) {
+        // Rows of token indices: the batch's rows copied out as compressed rows of their own.
+        thread_local! {
+            static BATCH: std::cell::RefCell<(Vec<u32>, Vec<usize>, Vec<f32>)> =
+                const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+        }
+        let mut run = |batch: &mut (Vec<u32>, Vec<usize>, Vec<f32>)| {
+            let (batch_ids, offsets, targets) = batch;
+            let (ids_in, offsets_in, targets_in): (&[u32], &[usize], &[f32]) = match indices {
+                None => (ids.ids, ids.offsets, data.y),
+                Some(indices) => {
+                    batch_ids.clear();
+                    offsets.clear();
+                    targets.clear();
+                    offsets.push(0);
+                    for &i in indices {
+                        batch_ids.extend_from_slice(ids.row(i));
+                        offsets.push(batch_ids.len());
+                        targets.push(data.y[i]);
+                    }
+                    (batch_ids, offsets, targets)
+                }
+            };
+            net.train_tokens(params, ids_in, offsets_in, targets_in, grad, step)
+        };
+        return BATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut batch) => run(&mut batch),
+            Err(_) => run(&mut Default::default()),
+        });
+    }
     assert_eq!(data.cols, net.input_size(), "input width");
     match indices {
         None => net.train_rows(params, data.x, None, data.y, grad, step),

@@ -7,6 +7,8 @@
 //! fixed-size chunks summed in a fixed order, so their result is the same bit for bit whatever
 //! the number of threads; element-wise work is split across rayon's threads.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -100,20 +102,57 @@ fn chunked_sum(values: &[f32], term: impl Fn(f32) -> f64 + Sync) -> f64 {
         for (lane, &g) in lanes.iter_mut().zip(blocks.remainder()) {
             *lane += term(g);
         }
-        let mut width = LANES;
-        while width > 1 {
-            width /= 2;
-            for i in 0..width {
-                lanes[i] += lanes[i + width];
-            }
-        }
-        lanes[0]
+        reduce_lanes(lanes)
     };
     if values.len() < PARALLEL_THRESHOLD {
         values.chunks(CHUNK).map(chunk_sum).sum()
     } else {
         values.par_chunks(CHUNK).map(chunk_sum).collect::<Vec<f64>>().into_iter().sum()
     }
+}
+
+/// The lanes of a chunk's partial sums added pairwise, as [`chunked_sum`] adds them.
+fn reduce_lanes<const LANES: usize>(mut lanes: [f64; LANES]) -> f64 {
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+    }
+    lanes[0]
+}
+
+/// [`sum_of_squares`] of `values` that reads only the elements within `ranges` (sorted, disjoint)
+/// and takes every other element for zero: the same value bit for bit when they are, in time
+/// proportional to the ranges (plus one addition per chunk). Each element goes to the partial
+/// sum it has in [`chunked_sum`] in the same order; the zeros left out would add nothing.
+pub(crate) fn sum_of_squares_within(values: &[f32], ranges: &[Range<usize>]) -> f64 {
+    const LANES: usize = 32;
+    let mut chunk_sums = vec![0.0f64; values.len().div_ceil(CHUNK)];
+    let mut current: Option<(usize, [f64; LANES])> = None;
+    for range in ranges {
+        for (i, &g) in values[range.clone()].iter().enumerate() {
+            let i = range.start + i;
+            let chunk = i / CHUNK;
+            let lanes = match &mut current {
+                Some((c, lanes)) if *c == chunk => lanes,
+                _ => {
+                    if let Some((c, lanes)) = current.take() {
+                        chunk_sums[c] = reduce_lanes(lanes);
+                    }
+                    &mut current.insert((chunk, [0.0; LANES])).1
+                }
+            };
+            let g = g as f64;
+            // A chunk's length is a multiple of the lanes, so the lane is the same in the chunk.
+            lanes[i % LANES] += g * g;
+        }
+    }
+    if let Some((c, lanes)) = current {
+        chunk_sums[c] = reduce_lanes(lanes);
+    }
+    chunk_sums.into_iter().sum()
 }
 
 /// Rescales `grads` in place so that their global L2 norm is at most `max_norm`, as

@@ -19,6 +19,7 @@ fn options(name: &str, variant: usize) -> serde_json::Value {
         "radam" => vec![json!({}), json!({"decoupled_weight_decay": true, "weight_decay": 0.05})],
         "adamax" => vec![json!({}), json!({"weight_decay": 0.05})],
         "lion" => vec![json!({}), json!({"weight_decay": 0.1})],
+        "sparse_adam" => vec![json!({}), json!({"betas": [0.8, 0.99], "eps": 1e-6, "maximize": true})],
         other => panic!("no options for {other}"),
     };
     sets[variant % sets.len()].clone()

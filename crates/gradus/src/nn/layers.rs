@@ -46,6 +46,9 @@ pub(crate) struct Pass<'a> {
     pub(crate) first_row: usize,
     /// The layer's slice of the network's running statistics.
     pub(crate) buffers: &'a [f32],
+    /// The engine's sparse path: an embedding table's gradient is zero outside the rows of the
+    /// tokens seen, so that backward writes those rows only (see `TrainingStep::sparse`).
+    pub(crate) sparse: bool,
 }
 
 /// A layer's forward and backward passes.

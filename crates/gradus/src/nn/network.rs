@@ -708,7 +708,30 @@ impl Network {
         if let Err(e) = self.check_tokens(ids, offsets) {
             panic!("{e}");
         }
-        let step = TrainingStep { seed: 0, step: 0, update_buffers: update_running_stats };
+        let step = TrainingStep { seed: 0, step: 0, update_buffers: update_running_stats, sparse: false };
+        let rows = offsets.len() - 1;
+        self.train_pass(params, Input::Tokens(Tokens { ids, offsets }), rows, targets, grad, None, step)
+    }
+
+    /// The embedding table's range and row length, when the network's first layer is an
+    /// embedding (whose gradient is row-sparse).
+    pub(crate) fn embedding_table(&self) -> Option<(Range<usize>, usize)> {
+        match self.layers.first() {
+            Some(AnyLayer::Embedding(e)) => Some((e.weight.clone(), e.dim)),
+            _ => None,
+        }
+    }
+
+    /// A training pass over rows of token indices for update `step` (see [`Network::train_rows`]).
+    pub(crate) fn train_tokens(
+        &self,
+        params: &[f32],
+        ids: &[u32],
+        offsets: &[usize],
+        targets: &[f32],
+        grad: &mut [f32],
+        step: TrainingStep,
+    ) -> f64 {
         let rows = offsets.len() - 1;
         self.train_pass(params, Input::Tokens(Tokens { ids, offsets }), rows, targets, grad, None, step)
     }
@@ -724,7 +747,7 @@ impl Network {
     /// If `params`, `grad`, `x` or `targets` have the wrong length.
     pub fn loss_and_gradient<T: Real>(&self, params: &[T], x: &[T], rows: usize, targets: &[T], grad: &mut [T]) -> f64 {
         assert_eq!(x.len(), rows * self.input_size(), "input length is not rows × input size");
-        let step = TrainingStep { seed: 0, step: 0, update_buffers: false };
+        let step = TrainingStep { seed: 0, step: 0, update_buffers: false, sparse: false };
         self.train_pass(params, Input::Dense(x), rows, targets, grad, None, step)
     }
 
@@ -750,7 +773,7 @@ impl Network {
         if let Some(g) = &grad_input {
             assert_eq!(g.len(), x.len(), "input gradient length");
         }
-        let step = TrainingStep { seed: 0, step: 0, update_buffers: update_running_stats };
+        let step = TrainingStep { seed: 0, step: 0, update_buffers: update_running_stats, sparse: false };
         self.train_pass(params, Input::Dense(x), rows, targets, grad, grad_input, step)
     }
 
@@ -808,7 +831,7 @@ impl Network {
         first_row: usize,
         buffers: &'a [f32],
     ) -> Pass<'a> {
-        Pass { mode, seed, step, layer, first_row, buffers: &buffers[self.buffer_ranges[layer].clone()] }
+        Pass { mode, seed, step, layer, first_row, buffers: &buffers[self.buffer_ranges[layer].clone()], sparse: false }
     }
 
     /// The training pass (see the module documentation for its order of work).
@@ -944,14 +967,49 @@ impl Network {
             if blocks > 1 {
                 // Each element is summed over the blocks in block order, however the work is split.
                 let others: &[T] = &*block_grads;
+                // On the sparse path the embedding table's block gradients hold only the rows of
+                // their blocks' tokens: those are added, in block order, as the dense sum would
+                // (the other blocks' terms are zeros).
+                let table = match (&self.layers[0], step.sparse) {
+                    (AnyLayer::Embedding(e), true) => Some(e),
+                    _ => None,
+                };
                 for range in &self.local_params {
-                    grad[range.clone()].par_chunks_mut(REDUCE_CHUNK).enumerate().for_each(|(c, piece)| {
-                        let start = range.start + c * REDUCE_CHUNK;
-                        for b in 0..blocks - 1 {
-                            let other = &others[b * n + start..b * n + start + piece.len()];
-                            piece.iter_mut().zip(other).for_each(|(g, &o)| *g += o);
+                    let pieces: Vec<Range<usize>> = match table {
+                        Some(e) if range.start <= e.weight.start && e.weight.end <= range.end => {
+                            [range.start..e.weight.start, e.weight.end..range.end]
+                                .into_iter()
+                                .filter(|r| !r.is_empty())
+                                .collect()
                         }
-                    });
+                        _ => vec![range.clone()],
+                    };
+                    for range in pieces {
+                        grad[range.clone()].par_chunks_mut(REDUCE_CHUNK).enumerate().for_each(|(c, piece)| {
+                            let start = range.start + c * REDUCE_CHUNK;
+                            for b in 0..blocks - 1 {
+                                let other = &others[b * n + start..b * n + start + piece.len()];
+                                piece.iter_mut().zip(other).for_each(|(g, &o)| *g += o);
+                            }
+                        });
+                    }
+                }
+                if let Some(e) = table {
+                    let tokens = x.tokens();
+                    let mut ids = Vec::new();
+                    for b in 1..blocks {
+                        ids.clear();
+                        for r in b * self.block_rows..rows.min((b + 1) * self.block_rows) {
+                            ids.extend_from_slice(tokens.row(r));
+                        }
+                        ids.sort_unstable();
+                        ids.dedup();
+                        let other = &others[(b - 1) * n..b * n];
+                        for &id in &ids {
+                            let row = e.weight.start + id as usize * e.dim..e.weight.start + (id as usize + 1) * e.dim;
+                            grad[row.clone()].iter_mut().zip(&other[row]).for_each(|(g, &o)| *g += o);
+                        }
+                    }
                 }
             }
             let saved: &[T] = &*saved;
@@ -982,6 +1040,9 @@ pub(crate) struct TrainingStep {
     pub(crate) seed: u64,
     pub(crate) step: u64,
     pub(crate) update_buffers: bool,
+    /// The engine's sparse path ([`crate::model::Model::train_step_sparse`]): the embedding
+    /// table's gradient is zero on entry and only the rows of the batch's tokens are written.
+    pub(crate) sparse: bool,
 }
 
 /// The segments of `layout`, each with the index of the layer that owns it.
@@ -1105,7 +1166,8 @@ impl<T: Real> PassContext<'_, T> {
     }
 
     fn pass(&self, layer: usize, first_row: usize) -> Pass<'_> {
-        self.net.pass_info(Mode::Train, self.step.seed, self.step.step, layer, first_row, self.buffers)
+        let pass = self.net.pass_info(Mode::Train, self.step.seed, self.step.step, layer, first_row, self.buffers);
+        Pass { sparse: self.step.sparse, ..pass }
     }
 
     /// Forward through the layers of `stage` for rows `rows`.

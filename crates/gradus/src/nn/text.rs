@@ -83,7 +83,7 @@ impl Layer for Embedding {
 
     fn backward<T: Real>(
         &self,
-        _: &Pass<'_>,
+        pass: &Pass<'_>,
         _: &[T],
         x: Input<'_, T>,
         _: &[T],
@@ -96,7 +96,16 @@ impl Layer for Embedding {
         let tokens = x.tokens();
         let dim = self.dim;
         let table = &mut grad[self.weight.clone()];
-        table.fill(T::ZERO);
+        if pass.sparse {
+            // The rest of the table is zero already (or not read): clear only the rows written.
+            for r in 0..rows {
+                for &id in tokens.row(r) {
+                    table[id as usize * dim..(id as usize + 1) * dim].fill(T::ZERO);
+                }
+            }
+        } else {
+            table.fill(T::ZERO);
+        }
         for r in 0..rows {
             let ids = tokens.row(r);
             match self.steps {

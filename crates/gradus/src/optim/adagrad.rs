@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_lengths, ensure_buffer, for_each_run, Optimizer, OptimizerState};
+use super::{
+    check_lengths, ensure_buffer, for_each_run, for_each_sparse_piece, no_group_weight_decay, Optimizer,
+    OptimizerState, SparseGrad,
+};
 use crate::error::{non_negative, ConfigError, StateError};
 use crate::parallel::for_each_split;
 use crate::params::ParamGroups;
@@ -58,8 +61,14 @@ impl AdagradConfig {
 /// ```
 ///
 /// Defaults as PyTorch: lr 1e-2, lr_decay 0, weight_decay 0, initial_accumulator_value 0,
-/// eps 1e-10. Identical to PyTorch's dense (single-tensor) update; sparse gradients do not arise
-/// with flat buffers.
+/// eps 1e-10. Identical to PyTorch's dense (single-tensor) update.
+///
+/// With a row-sparse gradient ([`Optimizer::step_sparse`]) and no weight decay, only the touched
+/// rows are updated, as PyTorch's sparse Adagrad does: the dense update adds 0 to the sum and
+/// subtracts 0 from a row with a zero gradient, so the result is the dense one bit for bit (but
+/// where the dense update would divide 0 by 0: `eps` 0 and an accumulator still 0, which turns
+/// an untouched parameter into NaN there and leaves it here). Weight decay moves every row (PyTorch
+/// refuses it with sparse gradients): the sparse step is then the dense one.
 #[derive(Debug, Clone)]
 pub struct Adagrad {
     config: AdagradConfig,
@@ -125,6 +134,37 @@ impl Optimizer for Adagrad {
                     *p -= clr * d / (s.sqrt() + eps);
                 }
             });
+        });
+        self.step += 1;
+    }
+
+    fn updates_sparse(&self) -> bool {
+        self.config.weight_decay == 0.0 && no_group_weight_decay(self.groups.as_ref())
+    }
+
+    fn step_sparse(&mut self, params: &mut [f32], grads: &[f32], sparse: &SparseGrad<'_>) {
+        if !self.updates_sparse() {
+            return self.step(params, grads);
+        }
+        check_lengths(params, grads);
+        let len = params.len();
+        let c = &self.config;
+        let t = (self.step + 1) as f64;
+        let decay = 1.0 + (t - 1.0) * c.lr_decay;
+        let eps = c.eps as f32;
+        let sign = if c.maximize { -1.0f32 } else { 1.0 };
+        ensure_buffer(&mut self.sum, len, c.initial_accumulator_value as f32);
+        let sum = &mut self.sum;
+        for_each_sparse_piece(self.groups.as_ref(), len, sparse, |run, piece| {
+            let clr = (c.lr * run.lr_scale / decay) as f32;
+            let wd = run.weight_decay.unwrap_or(c.weight_decay) as f32;
+            let (p, g, s) = (&mut params[piece.clone()], &grads[piece.clone()], &mut sum[piece]);
+            // The dense loop's expression, so that touched elements come out bit for bit the same.
+            for ((p, &g), s) in p.iter_mut().zip(g).zip(s.iter_mut()) {
+                let d = sign * g + wd * *p;
+                *s += d * d;
+                *p -= clr * d / (s.sqrt() + eps);
+            }
         });
         self.step += 1;
     }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_lengths, ensure_buffer, for_each_run, Optimizer, OptimizerState};
+use super::{check_lengths, ensure_buffer, for_each_sparse_piece, Optimizer, OptimizerState, SparseGrad};
 use crate::error::{non_negative, unit_interval, ConfigError, StateError};
 use crate::parallel::for_each_split;
 use crate::params::ParamGroups;
@@ -153,8 +153,8 @@ pub(crate) struct AdamHyper {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AdamMoments {
     pub step: u64,
-    exp_avg: Vec<f32>,
-    exp_avg_sq: Vec<f32>,
+    pub(crate) exp_avg: Vec<f32>,
+    pub(crate) exp_avg_sq: Vec<f32>,
     max_exp_avg_sq: Vec<f32>,
 }
 
@@ -202,6 +202,20 @@ struct AdamScalars {
 
 impl AdamMoments {
     pub(crate) fn step(&mut self, h: &AdamHyper, groups: Option<&ParamGroups>, params: &mut [f32], grads: &[f32]) {
+        let len = params.len();
+        self.step_ranges(h, groups, params, grads, std::slice::from_ref(&(0..len)));
+    }
+
+    /// [`AdamMoments::step`] that updates only the elements within `ranges` (sorted, disjoint),
+    /// each exactly as the full step would; the step count is the whole buffer's.
+    pub(crate) fn step_ranges(
+        &mut self,
+        h: &AdamHyper,
+        groups: Option<&ParamGroups>,
+        params: &mut [f32],
+        grads: &[f32],
+        ranges: &[std::ops::Range<usize>],
+    ) {
         check_lengths(params, grads);
         let len = params.len();
         ensure_buffer(&mut self.exp_avg, len, 0.0);
@@ -215,7 +229,8 @@ impl AdamMoments {
         let bias_correction1 = 1.0 - beta1.powf(t);
         let bias_correction2 = 1.0 - beta2.powf(t);
         let (exp_avg, exp_avg_sq, max_exp_avg_sq) = (&mut self.exp_avg, &mut self.exp_avg_sq, &mut self.max_exp_avg_sq);
-        for_each_run(groups, len, |run| {
+        let within = SparseGrad { dense: ranges, segments: &[] };
+        for_each_sparse_piece(groups, len, &within, |run, r| {
             let lr = h.lr * run.lr_scale;
             let weight_decay = run.weight_decay.unwrap_or(h.weight_decay);
             let (moments, l2) = MomentScalars::new(lr, h.betas, weight_decay, h.decoupled, h.maximize);
@@ -225,7 +240,6 @@ impl AdamMoments {
                 eps: h.eps as f32,
                 neg_step_size: (-(lr / bias_correction1)) as f32,
             };
-            let r = run.range.clone();
             let (p, g, m, v) =
                 (&mut params[r.clone()], &grads[r.clone()], &mut exp_avg[r.clone()], &mut exp_avg_sq[r.clone()]);
             match (h.amsgrad, l2, moments.lerp.from_start) {

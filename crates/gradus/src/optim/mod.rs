@@ -13,8 +13,32 @@
 //! computed in `f64`, as PyTorch computes them in Python floats, and element-wise arithmetic is
 //! `f32`. Long buffers are split across rayon's threads at fixed boundaries; since every update
 //! is element-wise, the result is the same bit for bit whatever the thread count.
+//!
+//! # Sparse gradients
+//!
+//! A model whose gradient is row-sparse in some segments (a network's embedding table: a batch
+//! touches only the rows of its tokens; see [`crate::model::Model::sparse_segments`]) trains on
+//! the engine's sparse path when the optimizer's [`Optimizer::updates_sparse`] says its
+//! [`Optimizer::step_sparse`] leaves untouched rows alone: the gradient of the untouched rows is
+//! then never zeroed, read, clipped or saved, and a step costs in proportion to the rows touched.
+//! Where the sparse update differs from the dense one:
+//!
+//! - `sgd` without momentum and weight decay, and `adagrad` without weight decay: not at all.
+//!   The dense update leaves a row with a zero gradient unchanged, so updating only the touched
+//!   rows gives the dense result bit for bit (bar two corner cases: a parameter of exactly −0
+//!   under `maximize`, and Adagrad with `eps` 0 whose dense update turns an untouched parameter
+//!   with a zero accumulator into NaN).
+//! - Momentum (SGD) and weight decay (SGD, Adagrad) move every row, touched or not: those
+//!   configurations keep the dense path, exactly the dense update. (PyTorch refuses weight decay
+//!   with sparse gradients.)
+//! - Adam and the rest of the family decay every row's moments and move every row that ever had
+//!   a gradient: they keep the dense path. [`SparseAdam`] (`sparse_adam`, PyTorch's
+//!   `SparseAdam`) is the lazy variant: only the touched rows' moments and parameters move, with
+//!   the global step count in the bias correction; on dense segments it is Adam.
+//! - Gradient accumulation (`accumulate > 1`) sums whole buffers and keeps the dense path.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +56,7 @@ pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
 pub mod sgd;
+pub mod sparse_adam;
 
 pub use adadelta::{Adadelta, AdadeltaConfig};
 pub use adagrad::{Adagrad, AdagradConfig};
@@ -44,10 +69,52 @@ pub use nadam::{NAdam, NAdamConfig};
 pub use radam::{RAdam, RAdamConfig};
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use sgd::{Sgd, SgdConfig};
+pub use sparse_adam::{SparseAdam, SparseAdamConfig};
 
 /// Names of the first-order optimizers [`from_options`] builds.
-pub const NAMES: [&str; 10] =
-    ["sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "radam", "adamax", "lion"];
+pub const NAMES: [&str; 11] =
+    ["sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "radam", "adamax", "lion", "sparse_adam"];
+
+/// A gradient some of whose segments are row-sparse for this step (an embedding table of which a
+/// batch saw a few tokens): what [`Optimizer::step_sparse`] is given besides the buffers.
+///
+/// Every element outside `dense` and outside the listed rows of `segments` is zero in the
+/// gradient (the engine does not even read it).
+#[derive(Debug, Clone, Copy)]
+pub struct SparseGrad<'a> {
+    /// The ranges of the buffer whose gradient is dense: every segment not listed in `segments`.
+    pub dense: &'a [Range<usize>],
+    /// The row-sparse segments, each with the rows this step touched.
+    pub segments: &'a [SparseRows<'a>],
+}
+
+/// One row-sparse segment of a [`SparseGrad`]: the table at `range` of rows `row_len` long, of
+/// which rows `rows` (sorted, without repeats) have a gradient.
+#[derive(Debug, Clone)]
+pub struct SparseRows<'a> {
+    /// The segment's range in the flat buffer.
+    pub range: Range<usize>,
+    /// Values per row.
+    pub row_len: usize,
+    /// The touched rows, sorted and unique.
+    pub rows: &'a [u32],
+}
+
+impl SparseGrad<'_> {
+    /// Calls `f` with every range of the buffer that holds gradient: the dense ranges and the
+    /// touched rows, in increasing order within each segment.
+    pub fn for_each_range(&self, mut f: impl FnMut(Range<usize>)) {
+        for range in self.dense {
+            f(range.clone());
+        }
+        for segment in self.segments {
+            for &row in segment.rows {
+                let start = segment.range.start + row as usize * segment.row_len;
+                f(start..start + segment.row_len);
+            }
+        }
+    }
+}
 
 /// A first-order update rule over a flat parameter buffer.
 pub trait Optimizer: Send {
@@ -69,6 +136,26 @@ pub trait Optimizer: Send {
     /// If `grads` and `params` differ in length, or differ from the length of earlier steps:
     /// both are programming errors, not data errors.
     fn step(&mut self, params: &mut [f32], grads: &[f32]);
+
+    /// Whether [`Optimizer::step_sparse`] changes nothing outside the gradient's dense ranges and
+    /// touched rows (so that the engine need not zero, read or save the other rows). False by
+    /// default, and for every configuration whose dense update moves rows with a zero gradient
+    /// (momentum, weight decay, Adam's moments): the engine then takes the dense path.
+    fn updates_sparse(&self) -> bool {
+        false
+    }
+
+    /// One update given a gradient that is zero outside `sparse`'s dense ranges and touched rows.
+    /// The default is the dense [`Optimizer::step`], always correct; optimizers whose
+    /// [`Optimizer::updates_sparse`] is true update only those ranges and rows, in time
+    /// proportional to them.
+    ///
+    /// # Panics
+    /// As [`Optimizer::step`].
+    fn step_sparse(&mut self, params: &mut [f32], grads: &[f32], sparse: &SparseGrad<'_>) {
+        let _ = sparse;
+        self.step(params, grads);
+    }
 
     /// How many steps have been taken.
     fn steps(&self) -> u64;
@@ -146,6 +233,42 @@ pub(crate) fn for_each_run(groups: Option<&ParamGroups>, len: usize, mut f: impl
     }
 }
 
+/// Calls `f(run, piece)` for every piece of `sparse`'s ranges (see [`SparseGrad::for_each_range`])
+/// cut along the runs of `groups` (the whole buffer of `len` is one run when there are none).
+pub(crate) fn for_each_sparse_piece(
+    groups: Option<&ParamGroups>,
+    len: usize,
+    sparse: &SparseGrad<'_>,
+    mut f: impl FnMut(&GroupRun, Range<usize>),
+) {
+    let single = [GroupRun { range: 0..len, lr_scale: 1.0, weight_decay: None }];
+    let runs = match groups {
+        Some(groups) => {
+            assert_eq!(groups.len(), len, "parameter groups cover {} parameters, the buffer holds {len}", groups.len());
+            groups.runs()
+        }
+        None => &single[..],
+    };
+    sparse.for_each_range(|range| {
+        // Runs are sorted and few: find the first that ends after the range starts.
+        let first = runs.partition_point(|run| run.range.end <= range.start);
+        for run in &runs[first..] {
+            if run.range.start >= range.end {
+                break;
+            }
+            let piece = range.start.max(run.range.start)..range.end.min(run.range.end);
+            if !piece.is_empty() {
+                f(run, piece);
+            }
+        }
+    });
+}
+
+/// Whether no run of `groups` overrides the weight decay with a non-zero one.
+pub(crate) fn no_group_weight_decay(groups: Option<&ParamGroups>) -> bool {
+    groups.is_none_or(|groups| groups.runs().iter().all(|run| run.weight_decay.is_none_or(|wd| wd == 0.0)))
+}
+
 /// Makes sure a state buffer is allocated for `len` parameters (filled with `fill` on first use).
 pub(crate) fn ensure_buffer(buffer: &mut Vec<f32>, len: usize, fill: f32) {
     if buffer.is_empty() && len > 0 {
@@ -178,6 +301,7 @@ pub fn from_options(name: &str, options: &serde_json::Value) -> Result<Box<dyn O
         "radam" => Box::new(radam::RAdam::new(parse(name, options)?)?),
         "rmsprop" => Box::new(rmsprop::RmsProp::new(parse(name, options)?)?),
         "sgd" => Box::new(Sgd::new(parse(name, options)?)?),
+        "sparse_adam" => Box::new(SparseAdam::new(parse(name, options)?)?),
         _ => return Err(ConfigError::new("optimizer", name, "one of the optimizers gradus knows")),
     })
 }

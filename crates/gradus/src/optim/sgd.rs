@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_lengths, ensure_buffer, for_each_run, Optimizer, OptimizerState};
+use super::{
+    check_lengths, ensure_buffer, for_each_run, for_each_sparse_piece, no_group_weight_decay, Optimizer,
+    OptimizerState, SparseGrad,
+};
 use crate::error::{non_negative, ConfigError, StateError};
 use crate::parallel::for_each_split;
 use crate::params::ParamGroups;
@@ -67,6 +70,13 @@ impl SgdConfig {
 /// Defaults as PyTorch: lr 1e-3, momentum 0, dampening 0, nesterov false, weight_decay 0.
 /// Identical to PyTorch, including the first-step rule that the momentum buffer starts as the
 /// undampened gradient.
+///
+/// With a row-sparse gradient ([`Optimizer::step_sparse`]) plain SGD (no momentum, no weight
+/// decay) updates only the touched rows: the dense update leaves a row with a zero gradient as it
+/// is, so the result is the dense one bit for bit (but for the sign of a parameter that is exactly
+/// −0 when maximizing). As in PyTorch, whose `SGD` takes sparse gradients only without momentum and
+/// weight decay in effect on them, momentum or weight decay move every row: then the sparse step
+/// is the dense one.
 #[derive(Debug, Clone)]
 pub struct Sgd {
     config: SgdConfig,
@@ -160,6 +170,29 @@ impl Optimizer for Sgd {
                         }),
                     }
                 });
+            }
+        });
+        self.step += 1;
+    }
+
+    fn updates_sparse(&self) -> bool {
+        self.config.momentum == 0.0 && self.config.weight_decay == 0.0 && no_group_weight_decay(self.groups.as_ref())
+    }
+
+    fn step_sparse(&mut self, params: &mut [f32], grads: &[f32], sparse: &SparseGrad<'_>) {
+        if !self.updates_sparse() {
+            return self.step(params, grads);
+        }
+        check_lengths(params, grads);
+        let c = &self.config;
+        let sign = if c.maximize { -1.0f32 } else { 1.0 };
+        for_each_sparse_piece(self.groups.as_ref(), params.len(), sparse, |run, piece| {
+            let lr = (c.lr * run.lr_scale) as f32;
+            let wd = run.weight_decay.unwrap_or(c.weight_decay) as f32;
+            // The dense loop's expression, so that touched elements come out bit for bit the same.
+            for (p, &g) in params[piece.clone()].iter_mut().zip(&grads[piece]) {
+                let d = sign * g + wd * *p;
+                *p -= lr * d;
             }
         });
         self.step += 1;

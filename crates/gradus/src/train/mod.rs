@@ -33,10 +33,10 @@ use thiserror::Error;
 use crate::error::ConfigError;
 use crate::memory::{self, MemoryError};
 use crate::model::{check_rows, evaluate_checked, EpochPass, Model, Rows, RowsError};
-use crate::optim::{Optimizer, OptimizerState};
+use crate::optim::{Optimizer, OptimizerState, SparseGrad, SparseRows};
 use crate::parallel::{CHUNK, PARALLEL_THRESHOLD};
 use crate::schedule::{LrSchedule, PlateauState};
-use crate::transform::{all_finite, clip_grad_value, clip_to_norm, sum_of_squares};
+use crate::transform::{all_finite, clip_grad_value, clip_to_norm, sum_of_squares, sum_of_squares_within};
 pub use metrics::{Metrics, Task};
 
 /// How many rows each update sees, named as in the textbooks.
@@ -680,6 +680,13 @@ impl Trainer {
             initial_measured = true;
         }
 
+        // The sparse path (see `SparsePath`): taken when the model has row-sparse segments and the
+        // optimizer's sparse step leaves untouched rows alone, so that nothing of the update
+        // needs to read or write them; gradient accumulation sums whole buffers, and keeps the
+        // dense path.
+        let segments = model.sparse_segments();
+        let mut sparse = (!segments.is_empty() && config.accumulate == 1 && self.optimizer.updates_sparse())
+            .then(|| SparsePath::new(params.len(), segments));
         let mut grad = vec![0.0f32; params.len()];
         let mut accumulated = vec![0.0f32; if config.accumulate > 1 { params.len() } else { 0 }];
         // Filled before the first update (lazily zeroed: no pages touched until then).
@@ -781,7 +788,12 @@ impl Trainer {
                 if has_buffers {
                     good_buffers = model.buffers();
                 }
-                let loss = model.train_step(params, train, indices, config.seed, step, &mut grad);
+                let loss = match &mut sparse {
+                    Some(path) => {
+                        model.train_step_sparse(params, train, indices, config.seed, step, &mut grad, &mut path.touched)
+                    }
+                    None => model.train_step(params, train, indices, config.seed, step, &mut grad),
+                };
                 let exploded = loss > config.divergence_factor * initial_loss.abs().max(1e-12);
                 if !loss.is_finite() || exploded {
                     // `params` came out of update `step`, which is the one that diverged.
@@ -807,10 +819,19 @@ impl Trainer {
                     }
                     micro = 0;
                 }
-                let norm = norms.measure(&grad);
+                let norm = match &mut sparse {
+                    Some(path) => {
+                        path.collect_ranges();
+                        norms.measure_within(&grad, &path.ranges)
+                    }
+                    None => norms.measure(&grad),
+                };
                 if !norm.is_finite() {
                     if config.skip_nonfinite {
                         skipped += 1;
+                        if let Some(path) = &sparse {
+                            path.clear_touched(&mut grad);
+                        }
                         continue;
                     }
                     // The loss at `params` was finite: they are the last good ones; the update
@@ -821,8 +842,19 @@ impl Trainer {
                     *sum += norm;
                 }
                 let update = Update { epoch, steps_per_epoch, loss };
-                let keep_going =
-                    self.apply_update(params, &mut grad, norm, &mut last_good, &mut step, update, observers);
+                let keep_going = match &mut sparse {
+                    Some(path) => self.apply_sparse_update(
+                        params,
+                        &mut grad,
+                        norm,
+                        &mut last_good,
+                        path,
+                        &mut step,
+                        update,
+                        observers,
+                    ),
+                    None => self.apply_update(params, &mut grad, norm, &mut last_good, &mut step, update, observers),
+                };
                 norm_sum += norm;
                 norm_count += 1;
                 last_good_loss = loss;
@@ -1009,6 +1041,55 @@ impl Trainer {
         }
         copy_parallel(params, last_good);
         self.optimizer.step(params, grad);
+        self.after_update(step, update, observers)
+    }
+
+    /// [`Trainer::apply_update`] on the sparse path: clips, saves and updates only the dense
+    /// ranges and the touched rows (the rows the previous update changed are saved too, so that
+    /// `last_good` stays a copy of the parameters before this update), then zeroes the touched
+    /// rows of `grad` for the next pass.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_sparse_update(
+        &mut self,
+        params: &mut [f32],
+        grad: &mut [f32],
+        norm: f64,
+        last_good: &mut [f32],
+        path: &mut SparsePath,
+        step: &mut u64,
+        update: Update,
+        observers: &mut [&mut dyn Observer],
+    ) -> bool {
+        for range in &path.ranges {
+            if let Some(max) = self.config.clip_norm {
+                clip_to_norm(&mut grad[range.clone()], max, norm);
+            }
+            if let Some(v) = self.config.clip_value {
+                clip_grad_value(&mut grad[range.clone()], v as f32);
+            }
+            last_good[range.clone()].copy_from_slice(&params[range.clone()]);
+        }
+        for (segment, rows) in path.segments.iter().zip(&path.changed) {
+            for &row in rows {
+                let range = segment.range.start + row as usize * segment.row_len..;
+                let range = range.start..range.start + segment.row_len;
+                last_good[range.clone()].copy_from_slice(&params[range]);
+            }
+        }
+        let rows: Vec<SparseRows<'_>> = path
+            .segments
+            .iter()
+            .zip(&path.touched)
+            .map(|(segment, rows)| SparseRows { range: segment.range.clone(), row_len: segment.row_len, rows })
+            .collect();
+        self.optimizer.step_sparse(params, grad, &SparseGrad { dense: &path.dense, segments: &rows });
+        path.clear_touched(grad);
+        std::mem::swap(&mut path.changed, &mut path.touched);
+        self.after_update(step, update, observers)
+    }
+
+    /// What follows every update: the step count, a per-step schedule and the observers.
+    fn after_update(&mut self, step: &mut u64, update: Update, observers: &mut [&mut dyn Observer]) -> bool {
         *step += 1;
         if self.config.schedule_unit == ScheduleUnit::Step {
             self.apply_schedule(update.epoch, *step);
@@ -1072,6 +1153,67 @@ fn copy_parallel(source: &[f32], destination: &mut [f32]) {
     }
 }
 
+/// The engine's sparse path, for models with row-sparse segments ([`Model::sparse_segments`]):
+/// the gradient of those segments is zero outside the rows a batch touched, and every part of an
+/// update (norms, clipping, the rollback copy, the optimizer's step, zeroing for the next batch)
+/// reads and writes only the dense segments and the touched rows, so that a step costs in
+/// proportion to the rows a batch sees rather than to the table. The results are the dense path's
+/// bit for bit for the optimizers whose sparse step is their dense one restricted to the touched
+/// rows (see [`Optimizer::updates_sparse`]).
+struct SparsePath {
+    segments: Vec<crate::model::SparseSegment>,
+    /// The ranges outside the sparse segments.
+    dense: Vec<Range<usize>>,
+    /// The rows of each segment the current batch touched.
+    touched: Vec<Vec<u32>>,
+    /// The rows of each segment the previous update changed (the rollback copy must catch up).
+    changed: Vec<Vec<u32>>,
+    /// The dense ranges and the touched rows, sorted: where the gradient may be non-zero.
+    ranges: Vec<Range<usize>>,
+}
+
+impl SparsePath {
+    fn new(len: usize, mut segments: Vec<crate::model::SparseSegment>) -> Self {
+        segments.sort_by_key(|s| s.range.start);
+        let mut dense = Vec::new();
+        let mut at = 0;
+        for segment in &segments {
+            if segment.range.start > at {
+                dense.push(at..segment.range.start);
+            }
+            at = segment.range.end;
+        }
+        if at < len {
+            dense.push(at..len);
+        }
+        let n = segments.len();
+        Self { segments, dense, touched: vec![Vec::new(); n], changed: vec![Vec::new(); n], ranges: Vec::new() }
+    }
+
+    /// Fills `ranges` from `dense` and `touched`, in order.
+    fn collect_ranges(&mut self) {
+        self.ranges.clear();
+        self.ranges.extend(self.dense.iter().cloned());
+        for (segment, rows) in self.segments.iter().zip(&self.touched) {
+            self.ranges.extend(rows.iter().map(|&row| {
+                let start = segment.range.start + row as usize * segment.row_len;
+                start..start + segment.row_len
+            }));
+        }
+        self.ranges.sort_unstable_by_key(|r| r.start);
+    }
+
+    /// Zeroes the touched rows of `grad`, as the sparse path expects them before a pass.
+    fn clear_touched(&self, grad: &mut [f32]) {
+        for (segment, rows) in self.segments.iter().zip(&self.touched) {
+            for &row in rows {
+                let start = segment.range.start + row as usize * segment.row_len;
+                grad[start..start + segment.row_len].fill(0.0);
+            }
+        }
+    }
+}
+
 /// The global L2 norm of a gradient and the norms of the tracked segments within it, from one
 /// pass over the buffer.
 pub(crate) struct GradientNorms {
@@ -1108,6 +1250,29 @@ impl GradientNorms {
         let mut total = 0.0;
         for (range, tracked) in &self.pieces {
             let squares = sum_of_squares(&grad[range.clone()]);
+            if let Some(k) = tracked {
+                self.segments[*k] = squares.sqrt();
+            }
+            total += squares;
+        }
+        total.sqrt()
+    }
+
+    /// [`GradientNorms::measure`] of a gradient that is zero outside `ranges` (sorted, disjoint),
+    /// reading only those: the same values bit for bit.
+    pub(crate) fn measure_within(&mut self, grad: &[f32], ranges: &[Range<usize>]) -> f64 {
+        let mut total = 0.0;
+        let mut within = Vec::new();
+        for (piece, tracked) in &self.pieces {
+            within.clear();
+            let first = ranges.partition_point(|r| r.end <= piece.start);
+            for r in &ranges[first..] {
+                if r.start >= piece.end {
+                    break;
+                }
+                within.push(r.start.max(piece.start) - piece.start..r.end.min(piece.end) - piece.start);
+            }
+            let squares = sum_of_squares_within(&grad[piece.clone()], &within);
             if let Some(k) = tracked {
                 self.segments[*k] = squares.sqrt();
             }

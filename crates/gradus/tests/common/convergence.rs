@@ -36,6 +36,8 @@ pub const ROSENBROCK: &[Setting] = &[
     Setting { name: "radam", options: r#"{"lr": 5e-3}"#, max_steps: 100_000 },
     Setting { name: "adamax", options: r#"{"lr": 0.05}"#, max_steps: 100_000 },
     Setting { name: "lion", options: r#"{"lr": 5e-4}"#, max_steps: 100_000 },
+    // Dense parameters: Adam's update.
+    Setting { name: "sparse_adam", options: r#"{"lr": 0.02}"#, max_steps: 100_000 },
 ];
 
 /// The result of a run.
