@@ -475,7 +475,12 @@ impl Model for crate::nn::Network {
     }
 
     fn inputs(&self) -> usize {
-        self.input_size()
+        // A network over token indices reads its rows' indices ([`Rows::ids`]), no feature columns.
+        if self.takes_tokens() {
+            0
+        } else {
+            self.input_size()
+        }
     }
 
     fn outputs(&self) -> usize {
@@ -535,6 +540,24 @@ impl Model for crate::nn::Network {
         let mut grad_out = vec![0.0f32; out.len()];
         self.loss().value_grad(out, y, self.output_shape().last(), &mut grad_out)
     }
+
+    fn forward_rows(&self, params: &[f32], data: Rows<'_>, out: &mut [f32]) {
+        match data.ids {
+            Some(ids) if self.takes_tokens() => self.predict_tokens(params, ids.ids, ids.offsets, out),
+            _ => self.forward(params, data.x, data.rows, out),
+        }
+    }
+
+    fn forward_and_loss_rows(&self, params: &[f32], data: Rows<'_>, out: &mut [f32]) -> f64 {
+        match data.ids {
+            Some(ids) if self.takes_tokens() => {
+                self.predict_tokens(params, ids.ids, ids.offsets, out);
+                let mut grad_out = vec![0.0f32; out.len()];
+                self.loss().value_grad(out, data.y, self.output_shape().last(), &mut grad_out)
+            }
+            _ => self.forward_and_loss(params, data.x, data.y, data.rows, out),
+        }
+    }
 }
 
 /// A network's training pass over rows of `data` at `indices` (all when `None`).
@@ -546,6 +569,18 @@ fn network_rows(
     grad: &mut [f32],
     step: crate::nn::TrainingStep,
 ) -> f64 {
+    if let (Some(ids), true) = (data.ids, net.takes_tokens()) {
+        // Rows of token indices: the picked rows' bags are copied into one batch.
+        let picked_targets;
+        let targets = match indices {
+            None => data.y,
+            Some(indices) => {
+                picked_targets = indices.iter().map(|&i| data.y[i]).collect::<Vec<f32>>();
+                &picked_targets
+            }
+        };
+        return net.train_token_rows(params, ids.ids, ids.offsets, indices, targets, grad, step);
+    }
     assert_eq!(data.cols, net.input_size(), "input width");
     match indices {
         None => net.train_rows(params, data.x, None, data.y, grad, step),

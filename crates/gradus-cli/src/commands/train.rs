@@ -293,6 +293,7 @@ fn saved_model(
     SavedModel {
         buffers: model.buffers(),
         class_names: loaded.class_names.clone(),
+        text: None,
         task,
         model: spec,
         params,

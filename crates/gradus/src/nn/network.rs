@@ -754,6 +754,45 @@ impl Network {
         self.train_pass(params, Input::Dense(x), rows, targets, grad, grad_input, step)
     }
 
+    /// [`Network::train_rows`] for rows of token indices (`ids`, `offsets` as
+    /// [`Network::predict_tokens`]): the rows at `indices` (every row when `None`) are copied
+    /// into one contiguous batch of bags, whose targets are `targets` (one per picked row).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn train_token_rows(
+        &self,
+        params: &[f32],
+        ids: &[u32],
+        offsets: &[usize],
+        indices: Option<&[usize]>,
+        targets: &[f32],
+        grad: &mut [f32],
+        step: TrainingStep,
+    ) -> f64 {
+        let Some(indices) = indices else {
+            let rows = offsets.len() - 1;
+            return self.train_pass(params, Input::Tokens(Tokens { ids, offsets }), rows, targets, grad, None, step);
+        };
+        thread_local! {
+            static PICKED: std::cell::RefCell<(Vec<u32>, Vec<usize>)> =
+                const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        let mut run = |(picked_ids, picked_offsets): &mut (Vec<u32>, Vec<usize>)| {
+            picked_ids.clear();
+            picked_offsets.clear();
+            picked_offsets.push(0);
+            for &i in indices {
+                picked_ids.extend_from_slice(&ids[offsets[i]..offsets[i + 1]]);
+                picked_offsets.push(picked_ids.len());
+            }
+            let tokens = Tokens { ids: picked_ids, offsets: picked_offsets };
+            self.train_pass(params, Input::Tokens(tokens), indices.len(), targets, grad, None, step)
+        };
+        PICKED.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buffers) => run(&mut buffers),
+            Err(_) => run(&mut (Vec::new(), Vec::new())),
+        })
+    }
+
     /// One training pass for update `step` of a run seeded `seed` over the rows of `x` at
     /// `indices` (every row in order when `None`): dropout masks from `(seed, step)`, batch
     /// statistics, and the running statistics updated when `update_buffers`.
