@@ -121,7 +121,8 @@ fn trains_saves_and_predicts_sentiment() {
 #[test]
 fn five_ratings_and_words_only() {
     let dir = setup(300);
-    let mut args = vec!["train", "--data", "reviews.csv", "--text", "review_text", "--target", "rating", "--ngrams", "1"];
+    let mut args =
+        vec!["train", "--data", "reviews.csv", "--text", "review_text", "--target", "rating", "--ngrams", "1"];
     args.extend(FAST);
     let out = ok(dir.path(), &args);
     assert!(out.contains("multiclass, 5 classes"), "{out}");

@@ -684,7 +684,11 @@ impl SavedModel {
         Ok(evaluate(model.as_ref(), &self.params, rows)?)
     }
 
-    fn text_rows(&self, texts: &[&str], origin: &str) -> Result<(Box<dyn Model>, Vec<u32>, Vec<usize>), SavedModelError> {
+    fn text_rows(
+        &self,
+        texts: &[&str],
+        origin: &str,
+    ) -> Result<(Box<dyn Model>, Vec<u32>, Vec<usize>), SavedModelError> {
         self.check_whole()?;
         let Some(text) = &self.text else {
             return Err(SavedModelError::WrongData {

@@ -289,7 +289,8 @@ pub fn read_text_csv(
         texts.push(text);
         if let Some(at) = target_at {
             let cell = record.field(at);
-            let value = parse_number(cell).map_err(|problem| cell_error(path, record.line, at, &names[at], cell, problem))?;
+            let value =
+                parse_number(cell).map_err(|problem| cell_error(path, record.line, at, &names[at], cell, problem))?;
             targets.push(value);
         }
     }
