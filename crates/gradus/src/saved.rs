@@ -416,6 +416,9 @@ pub struct SavedModel {
     pub text: Option<TextInput>,
 }
 
+/// A model of text, built, and the token indices of some texts as compressed rows.
+type TextRows = (Box<dyn Model>, Vec<u32>, Vec<usize>);
+
 /// What a model of text reads: which columns (joined with a space), tokenized how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -684,11 +687,7 @@ impl SavedModel {
         Ok(evaluate(model.as_ref(), &self.params, rows)?)
     }
 
-    fn text_rows(
-        &self,
-        texts: &[&str],
-        origin: &str,
-    ) -> Result<(Box<dyn Model>, Vec<u32>, Vec<usize>), SavedModelError> {
+    fn text_rows(&self, texts: &[&str], origin: &str) -> Result<TextRows, SavedModelError> {
         self.check_whole()?;
         let Some(text) = &self.text else {
             return Err(SavedModelError::WrongData {
