@@ -69,7 +69,7 @@ fn accuracy(out: &str, set: &str) -> f64 {
     line.split_whitespace().last().unwrap().parse().unwrap()
 }
 
-const FAST: [&str; 6] = ["--epochs", "8", "--buckets", "1000", "--embedding-dim", "16"];
+const FAST: [&str; 8] = ["--lr", "0.05", "--epochs", "8", "--buckets", "1000", "--embedding-dim", "16"];
 
 #[test]
 fn trains_saves_and_predicts_sentiment() {
