@@ -64,9 +64,9 @@ pub struct DataArgs {
 /// Model, optimizer and training options shared by `train`, `compare` and `lr-find`.
 #[derive(Debug, Clone, Args, Default)]
 pub struct TrainOptions {
-    /// Model [default: mlp for classification, linear for regression, mf for ratings]; `cnn` is a
-    /// network of the layers --layers lists.
-    #[arg(long, value_parser = ["linear", "logistic", "softmax", "mlp", "cnn", "mf"])]
+    /// Model [default: mlp for classification, linear for regression, mf for ratings,
+    /// text_classifier with --text]; `cnn` is a network of the layers --layers lists.
+    #[arg(long, value_parser = ["linear", "logistic", "softmax", "mlp", "cnn", "mf", "text_classifier"])]
     pub model: Option<String>,
     /// The layers of a network (`--model cnn`), comma-separated in PyTorch's names, e.g.
     /// "conv2d(6,5,padding=2),relu,max_pool2d(2),flatten,linear(120),relu,linear"; the last linear
@@ -201,12 +201,61 @@ pub struct TrainOptions {
     pub no_standardize: bool,
 }
 
+/// Text columns and how they are tokenized (`gradus train` of a text classifier).
+#[derive(Debug, Clone, Args, Default)]
+pub struct TextArgs {
+    /// Columns of a CSV file whose text (joined with a space) is each row's input, for a text
+    /// classifier (fastText's: the mean of word and n-gram embeddings, then a linear layer)
+    /// [default: the data set's text columns, e.g. title,review_text for `reviews`].
+    #[arg(long, value_name = "COLUMN[,COLUMN...]", value_delimiter = ',')]
+    pub text: Option<Vec<String>>,
+    /// Longest word n-gram that is a token: 1 for words only, 2 adds hashed bigrams [default: 2].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
+    pub ngrams: Option<usize>,
+    /// Hash buckets shared by the n-grams [default: 100000].
+    #[arg(long, value_name = "B", allow_negative_numbers = true, value_parser = whole_usize)]
+    pub buckets: Option<usize>,
+    /// Words seen fewer times in the training rows are unknown [default: 1].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
+    pub min_count: Option<usize>,
+    /// Keep at most this many of the most frequent words [default: all].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
+    pub max_vocab: Option<usize>,
+    /// Keep punctuation marks as tokens [default: words only].
+    #[arg(long)]
+    pub keep_punctuation: bool,
+    /// Size of each token's embedding in a text classifier [default: 64].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
+    pub embedding_dim: Option<usize>,
+}
+
+impl TextArgs {
+    /// The first tokenization flag given, if any (they apply to text classifiers only).
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--text", self.text.is_some()),
+            ("--ngrams", self.ngrams.is_some()),
+            ("--buckets", self.buckets.is_some()),
+            ("--min-count", self.min_count.is_some()),
+            ("--max-vocab", self.max_vocab.is_some()),
+            ("--keep-punctuation", self.keep_punctuation),
+            ("--embedding-dim", self.embedding_dim.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, given)| *given)
+        .map(|(flag, _)| flag)
+    }
+}
+
 /// `gradus train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Data.
     #[command(flatten)]
     pub data: DataArgs,
+    /// Text columns and tokenization.
+    #[command(flatten)]
+    pub text: TextArgs,
     /// Model and training options.
     #[command(flatten)]
     pub options: TrainOptions,
@@ -265,8 +314,12 @@ pub struct PredictArgs {
     /// A model saved by `gradus train --save`.
     pub model: PathBuf,
     /// Data with the model's feature columns (a target column, if present, is ignored).
-    #[arg(long, value_name = "FILE", required_unless_present = "image", conflicts_with = "image")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["image", "text"], conflicts_with_all = ["image", "text"])]
     pub data: Option<PathBuf>,
+    /// A text for a text classifier (repeat for several): its class and that class's
+    /// probability are printed.
+    #[arg(long, value_name = "TEXT", conflicts_with = "image", allow_hyphen_values = true)]
+    pub text: Option<Vec<String>>,
     /// Images (PNG or JPEG, any size) for an image model: each is converted to the model's
     /// channels and size, and its most likely classes are printed.
     #[arg(long, value_name = "FILE", num_args = 1..)]

@@ -17,6 +17,13 @@ pub const KNOWN_KEYS: &[&str] = &[
     "target",
     "task",
     "labels",
+    "text",
+    "ngrams",
+    "buckets",
+    "min_count",
+    "max_vocab",
+    "keep_punctuation",
+    "embedding_dim",
     "model",
     "layers",
     "input_shape",
@@ -77,6 +84,13 @@ struct FileConfig {
     target: Option<String>,
     task: Option<String>,
     labels: Option<PathBuf>,
+    text: Option<Vec<String>>,
+    ngrams: Option<usize>,
+    buckets: Option<usize>,
+    min_count: Option<usize>,
+    max_vocab: Option<usize>,
+    keep_punctuation: Option<bool>,
+    embedding_dim: Option<usize>,
     model: Option<String>,
     layers: Option<LayersValue>,
     input_shape: Option<String>,
@@ -186,6 +200,7 @@ fn read(path: &Path) -> Result<FileConfig, CliError> {
         let value = match (name.as_str(), value) {
             ("batch_size", toml::Value::Integer(n)) => toml::Value::String(n.to_string()),
             ("hidden" | "milestones", toml::Value::Integer(n)) => toml::Value::Array(vec![toml::Value::Integer(n)]),
+            ("text", toml::Value::String(column)) => toml::Value::Array(vec![toml::Value::String(column)]),
             (_, v) => v,
         };
         if let ("layers", toml::Value::Array(tables)) = (name.as_str(), &value) {
@@ -237,6 +252,8 @@ pub fn apply(args: &mut TrainArgs) -> Result<(), CliError> {
         model, input_shape, init, hidden, activation, factors, mf_order, l2, l1, optimizer, lr, momentum, dampening, beta1, beta2, eps,
         weight_decay, alpha, rho, lr_decay, batch_size, epochs, schedule, gamma, step_size, milestones, max_lr,
         eta_min, plateau_patience, warmup, clip_norm, clip_value, early_stop, tol, val_fraction, seed, threads);
+    fill!(args.text, file; text, ngrams, buckets, min_count, max_vocab, embedding_dim);
+    args.text.keep_punctuation |= file.keep_punctuation.unwrap_or(false);
     fill!(args, file; folds, save, checkpoint_every, checkpoint, resume, plot, metrics_json);
     args.options.amsgrad |= file.amsgrad.unwrap_or(false);
     args.options.centered |= file.centered.unwrap_or(false);

@@ -22,6 +22,7 @@ mod progress;
 mod ratings;
 mod safety;
 mod setup;
+mod text;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;

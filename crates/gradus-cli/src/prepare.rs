@@ -235,17 +235,38 @@ pub struct Prepared {
     pub standardizer: Option<Standardizer>,
     /// The regression target's scale on the training rows.
     pub target_scale: Option<TargetScale>,
+    /// Rows of token indices instead of features (a text classifier's): `cols` is then 0.
+    pub tokens: Option<TokenRows>,
+}
+
+/// The token indices of the training and validation rows, as compressed rows (see
+/// [`gradus::model::RowIds`]).
+pub struct TokenRows {
+    /// Training rows' indices.
+    pub train_ids: Vec<u32>,
+    /// Where each training row's indices start (one more than rows).
+    pub train_offsets: Vec<usize>,
+    /// Validation rows' indices.
+    pub val_ids: Vec<u32>,
+    /// Where each validation row's indices start.
+    pub val_offsets: Vec<usize>,
 }
 
 impl Prepared {
     /// The training rows.
     pub fn train(&self) -> gradus::model::Rows<'_> {
-        gradus::model::Rows::new(&self.train_x, &self.train_y, self.cols)
+        match &self.tokens {
+            Some(t) => gradus::model::Rows::with_ids(&t.train_ids, &t.train_offsets, &self.train_y),
+            None => gradus::model::Rows::new(&self.train_x, &self.train_y, self.cols),
+        }
     }
 
     /// The validation rows, if any.
     pub fn validation(&self) -> Option<gradus::model::Rows<'_>> {
-        (!self.val_y.is_empty()).then(|| gradus::model::Rows::new(&self.val_x, &self.val_y, self.cols))
+        (!self.val_y.is_empty()).then(|| match &self.tokens {
+            Some(t) => gradus::model::Rows::with_ids(&t.val_ids, &t.val_offsets, &self.val_y),
+            None => gradus::model::Rows::new(&self.val_x, &self.val_y, self.cols),
+        })
     }
 }
 
@@ -278,7 +299,7 @@ pub fn prepare(loaded: &Loaded, train: &[usize], validation: &[usize], scaling: 
         s.transform_rows(&mut val_x)?;
     }
     let target_scale = (loaded.task == Task::Regression).then(|| TargetScale::fit(&train_y));
-    Ok(Prepared { train_x, train_y, val_x, val_y, cols: loaded.data.cols, standardizer, target_scale })
+    Ok(Prepared { train_x, train_y, val_x, val_y, cols: loaded.data.cols, standardizer, target_scale, tokens: None })
 }
 
 /// Splits the rows into training and validation parts (stratified for classification);

@@ -292,6 +292,7 @@ fn saved(run: MfRun, loaded: &LoadedRatings) -> SavedModel {
         target_name: "rating".into(),
         buffers: Vec::new(),
         class_names: None,
+        text: None,
     }
 }
 

@@ -519,7 +519,12 @@ impl Model for crate::nn::Network {
     }
 
     fn inputs(&self) -> usize {
-        self.input_size()
+        // A network over token indices reads its rows' indices ([`Rows::ids`]), no feature columns.
+        if self.takes_tokens() {
+            0
+        } else {
+            self.input_size()
+        }
     }
 
     fn outputs(&self) -> usize {

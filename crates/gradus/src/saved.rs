@@ -29,9 +29,15 @@
 //!   "target_scale": {"mean": 152.1, "std": 77.0} | null,
 //!   "label_map": {"classes": [0.0, 1.0, ...]} | null,
 //!   "feature_names": ["pixel0", ...],    one per model input, in input order
-//!   "target_name": "digit"
+//!   "target_name": "digit",
+//!   "text": {"columns": ["title", "review_text"], "vocabulary": {...}}   only for models of text
 //! }
 //! ```
+//!
+//! A model of text (a network whose first layer is `embedding_bag`) reads the text of its
+//! `text.columns` rather than features: `feature_names` is empty, and `text.vocabulary` (its
+//! words and tokenization options, [`Vocabulary`]) turns new text into token indices exactly as in
+//! training. Files without `text` (all files written before models of text) read as before.
 //!
 //! `standardizer` maps raw features to the model's inputs, `x ← (x − mean) / std`.
 //! `target_scale`, for regression, says the model was trained on `(y − mean) / std`: its raw
@@ -55,6 +61,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::data::text::Vocabulary;
 use crate::data::{DataError, LabelMap, Standardizer};
 use crate::linear::{LinearKind, LinearModel, Penalty};
 use crate::loss::Loss;
@@ -404,6 +411,22 @@ pub struct SavedModel {
     /// The names of the classes, by class index (`T-shirt/top`, ...), when they have names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_names: Option<Vec<String>>,
+    /// For a model of text: the columns it reads and the vocabulary that tokenizes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextInput>,
+}
+
+/// A model of text, built, and the token indices of some texts as compressed rows.
+type TextRows = (Box<dyn Model>, Vec<u32>, Vec<usize>);
+
+/// What a model of text reads: which columns (joined with a space), tokenized how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextInput {
+    /// The text columns of the training data, in the order they were joined.
+    pub columns: Vec<String>,
+    /// The words of the training rows and the tokenization options.
+    pub vocabulary: Vocabulary,
 }
 
 /// The file's envelope: marker and version around the model.
@@ -480,8 +503,11 @@ impl SavedModel {
             Some(other) => return Err(SavedModelError::Version { path: path_buf(), found: other.to_string() }),
             None => return Err(SavedModelError::Invalid { path: path_buf(), message: "no `version` field".into() }),
         }
-        let model: SavedModel = serde_json::from_value(serde_json::Value::Object(object))
+        let mut model: SavedModel = serde_json::from_value(serde_json::Value::Object(object))
             .map_err(|e| SavedModelError::Invalid { path: path_buf(), message: e.to_string() })?;
+        if let Some(text) = &mut model.text {
+            text.vocabulary.rebuild_index();
+        }
         model.check().map_err(|message| SavedModelError::Invalid { path: path_buf(), message })?;
         Ok(model)
     }
@@ -523,6 +549,7 @@ impl SavedModel {
                 model.buffers().len()
             ));
         }
+        self.check_text()?;
         if let Some(i) = self.buffers.iter().position(|p| !p.is_finite()) {
             return Err(format!("running statistic {i} is not a finite number"));
         }
@@ -580,6 +607,108 @@ impl SavedModel {
             (_, None) => {}
         }
         Ok(())
+    }
+
+    /// The table size of a network over token indices (its first layer's `num_embeddings`).
+    fn token_table(&self) -> Option<usize> {
+        match &self.model {
+            ModelSpec::Network { network } => match network.layers.first() {
+                Some(crate::nn::LayerSpec::EmbeddingBag { num_embeddings, .. })
+                | Some(crate::nn::LayerSpec::Embedding { num_embeddings, .. }) => Some(*num_embeddings),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A model of text has a vocabulary as large as its embedding table, a bag of tokens as its
+    /// input and no feature names; no other model has `text`.
+    fn check_text(&self) -> Result<(), String> {
+        match (&self.text, self.token_table()) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(format!("`text` for a {}, which does not read tokens", self.model.describe())),
+            (None, Some(_)) => Err("a network over token indices without its `text` vocabulary".into()),
+            (Some(text), Some(table)) => {
+                text.vocabulary.options.validate().map_err(|e| format!("text: {e}"))?;
+                if !matches!(
+                    &self.model,
+                    ModelSpec::Network { network } if matches!(network.layers.first(), Some(crate::nn::LayerSpec::EmbeddingBag { .. }))
+                ) {
+                    return Err("a model of text starts with `embedding_bag`".into());
+                }
+                if text.vocabulary.size() != table {
+                    return Err(format!(
+                        "the vocabulary has {} tokens (words and n-gram buckets), the embedding table {table} rows",
+                        text.vocabulary.size()
+                    ));
+                }
+                if text.columns.is_empty() {
+                    return Err("a model of text without its `text.columns`".into());
+                }
+                if !self.feature_names.is_empty() {
+                    return Err("a model of text has no `feature_names`".into());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The text columns of a model of text, `None` for other models.
+    pub fn text_columns(&self) -> Option<&[String]> {
+        self.text.as_ref().map(|t| t.columns.as_slice())
+    }
+
+    /// Raw outputs (logits; `texts.len() × outputs`) of a model of text for `texts`, tokenized as
+    /// in training; an error for any other model.
+    pub fn text_outputs(&self, texts: &[&str]) -> Result<Vec<f32>, SavedModelError> {
+        let (model, ids, offsets) = self.text_rows(texts, "the texts")?;
+        let y = vec![0.0f32; texts.len()];
+        let rows = Rows::with_ids(&ids, &offsets, &y);
+        let mut out = crate::model::output_buffer(texts.len(), model.outputs()).map_err(RowsError::from)?;
+        if !texts.is_empty() {
+            model.forward_rows(&self.params, rows, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Loss and metrics of a model of text on `texts` and their raw targets (see
+    /// [`SavedModel::evaluate`]).
+    pub fn evaluate_text(&self, texts: &[&str], targets: &[f32], origin: &str) -> Result<Metrics, SavedModelError> {
+        let (model, ids, offsets) = self.text_rows(texts, origin)?;
+        let y = self.encode_targets(targets, origin)?;
+        if y.len() != texts.len() {
+            return Err(SavedModelError::WrongData {
+                origin: origin.to_string(),
+                problem: format!("{} targets for {} texts", y.len(), texts.len()),
+            });
+        }
+        let rows = Rows::with_ids(&ids, &offsets, &y);
+        rows.check(&format!("`{origin}`"))?;
+        Ok(evaluate(model.as_ref(), &self.params, rows)?)
+    }
+
+    fn text_rows(&self, texts: &[&str], origin: &str) -> Result<TextRows, SavedModelError> {
+        self.check_whole()?;
+        let Some(text) = &self.text else {
+            return Err(SavedModelError::WrongData {
+                origin: origin.to_string(),
+                problem: format!("the model is a {}, which reads features, not text", self.model.describe()),
+            });
+        };
+        let model = self.build().map_err(|e| SavedModelError::Data(e.into()))?;
+        let (ids, offsets) = text.vocabulary.encode_all(texts.iter().copied());
+        Ok((model, ids, offsets))
+    }
+
+    fn encode_targets(&self, targets: &[f32], origin: &str) -> Result<Vec<f32>, SavedModelError> {
+        let y: Vec<f32> = match &self.label_map {
+            Some(map) => map.encode_all(targets, origin)?.into_iter().map(|c| c as f32).collect(),
+            None => targets.to_vec(),
+        };
+        if let Some(row) = y.iter().position(|v| !v.is_finite()) {
+            return Err(DataError::NonFiniteTarget { origin: origin.to_string(), row: row + 1, value: y[row] }.into());
+        }
+        Ok(y)
     }
 
     /// Predicted ratings of `users[k]` for `items[k]` (raw ids) by a matrix-factorization model;
@@ -644,6 +773,15 @@ impl SavedModel {
 
     /// An error unless this is a model of features (not matrix factorization), naming `origin`.
     fn expect_features(&self, origin: &str) -> Result<(), SavedModelError> {
+        if let Some(text) = &self.text {
+            return Err(SavedModelError::WrongData {
+                origin: origin.to_string(),
+                problem: format!(
+                    "the model reads text (columns {}), not feature rows",
+                    text.columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
         if let ModelSpec::MatrixFactorization { .. } = self.model {
             return Err(SavedModelError::WrongData {
                 origin: origin.to_string(),
@@ -868,6 +1006,7 @@ mod tests {
             target_name: "y".into(),
             buffers: Vec::new(),
             class_names: None,
+            text: None,
         }
     }
 
@@ -889,6 +1028,7 @@ mod tests {
             target_name: "t".into(),
             buffers: Vec::new(),
             class_names: None,
+            text: None,
         }
     }
 
@@ -950,6 +1090,7 @@ mod tests {
             target_name: "rating".into(),
             buffers: Vec::new(),
             class_names: None,
+            text: None,
         };
         let back = SavedModel::from_json_bytes(saved.to_json().as_bytes(), path()).unwrap();
         assert_eq!(back, saved);

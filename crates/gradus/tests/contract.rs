@@ -343,6 +343,7 @@ fn saved_classifier() -> SavedModel {
         target_name: "y".into(),
         buffers: Vec::new(),
         class_names: None,
+        text: None,
     }
 }
 
@@ -404,6 +405,7 @@ fn saved_ratings_model() -> SavedModel {
         target_name: "rating".into(),
         buffers: Vec::new(),
         class_names: None,
+        text: None,
     }
 }
 

@@ -438,9 +438,12 @@ fn builtin_listing_and_errors() {
             "iris",
             "movielens_small",
             "fashion_mnist",
-            "fashion_mnist_test"
+            "fashion_mnist_test",
+            "reviews"
         ]
     );
+    let message = builtin::load("reviews").unwrap_err().to_string();
+    assert_contains(&message, &["`reviews`", "text"]);
     assert!(builtin::list().iter().all(|info| !info.licence.is_empty()));
     assert_eq!(builtin::info("iris").unwrap().task.to_string(), "multiclass (3 classes)");
     assert_eq!(builtin::info("movielens_small").unwrap().task.to_string(), "ratings");

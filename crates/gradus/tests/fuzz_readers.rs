@@ -405,6 +405,7 @@ fn model_seeds() -> Vec<Vec<u8>> {
         target_name: "y".into(),
         buffers: Vec::new(),
         class_names: None,
+        text: None,
     };
     let regression = SavedModel {
         task: Task::Regression,
@@ -417,6 +418,7 @@ fn model_seeds() -> Vec<Vec<u8>> {
         target_name: "t".into(),
         buffers: Vec::new(),
         class_names: None,
+        text: None,
     };
     let (users, items, ratings) = ([0u32, 0, 1, 1], [0u32, 1, 0, 1], [4.0f32, 3.0, 5.0, 1.0]);
     let train = gradus::mf::Ratings::new(2, 2, &users, &items, &ratings).unwrap();
@@ -436,6 +438,7 @@ fn model_seeds() -> Vec<Vec<u8>> {
         target_name: "rating".into(),
         buffers: Vec::new(),
         class_names: None,
+        text: None,
     };
     [multiclass, regression, ratings_model].iter().map(|m| m.to_json().into_bytes()).collect()
 }

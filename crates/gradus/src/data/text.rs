@@ -185,6 +185,127 @@ impl Vocabulary {
     }
 }
 
+impl Vocabulary {
+    /// The tokens of every text ([`Vocabulary::encode`]) as compressed rows: row `r` holds
+    /// `ids[offsets[r]..offsets[r + 1]]`, the input of [`crate::model::Rows::with_ids`].
+    pub fn encode_all<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> (Vec<u32>, Vec<usize>) {
+        let mut ids = Vec::new();
+        let mut offsets = vec![0];
+        for text in texts {
+            ids.extend(self.encode(text));
+            offsets.push(ids.len());
+        }
+        (ids, offsets)
+    }
+}
+
+/// Rows of text read from a CSV file: the text of each row (its text columns joined with a
+/// space) and its target when the file has the target column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextTable {
+    /// One text per row.
+    pub texts: Vec<String>,
+    /// One target per row (empty when no target column was read).
+    pub target: Vec<f32>,
+    /// The text columns, in the order they are joined.
+    pub text_columns: Vec<String>,
+    /// The target column, when read.
+    pub target_name: Option<String>,
+    /// The file.
+    pub source: String,
+}
+
+impl TextTable {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.texts.len()
+    }
+}
+
+/// Reads the columns `text_columns` of a CSV file (header row; quoted fields may hold the
+/// delimiter and line breaks; `.gz` read transparently) and its numeric column `target` when
+/// given. A row's text is its text cells joined with a space: an empty cell adds nothing, and a
+/// row whose text cells are all empty has no tokens (that is data, not an error). A column that
+/// is not in the header is an error listing the header; a target cell that is not a number is an
+/// error naming its line and column. Other columns are ignored whatever they hold.
+pub fn read_text_csv(
+    path: impl AsRef<std::path::Path>,
+    text_columns: &[String],
+    target: Option<&str>,
+) -> Result<TextTable, crate::data::DataError> {
+    use super::csv::{cell_error, Record, RecordReader};
+    use super::source::{parse_number, show};
+    use super::DataError;
+
+    let path = path.as_ref();
+    let mut reader = RecordReader::open(path, None)?;
+    let mut record = Record::default();
+    if !reader.read(&mut record)? {
+        return Err(DataError::Empty { path: path.to_path_buf(), expected: "a header row followed by data rows" });
+    }
+    let header_line = record.line;
+    let names: Vec<String> = record.fields().map(|name| show(name.trim_ascii())).collect();
+    let find = |wanted: &str| names.iter().position(|n| n == wanted);
+    let mut text_at = Vec::with_capacity(text_columns.len());
+    for column in text_columns {
+        let at = find(column).ok_or_else(|| DataError::UnknownTextColumn {
+            path: path.to_path_buf(),
+            option: "--text".into(),
+            name: column.clone(),
+            available: names.clone(),
+        })?;
+        text_at.push(at);
+    }
+    let target_at = match target {
+        Some(wanted) => Some(find(wanted).ok_or_else(|| DataError::UnknownTarget {
+            path: path.to_path_buf(),
+            name: wanted.to_string(),
+            available: names.clone(),
+        })?),
+        None => None,
+    };
+    let mut texts = Vec::new();
+    let mut targets = Vec::new();
+    while reader.read(&mut record)? {
+        if record.len() != names.len() {
+            return Err(DataError::RaggedRow {
+                path: path.to_path_buf(),
+                line: record.line,
+                expected: format!("{} fields (as in the header)", names.len()),
+                found: record.len(),
+            });
+        }
+        let mut text = String::new();
+        for &at in &text_at {
+            let cell = String::from_utf8_lossy(record.field(at));
+            let cell = cell.trim();
+            if !cell.is_empty() {
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(cell);
+            }
+        }
+        texts.push(text);
+        if let Some(at) = target_at {
+            let cell = record.field(at);
+            let value =
+                parse_number(cell).map_err(|problem| cell_error(path, record.line, at, &names[at], cell, problem))?;
+            targets.push(value);
+        }
+    }
+    if texts.is_empty() {
+        return Err(DataError::NoRows { path: path.to_path_buf(), header_line });
+    }
+    Ok(TextTable {
+        texts,
+        target: targets,
+        text_columns: text_columns.to_vec(),
+        target_name: target_at.map(|at| names[at].clone()),
+        source: path.display().to_string(),
+    })
+}
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// FNV-1a over `bytes`, from `hash`: fixed by its definition, the same on every platform.

@@ -1,0 +1,179 @@
+//! Text classifiers end to end: `gradus train --text`, `predict --text`, `predict --data`,
+//! `evaluate`, on small synthetic reviews (positive and negative words) in temporary folders.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const GRADUS: &str = env!("CARGO_BIN_EXE_gradus");
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(GRADUS).args(args).current_dir(dir).output().expect("the gradus binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = run_in(dir, args);
+    assert!(o.status.success(), "gradus {args:?} failed ({:?}):\n{}\n{}", o.status.code(), stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let o = run_in(dir, args);
+    assert_eq!(o.status.code(), Some(2), "gradus {args:?}:\n{}\n{}", stdout(&o), stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    stderr(&o)
+}
+
+const GOOD: [&str; 6] = ["lovely", "great", "soft", "perfect", "flattering", "comfortable"];
+const BAD: [&str; 6] = ["cheap", "scratchy", "awful", "tight", "returned", "disappointing"];
+const FILLER: [&str; 6] = ["the", "dress", "fabric", "color", "fits", "and"];
+
+/// Reviews whose label follows their sentiment words: a title, a review (some empty, some quoted
+/// with commas and line breaks), a 1–5 rating and a 0/1 recommendation.
+fn reviews_csv(rows: usize) -> String {
+    let mut s = String::from("id,title,review_text,rating,recommended\n");
+    for i in 0..rows {
+        let positive = (i * 7 + i / 3) % 5 < 3;
+        let words = if positive { GOOD } else { BAD };
+        let w1 = words[i % 6];
+        let w2 = words[(i / 6 + 1) % 6];
+        let f = FILLER[(i * 5) % 6];
+        let title = if i % 4 == 0 { String::new() } else { format!("{w1}!") };
+        let review = match i % 9 {
+            0 => String::new(),
+            1 => format!("\"{f} {w2}, really {w1}\nvery {w2}\""),
+            _ => format!("{f} is {w2} {f} {w1}"),
+        };
+        let (rating, recommended) = if positive { (4 + i % 2, 1) } else { (1 + i % 3, 0) };
+        s.push_str(&format!("{i},{title},{review},{rating},{recommended}\n"));
+    }
+    s
+}
+
+fn setup(rows: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("reviews.csv"), reviews_csv(rows)).unwrap();
+    dir
+}
+
+fn accuracy(out: &str, set: &str) -> f64 {
+    let line = out.lines().find(|l| l.trim_start().starts_with(set)).unwrap_or_else(|| panic!("no {set} line:\n{out}"));
+    line.split_whitespace().last().unwrap().parse().unwrap()
+}
+
+const FAST: [&str; 8] = ["--lr", "0.05", "--epochs", "8", "--buckets", "1000", "--embedding-dim", "16"];
+
+#[test]
+fn trains_saves_and_predicts_sentiment() {
+    let dir = setup(400);
+    let d = dir.path();
+    let mut args = vec!["train", "--data", "reviews.csv", "--text", "title,review_text", "--target", "recommended"];
+    args.extend(FAST);
+    args.extend(["--save", "m.json"]);
+    let out = ok(d, &args);
+    assert!(out.contains("text `title` + `review_text`"), "{out}");
+    assert!(out.contains("rows without text"), "{out}");
+    assert!(out.contains("embedding_bag("), "{out}");
+    assert!(accuracy(&out, "validation") >= 0.95, "{out}");
+
+    // predict --text: the class and its probability, unknown words included.
+    let out = ok(d, &["predict", "m.json", "--text", "lovely soft fabric", "--text", "cheap scratchy, returned it"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("1 ") && lines[0].contains('%'), "{out}");
+    assert!(lines[1].starts_with("0 "), "{out}");
+    let out = ok(d, &["predict", "m.json", "--text", "zzz qqq never seen", "--text", ""]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    // predict --data writes one row per text, as for other classifiers; the file needs only the
+    // text columns, and outputs never overwrite inputs.
+    fs::write(d.join("new.csv"), "title,review_text\nperfect!,so lovely and soft\n,\"awful, tight\"\n").unwrap();
+    ok(d, &["predict", "m.json", "--data", "new.csv", "--out", "p.csv"]);
+    let p = fs::read_to_string(d.join("p.csv")).unwrap();
+    let rows: Vec<&str> = p.lines().collect();
+    assert_eq!(rows[0], "prediction,p_0,p_1");
+    assert!(rows[1].starts_with("1,") && rows[2].starts_with("0,"), "{p}");
+    fails(d, &["predict", "m.json", "--data", "new.csv", "--out", "new.csv"]);
+
+    // The reloaded model predicts exactly what was saved, and evaluates the training file.
+    let again = ok(d, &["predict", "m.json", "--data", "new.csv"]);
+    assert_eq!(again, p);
+    let out = ok(d, &["evaluate", "m.json", "--data", "reviews.csv"]);
+    assert!(accuracy(&out, "metrics") >= 0.95, "{out}");
+    let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(d.join("m.json")).unwrap()).unwrap();
+    assert_eq!(saved["text"]["columns"], serde_json::json!(["title", "review_text"]));
+    assert_eq!(saved["text"]["vocabulary"]["options"]["ngrams"], 2);
+
+    // A file without the text columns names them.
+    fs::write(d.join("other.csv"), "a,b\n1,2\n").unwrap();
+    let err = fails(d, &["predict", "m.json", "--data", "other.csv"]);
+    assert!(err.contains("`title`") && err.contains("`a`, `b`"), "{err}");
+}
+
+#[test]
+fn five_ratings_and_words_only() {
+    let dir = setup(300);
+    let mut args =
+        vec!["train", "--data", "reviews.csv", "--text", "review_text", "--target", "rating", "--ngrams", "1"];
+    args.extend(FAST);
+    let out = ok(dir.path(), &args);
+    assert!(out.contains("multiclass, 5 classes"), "{out}");
+    assert!(out.contains("linear(5)"), "{out}");
+    assert!(!out.contains("hash buckets"), "{out}");
+}
+
+#[test]
+fn bad_text_options_are_errors() {
+    let dir = setup(40);
+    let d = dir.path();
+    let err = fails(d, &["train", "--data", "reviews.csv", "--text", "title,body", "--target", "recommended"]);
+    assert!(err.contains("no column named `body`") && err.contains("`review_text`"), "{err}");
+    let err = fails(d, &["train", "--data", "reviews.csv", "--text", "recommended", "--target", "recommended"]);
+    assert!(err.contains("is the target"), "{err}");
+    let err = fails(d, &["train", "--data", "reviews.csv", "--model", "text_classifier"]);
+    assert!(err.contains("--text"), "{err}");
+    let err = fails(d, &["train", "--data", "reviews.csv", "--text", "title", "--ngrams", "0"]);
+    assert!(err.contains("ngrams"), "{err}");
+    let err = fails(d, &["train", "--data", "reviews.csv", "--text", "title", "--hidden", "8"]);
+    assert!(err.contains("--hidden does not apply"), "{err}");
+    let err = fails(d, &["train", "--dataset", "iris", "--ngrams", "2"]);
+    assert!(err.contains("--ngrams applies to text"), "{err}");
+    let err = fails(d, &["train", "--dataset", "reviews", "--model", "mlp"]);
+    assert!(err.contains("holds text"), "{err}");
+}
+
+#[test]
+fn text_options_from_a_config_file() {
+    let dir = setup(120);
+    let d = dir.path();
+    fs::write(
+        d.join("c.toml"),
+        "data = \"reviews.csv\"\ntext = [\"title\", \"review_text\"]\ntarget = \"recommended\"\nbuckets = 500\n\
+         embedding_dim = 8\nepochs = 2\nmin_count = 2\n",
+    )
+    .unwrap();
+    let out = ok(d, &["train", "--config", "c.toml"]);
+    assert!(out.contains("500 hash buckets"), "{out}");
+    assert!(out.contains("embedding_bag("), "{out}");
+}
+
+#[test]
+fn models_from_before_text_still_load() {
+    let dir = setup(10);
+    let d = dir.path();
+    fs::write(d.join("num.csv"), "a,b,y\n0,1,0\n1,0,1\n0,0,0\n1,1,1\n0,1,0\n1,0,1\n").unwrap();
+    ok(d, &["train", "--data", "num.csv", "--model", "logistic", "--epochs", "2", "--save", "old.json"]);
+    let text = fs::read_to_string(d.join("old.json")).unwrap();
+    assert!(!text.contains("\"text\""), "files of feature models are unchanged");
+    ok(d, &["predict", "old.json", "--data", "num.csv"]);
+    let err = fails(d, &["predict", "old.json", "--text", "hello"]);
+    assert!(err.contains("not text"), "{err}");
+}
