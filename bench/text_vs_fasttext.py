@@ -26,7 +26,7 @@ random_state=0)`), written to two CSV files that every side reads:
 Targets (issue 10): `recommended` at least 91.7 % test accuracy and training no slower than
 fastText with the same epochs; `rating` (5 classes) at least 66 %.
 
-On first use it creates bench/.venv-text with fasttext-wheel, scikit-learn and numpy.
+On first use it creates bench/.venv-text with fasttext-wheel, scikit-learn and numpy < 2.
 """
 
 import argparse
@@ -59,11 +59,13 @@ def ensure_venv() -> None:
     if not VENV_PYTHON.exists():
         log(f"creating {VENV}")
         subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
-    check = subprocess.run([str(VENV_PYTHON), "-c", "import fasttext, sklearn, numpy"], capture_output=True)
+    check = subprocess.run([str(VENV_PYTHON), "-c", "import fasttext, sklearn, numpy; assert numpy.__version__ < '2'"],
+                           capture_output=True)
     if check.returncode != 0:
         log("installing fasttext-wheel, scikit-learn and numpy")
+        # fasttext-wheel's predict asks NumPy for `copy=False` arrays, which NumPy 2 refuses.
         subprocess.check_call([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "fasttext-wheel", "scikit-learn",
-                               "numpy"])
+                               "numpy<2"])
     if Path(sys.prefix).resolve() != VENV.resolve():
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
 
