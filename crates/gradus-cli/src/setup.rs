@@ -503,6 +503,9 @@ impl Settings {
             }
             "cnn" => CliError::usage(format!("--layers on {inputs} features: {error}"))
                 .hint("use fewer or smaller --layers, or data with fewer features"),
+            // Sized by its vocabulary (words and n-gram buckets) times the embedding's width.
+            "text_classifier" => CliError::usage(format!("--embedding-dim and the vocabulary (--buckets): {error}"))
+                .hint("use a smaller --embedding-dim, fewer --buckets or a smaller --max-vocab"),
             model => CliError::usage(format!("--model {model} on {inputs} features: {error}"))
                 .hint("use data with fewer features"),
         }

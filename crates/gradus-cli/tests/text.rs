@@ -148,6 +148,9 @@ fn bad_text_options_are_errors() {
     assert!(err.contains("--ngrams applies to text"), "{err}");
     let err = fails(d, &["train", "--dataset", "reviews", "--model", "mlp"]);
     assert!(err.contains("holds text"), "{err}");
+    // A table beyond memory names the flags that size it, before anything that large is allocated.
+    let err = fails(d, &["train", "--data", "reviews.csv", "--text", "title", "--embedding-dim", "4000000000"]);
+    assert!(err.contains("--embedding-dim") && err.contains("available"), "{err}");
 }
 
 #[test]
