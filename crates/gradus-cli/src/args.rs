@@ -30,6 +30,8 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Predictions of a saved model (class and probabilities, or values).
     Predict(PredictArgs),
+    /// Continue a prompt with a trained language model.
+    Generate(GenerateArgs),
     /// Train the same task with several optimizers, learning rates, batch sizes or schedules.
     Compare(CompareArgs),
     /// Run optimizers on a test surface and draw their paths on its contour map.
@@ -57,7 +59,7 @@ pub struct DataArgs {
     #[arg(long, value_name = "COLUMN")]
     pub target: Option<String>,
     /// The task; inferred from the target when absent (and said so).
-    #[arg(long, value_parser = ["regression", "binary", "multiclass", "ratings"])]
+    #[arg(long, value_parser = ["regression", "binary", "multiclass", "ratings", "language_model"])]
     pub task: Option<String>,
 }
 
@@ -65,8 +67,9 @@ pub struct DataArgs {
 #[derive(Debug, Clone, Args, Default)]
 pub struct TrainOptions {
     /// Model [default: mlp for classification, linear for regression, mf for ratings,
-    /// text_classifier with --text]; `cnn` is a network of the layers --layers lists.
-    #[arg(long, value_parser = ["linear", "logistic", "softmax", "mlp", "cnn", "mf", "text_classifier"])]
+    /// text_classifier with --text, language_model for --task language_model]; `cnn` is a network
+    /// of the layers --layers lists.
+    #[arg(long, value_parser = ["linear", "logistic", "softmax", "mlp", "cnn", "mf", "text_classifier", "language_model"])]
     pub model: Option<String>,
     /// The layers of a network (`--model cnn`), comma-separated in PyTorch's names, e.g.
     /// "conv2d(6,5,padding=2),relu,max_pool2d(2),flatten,linear(120),relu,linear"; the last linear
@@ -224,13 +227,20 @@ pub struct TextArgs {
     /// Keep punctuation marks as tokens [default: words only].
     #[arg(long)]
     pub keep_punctuation: bool,
-    /// Size of each token's embedding in a text classifier [default: 64].
+    /// Size of each token's embedding [default: 64 for a text classifier, 200 for a language model].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub embedding_dim: Option<usize>,
+    /// Steps of truncated backpropagation through time of a language model: the length of the
+    /// chunks each stream of the corpus is cut into [default: 35].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
+    pub bptt: Option<usize>,
+    /// Recurrent cell of a language model [default: lstm].
+    #[arg(long, value_parser = ["lstm", "gru"])]
+    pub cell: Option<String>,
 }
 
 impl TextArgs {
-    /// The first tokenization flag given, if any (they apply to text classifiers only).
+    /// The first tokenization flag given, if any (they apply to text models only).
     pub fn first_given(&self) -> Option<&'static str> {
         [
             ("--text", self.text.is_some()),
@@ -240,6 +250,8 @@ impl TextArgs {
             ("--max-vocab", self.max_vocab.is_some()),
             ("--keep-punctuation", self.keep_punctuation),
             ("--embedding-dim", self.embedding_dim.is_some()),
+            ("--bptt", self.bptt.is_some()),
+            ("--cell", self.cell.is_some()),
         ]
         .into_iter()
         .find(|(_, given)| *given)
@@ -334,6 +346,36 @@ pub struct PredictArgs {
     /// Write predictions to this CSV file instead of stdout.
     #[arg(long, value_name = "FILE.csv")]
     pub out: Option<PathBuf>,
+    /// With --text and a text classifier: list the words that pushed each prediction most
+    /// (their contribution to the predicted class's logit).
+    #[arg(long, requires = "text")]
+    pub explain: bool,
+}
+
+/// `gradus generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The saved language model (`gradus train --task language_model --save FILE`).
+    pub model: PathBuf,
+    /// The text to continue [default: the start of a document].
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub prompt: Option<String>,
+    /// Tokens (words and punctuation) to add [default: 20].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
+    pub words: Option<usize>,
+    /// Divides the logits before sampling: below 1 more likely words, above 1 more varied; 0
+    /// takes the most likely word each time [default: 1].
+    #[arg(long, value_name = "T", allow_negative_numbers = true, value_parser = number)]
+    pub temperature: Option<f64>,
+    /// Sample among the K most likely next words only [default: all].
+    #[arg(long, value_name = "K", allow_negative_numbers = true, value_parser = whole_usize)]
+    pub top_k: Option<usize>,
+    /// Seed of the sampling [default: 0].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_u64)]
+    pub seed: Option<u64>,
+    /// Continuations to write, each from the prompt [default: 1].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
+    pub samples: Option<usize>,
 }
 
 /// `gradus compare`.

@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod fingerprint;
 mod image;
+mod language;
 mod output;
 mod paths;
 mod plot;
@@ -36,6 +37,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Train(args) => commands::train::run(args, quiet),
         Command::Evaluate(args) => commands::evaluate::evaluate(&args, quiet),
         Command::Predict(args) => commands::evaluate::predict(&args, quiet),
+        Command::Generate(args) => crate::language::generate(&args, quiet),
         Command::Compare(args) => commands::compare::run(&args, quiet),
         Command::Surface(args) => commands::surface::run(&args, quiet).map_err(CliError::usage),
         Command::LrFind(args) => commands::lr_find::run(&args, quiet),

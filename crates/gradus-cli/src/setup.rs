@@ -506,6 +506,10 @@ impl Settings {
             // Sized by its vocabulary (words and n-gram buckets) times the embedding's width.
             "text_classifier" => CliError::usage(format!("--embedding-dim and the vocabulary (--buckets): {error}"))
                 .hint("use a smaller --embedding-dim, fewer --buckets or a smaller --max-vocab"),
+            "language_model" => CliError::usage(format!(
+                "--embedding-dim, --hidden, --batch-size, --bptt and the vocabulary (--max-vocab): {error}"
+            ))
+            .hint("use a smaller --max-vocab, --hidden, --embedding-dim, --batch-size or --bptt"),
             model => CliError::usage(format!("--model {model} on {inputs} features: {error}"))
                 .hint("use data with fewer features"),
         }
@@ -566,7 +570,9 @@ impl Settings {
             schedule_unit: if self.per_step() { ScheduleUnit::Step } else { ScheduleUnit::Epoch },
             // A network's training metrics are the running mean of its batch losses (as Keras
             // reports them): a second pass over the training images would cost a third of an epoch.
-            evaluate_train: self.model != "cnn",
+            evaluate_train: !matches!(self.model.as_str(), "cnn" | "language_model"),
+            // A language model reads its corpus in order, each mini-batch continuing the last.
+            shuffle: self.model != "language_model",
             checkpoint,
             ..TrainConfig::default()
         }

@@ -553,8 +553,9 @@ pub fn evaluate(model: &SavedModel, args: &EvaluateArgs, quiet: bool) -> Result<
     Ok(())
 }
 
-/// `gradus predict` of a text classifier: `--text` (each text's class and its probability) or
-/// `--data` (a CSV of predictions, as for other classifiers).
+/// `gradus predict` of a text classifier: `--text` (each text's class and its probability, and
+/// with `--explain` the tokens behind it) or `--data` (a CSV of predictions, as for other
+/// classifiers).
 pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
     if args.image.is_some() {
         return Err(CliError::usage("--image: the model is a text classifier: give --text or --data"));
@@ -564,8 +565,18 @@ pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<()
         (None, Some(path)) => (read_for_model(model, path, false)?.texts, true),
         (None, None) => return Err(CliError::usage("no text: give --text \"...\" or --data FILE")),
     };
+    if args.explain {
+        for (flag, given) in [("--data", args.data.is_some()), ("--out", args.out.is_some())] {
+            if given {
+                return Err(CliError::usage(format!(
+                    "--explain prints the tokens behind each --text prediction: it does not apply with {flag}"
+                )));
+            }
+        }
+    }
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let outputs = model.text_outputs(&refs)?;
+    let explainer = if args.explain { Some(Explainer::new(model)?) } else { None };
     let probabilities = model.probabilities(&outputs);
     let k = model.label_map.as_ref().map_or(1, LabelMap::n_classes).max(1);
     let classes = argmax_rows(&outputs, outputs.len() / texts.len().max(1))
@@ -590,6 +601,10 @@ pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<()
                 100.0 * row[best],
                 crate::error::printable(&quote_cell(text))
             );
+            if let Some(explainer) = &explainer {
+                let explanation = explainer.explain(text, best)?;
+                explanation.write(&mut out, &class_name(model, best));
+            }
         }
     }
     match &args.out {
@@ -602,4 +617,213 @@ pub fn predict(model: &SavedModel, args: &PredictArgs, quiet: bool) -> Result<()
         None => print!("{out}"),
     }
     Ok(())
+}
+
+/// Tokens listed in each direction by `--explain`.
+const EXPLAINED_TOKENS: usize = 5;
+
+/// The parameters of fastText's network that `--explain` reads: the embedding table
+/// `[vocabulary][dim]` of a mean bag, the linear weight `[outputs][dim]` and its bias.
+struct Explainer<'a> {
+    vocabulary: &'a Vocabulary,
+    table: &'a [f32],
+    rows: usize,
+    dim: usize,
+    weight: &'a [f32],
+    bias: Option<&'a [f32]>,
+    outputs: usize,
+    binary: bool,
+}
+
+/// One token of a text (a word, an unknown word or an n-gram) and its share of the predicted
+/// class's logit, summed over its occurrences.
+struct Contribution {
+    name: String,
+    count: usize,
+    value: f64,
+}
+
+/// Why a text got its class: the predicted class's logit as the bias plus each token's share.
+struct Explanation {
+    logit: f64,
+    bias: f64,
+    tokens: usize,
+    /// Distinct tokens in order of first appearance.
+    contributions: Vec<Contribution>,
+}
+
+impl<'a> Explainer<'a> {
+    /// The parts of `model`, which must be fastText's network (`embedding_bag(mode=mean)` then
+    /// `linear`), found through the network's parameter layout.
+    fn new(model: &'a SavedModel) -> Result<Self, CliError> {
+        let not_explained = |why: String| {
+            CliError::usage(format!("--explain: {why}"))
+                .hint("--explain reads text classifiers of `embedding_bag(mode=mean),linear`")
+        };
+        let (ModelSpec::Network { network }, Some(text)) = (&model.model, &model.text) else {
+            return Err(not_explained(format!("the model is a {}, not a text classifier", model.model.describe())));
+        };
+        let not_fasttext = || not_explained(format!("the model is a {}", model.model.describe()));
+        let (rows, dim) = match network.layers.first() {
+            Some(LayerSpec::EmbeddingBag { num_embeddings, embedding_dim, mode: BagMode::Mean }) => {
+                (*num_embeddings, *embedding_dim)
+            }
+            _ => return Err(not_fasttext()),
+        };
+        let (outputs, has_bias) = match network.layers.get(1..) {
+            Some([LayerSpec::Linear { out_features: Some(outputs), bias }]) => (*outputs, *bias),
+            _ => return Err(not_fasttext()),
+        };
+        let binary = match model.task {
+            Task::Binary if outputs == 1 => true,
+            Task::Multiclass if outputs >= 2 => false,
+            _ => {
+                return Err(not_explained(format!(
+                    "a {} model of {outputs} outputs is not a classifier",
+                    model.task.name()
+                )))
+            }
+        };
+        let net = Network::new(network.clone()).map_err(|e| not_explained(e.to_string()))?;
+        let layout = net.layout();
+        if layout.len() != model.params.len() {
+            return Err(not_explained(format!(
+                "the model holds {} parameters, its network {}",
+                model.params.len(),
+                layout.len()
+            )));
+        }
+        let segment = |index: usize, suffix: &str, len: usize| {
+            layout
+                .segments()
+                .get(index)
+                .filter(|s| s.name.ends_with(suffix) && s.range().len() == len)
+                .map(|s| &model.params[s.range()])
+                .ok_or_else(|| {
+                    not_explained(format!("parameter segment {} is not the expected `*{suffix}`", index + 1))
+                })
+        };
+        let table = segment(0, ".weight", rows.saturating_mul(dim))?;
+        let weight = segment(1, ".weight", outputs.saturating_mul(dim))?;
+        let bias = if has_bias { Some(segment(2, ".bias", outputs)?) } else { None };
+        if layout.segments().len() != 2 + usize::from(has_bias) {
+            return Err(not_explained("the network has more parameters than a bag and a linear layer".into()));
+        }
+        Ok(Self { vocabulary: &text.vocabulary, table, rows, dim, weight, bias, outputs, binary })
+    }
+
+    /// The tokens of `text` as [`Vocabulary::encode`] lists them (words, then the n-grams of 2 up
+    /// to `ngrams` words), each with its id and its name.
+    fn tokens(&self, text: &str) -> Result<Vec<(u32, String)>, CliError> {
+        let vocabulary = self.vocabulary;
+        let words: Vec<String> = vocabulary.options.tokenize(text).collect();
+        let ids = vocabulary.encode(text);
+        let mut names: Vec<String> =
+            words
+                .iter()
+                .zip(&ids)
+                .map(|(word, &id)| {
+                    if id == Vocabulary::UNKNOWN {
+                        format!("{} (unknown)", quote_cell(word))
+                    } else {
+                        quote_cell(word)
+                    }
+                })
+                .collect();
+        for n in 2..=vocabulary.options.ngrams {
+            names.extend(words.windows(n).map(|window| format!("\"{}\"", quote_cell(&window.join(" ")))));
+        }
+        if names.len() != ids.len() {
+            return Err(CliError::usage(format!(
+                "--explain: {} token names for the {} tokens of the text",
+                names.len(),
+                ids.len()
+            )));
+        }
+        Ok(ids.into_iter().zip(names).collect())
+    }
+
+    /// The contributions of the tokens of `text` to the logit of `class`: for a mean bag,
+    /// `W_class · e_token / n` each (the negated output's for the negative class of a binary
+    /// model), so that with the bias they sum to the logit.
+    fn explain(&self, text: &str, class: usize) -> Result<Explanation, CliError> {
+        let tokens = self.tokens(text)?;
+        let (row, sign) = match (self.binary, class) {
+            (true, 0) => (0, -1.0),
+            (true, _) => (0, 1.0),
+            (false, c) if c < self.outputs => (c, 1.0),
+            (false, c) => return Err(CliError::usage(format!("--explain: class {c} of {} outputs", self.outputs))),
+        };
+        let w = &self.weight[row * self.dim..(row + 1) * self.dim];
+        let bias = sign * self.bias.map_or(0.0, |b| f64::from(b[row]));
+        let n = tokens.len() as f64;
+        let mut contributions: Vec<Contribution> = Vec::new();
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (id, name) in tokens.iter() {
+            let id = *id as usize;
+            if id >= self.rows {
+                return Err(CliError::usage(format!(
+                    "--explain: token id {id} beyond the model's {} embeddings: is the vocabulary the model's?",
+                    self.rows
+                )));
+            }
+            let e = &self.table[id * self.dim..(id + 1) * self.dim];
+            let dot: f64 = w.iter().zip(e).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+            let value = sign * dot / n;
+            match seen.get(name) {
+                Some(&at) => {
+                    contributions[at].count += 1;
+                    contributions[at].value += value;
+                }
+                None => {
+                    seen.insert(name.clone(), contributions.len());
+                    contributions.push(Contribution { name: name.clone(), count: 1, value });
+                }
+            }
+        }
+        let logit = bias + contributions.iter().map(|c| c.value).sum::<f64>();
+        Ok(Explanation { logit, bias, tokens: tokens.len(), contributions })
+    }
+}
+
+impl Explanation {
+    /// Writes the explanation under a prediction's line: the tokens towards and against `class`,
+    /// and the logit as the bias plus the tokens' total.
+    fn write(&self, out: &mut String, class: &str) {
+        if self.tokens == 0 {
+            let _ =
+                writeln!(out, "  no tokens: the text has no words (logit {:.2} = bias {:.2})", self.logit, self.bias);
+            return;
+        }
+        for (direction, towards) in [("towards", true), ("against", false)] {
+            let mut listed: Vec<&Contribution> =
+                self.contributions.iter().filter(|c| if towards { c.value > 0.0 } else { c.value < 0.0 }).collect();
+            listed.sort_by(|a, b| b.value.abs().total_cmp(&a.value.abs()));
+            let mut items: Vec<String> = listed
+                .iter()
+                .take(EXPLAINED_TOKENS)
+                .map(|c| {
+                    let times = if c.count > 1 { format!(" ×{}", c.count) } else { String::new() };
+                    format!("{}{times} {:+.2}", c.name, c.value)
+                })
+                .collect();
+            if listed.len() > EXPLAINED_TOKENS {
+                let rest = &listed[EXPLAINED_TOKENS..];
+                items.push(format!("{} more {:+.2}", rest.len(), rest.iter().map(|c| c.value).sum::<f64>()));
+            }
+            if items.is_empty() {
+                items.push("none".into());
+            }
+            let _ = writeln!(out, "  {direction} {class}: {}", items.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "  (logit {:.2} = bias {:.2} + the {} {} {:.2})",
+            self.logit,
+            self.bias,
+            self.tokens,
+            if self.tokens == 1 { "token's" } else { "tokens'" },
+            self.logit - self.bias
+        );
+    }
 }

@@ -180,3 +180,147 @@ fn models_from_before_text_still_load() {
     let err = fails(d, &["predict", "old.json", "--text", "hello"]);
     assert!(err.contains("not text"), "{err}");
 }
+
+/// The numbers of an `--explain` block: each listed contribution (and each `N more` total), the
+/// logit, the bias and the tokens' total.
+struct Explained {
+    towards: Vec<(String, f64)>,
+    against: Vec<(String, f64)>,
+    logit: f64,
+    bias: f64,
+    tokens: f64,
+}
+
+fn items(line: &str) -> Vec<(String, f64)> {
+    let (_, list) = line.split_once(": ").unwrap_or_else(|| panic!("no list: {line}"));
+    if list == "none" {
+        return Vec::new();
+    }
+    list.split(", ")
+        .map(|item| {
+            let (name, value) = item.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {item}"));
+            (name.to_string(), value.parse().unwrap_or_else(|_| panic!("not a number: {item}")))
+        })
+        .collect()
+}
+
+/// The explanation of the prediction whose line starts `lines[0]` (the next three lines).
+fn explained(lines: &[&str]) -> Explained {
+    let towards = lines[1].strip_prefix("  towards ").unwrap_or_else(|| panic!("{lines:?}"));
+    let against = lines[2].strip_prefix("  against ").unwrap_or_else(|| panic!("{lines:?}"));
+    // "  (logit 3.27 = bias 0.35 + the 7 tokens' 2.92)"
+    let check = lines[3].trim().trim_start_matches('(').trim_end_matches(')');
+    let words: Vec<&str> = check.split_whitespace().collect();
+    assert_eq!(words[0], "logit", "{check}");
+    Explained {
+        towards: items(towards),
+        against: items(against),
+        logit: words[1].parse().unwrap(),
+        bias: words[4].parse().unwrap(),
+        tokens: words.last().unwrap().parse().unwrap(),
+    }
+}
+
+/// The probability (0 to 1) of a prediction line `CLASS P%  TEXT`.
+fn probability(line: &str) -> f64 {
+    let p = line.split_whitespace().nth(1).unwrap();
+    p.strip_suffix('%').unwrap().parse::<f64>().unwrap() / 100.0
+}
+
+#[test]
+fn explain_sums_to_the_logit_of_the_printed_probability() {
+    let dir = setup(400);
+    let d = dir.path();
+    let mut args = vec!["train", "--data", "reviews.csv", "--text", "title,review_text", "--target", "recommended"];
+    args.extend(FAST);
+    args.extend(["--save", "m.json"]);
+    ok(d, &args);
+    let texts = ["lovely soft, lovely", "cheap scratchy, returned it", "the dress fits and the color is awful"];
+    let mut args = vec!["predict", "m.json", "--explain"];
+    for t in texts {
+        args.extend(["--text", t]);
+    }
+    let out = ok(d, &args);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4 * texts.len(), "{out}");
+    for block in lines.chunks(4) {
+        let e = explained(block);
+        // Contributions plus bias are the logit: every token's share is listed or summed in `N more`.
+        let listed: f64 = e.towards.iter().chain(&e.against).map(|(_, v)| v).sum();
+        let shown = e.towards.len() + e.against.len();
+        assert!((listed - e.tokens).abs() <= 0.005 * shown as f64 + 1e-9, "{out}");
+        assert!((e.bias + e.tokens - e.logit).abs() <= 0.0151, "{out}");
+        // The logit is the predicted class's: its sigmoid is the printed probability (binary).
+        let p = 1.0 / (1.0 + (-e.logit).exp());
+        assert!((p - probability(block[0])).abs() <= 0.0025, "sigmoid({}) = {p}:\n{out}", e.logit);
+        assert!(e.logit >= 0.0, "the predicted class's logit is positive: {out}");
+        assert!(e.towards.iter().all(|(_, v)| *v >= 0.0) && e.against.iter().all(|(_, v)| *v <= 0.0), "{out}");
+        assert!(e.towards.len() <= 6 && e.against.len() <= 6, "{out}");
+    }
+    // The repeated word is listed once, counted twice; n-grams are named by their words (the
+    // five tokens of the first text, four distinct, are all listed).
+    assert!(lines[0].starts_with("1 "), "{out}");
+    assert!(out.contains("lovely ×2 +"), "{out}");
+    assert!(out.contains("\"lovely soft\""), "{out}");
+    assert!(lines[4].starts_with("0 ") && lines[5].starts_with("  towards 0: "), "{out}");
+
+    // Unknown words are named with a mark; an empty text has no tokens.
+    let out = ok(d, &["predict", "m.json", "--explain", "--text", "lovely zzzq", "--text", ""]);
+    assert!(out.contains("zzzq (unknown)"), "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(last.contains("no tokens"), "{out}");
+
+    // A multiclass model: the same sum for the predicted class's logit.
+    let mut args =
+        vec!["train", "--data", "reviews.csv", "--text", "review_text", "--target", "rating", "--save", "r.json"];
+    args.extend(FAST);
+    ok(d, &args);
+    let out = ok(d, &["predict", "r.json", "--explain", "--text", "so lovely and soft, perfect"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    let e = explained(&lines);
+    assert!((e.bias + e.tokens - e.logit).abs() <= 0.0151, "{out}");
+}
+
+#[test]
+fn explain_lists_the_deciding_word_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let filler = ["the", "shirt", "was", "blue", "with", "pockets", "and", "buttons"];
+    let mut csv = String::from("text,label\n");
+    for i in 0..300 {
+        let key = if i % 2 == 0 { "zorble" } else { "quimby" };
+        let mut words: Vec<&str> = (0..4).map(|k| filler[(i * 3 + k * 5 + i / 7) % filler.len()]).collect();
+        words.insert((i / 2) % 5, key);
+        csv.push_str(&format!("{},{}\n", words.join(" "), 1 - i % 2));
+    }
+    fs::write(d.join("keys.csv"), csv).unwrap();
+    let mut args = vec!["train", "--data", "keys.csv", "--text", "text", "--target", "label", "--save", "k.json"];
+    args.extend(FAST);
+    ok(d, &args);
+    for (text, class, key) in
+        [("the blue shirt zorble with pockets", "1", "zorble"), ("quimby the shirt and buttons", "0", "quimby")]
+    {
+        let out = ok(d, &["predict", "k.json", "--explain", "--text", text]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with(&format!("{class} ")), "{out}");
+        let e = explained(&lines);
+        assert_eq!(e.towards[0].0, key, "{out}");
+    }
+}
+
+#[test]
+fn explain_needs_text_and_the_terminal() {
+    let dir = setup(60);
+    let d = dir.path();
+    let err = fails(d, &["predict", "m.json", "--explain"]);
+    assert!(err.contains("--text"), "{err}");
+    let mut args = vec!["train", "--data", "reviews.csv", "--text", "title,review_text", "--target", "recommended"];
+    args.extend(["--epochs", "1", "--buckets", "100", "--embedding-dim", "4", "--save", "m.json"]);
+    ok(d, &args);
+    let err = fails(d, &["predict", "m.json", "--explain", "--data", "reviews.csv"]);
+    assert!(err.contains("--explain") && err.contains("--data"), "{err}");
+    let err = fails(d, &["predict", "m.json", "--explain", "--text", "lovely", "--out", "p.csv"]);
+    assert!(err.contains("--explain") && err.contains("--out"), "{err}");
+    assert!(!d.join("p.csv").exists());
+}

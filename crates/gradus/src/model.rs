@@ -70,6 +70,15 @@ pub enum RowsError {
         /// Indices given.
         ids: usize,
     },
+    /// Rows of token indices the model cannot read (an index beyond its vocabulary, a row of
+    /// the wrong length).
+    #[error("{what}: {message}")]
+    Tokens {
+        /// Which rows.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The outputs of the rows would not fit in memory.
     #[error(transparent)]
     Memory(#[from] crate::memory::MemoryError),
@@ -406,6 +415,29 @@ pub trait Model: Send + Sync {
         None
     }
 
+    /// The metrics of `data` measured by the model itself, for models whose evaluation is not a
+    /// forward pass per row (a language model reads its rows in order, carrying its state, and
+    /// would not fit the outputs of every row in memory). `None` (the default): [`evaluate`]
+    /// runs [`Model::forward_and_loss_rows`] in blocks.
+    fn evaluate_rows(&self, params: &[f32], data: Rows<'_>) -> Option<Result<Metrics, RowsError>> {
+        let _ = (params, data);
+        None
+    }
+
+    /// Values [`evaluate`] holds at once for `rows` rows (by default every row's outputs;
+    /// `None` when that overflows).
+    fn evaluation_memory(&self, rows: usize) -> Option<usize> {
+        rows.checked_mul(self.outputs())
+    }
+
+    /// Checks what [`check_rows`] cannot know of the rows: for models that read token indices,
+    /// that every index is within the model's vocabulary and every row as long as the model
+    /// reads. An error names `what`.
+    fn check_data(&self, data: &Rows<'_>, what: &str) -> Result<(), RowsError> {
+        let _ = (data, what);
+        Ok(())
+    }
+
     /// The mean loss alone (by default via [`Model::loss_and_gradient`]).
     fn loss(&self, params: &[f32], x: &[f32], y: &[f32], rows: usize) -> f64 {
         let mut grad = vec![0.0; params.len()];
@@ -445,6 +477,7 @@ pub fn check_rows(model: &dyn Model, params: &[f32], data: Rows<'_>, what: &str)
     if data.ids.is_none() && data.cols != model.inputs() {
         return Err(RowsError::Width { what: what.to_string(), found: data.cols, expected: model.inputs() });
     }
+    model.check_data(&data, what)?;
     model.check_targets(data.y, data.rows).map_err(|source| RowsError::Targets { what: what.to_string(), source })
 }
 
@@ -463,6 +496,9 @@ pub(crate) fn evaluate_checked(model: &dyn Model, params: &[f32], data: Rows<'_>
     let mut metrics = Metrics::new();
     if data.rows == 0 {
         return Ok(metrics);
+    }
+    if let Some(measured) = model.evaluate_rows(params, data) {
+        return measured;
     }
     // Evaluate in blocks so memory stays bounded on large sets.
     const BLOCK: usize = 4096;
@@ -617,6 +653,19 @@ impl Model for crate::nn::Network {
                 self.loss().value_grad(out, data.y, self.output_shape().last(), &mut grad_out)
             }
             _ => self.forward_and_loss(params, data.x, data.y, data.rows, out),
+        }
+    }
+
+    fn check_data(&self, data: &Rows<'_>, what: &str) -> Result<(), RowsError> {
+        match data.ids {
+            Some(ids) if self.takes_tokens() => self
+                .check_tokens(ids.ids, ids.offsets)
+                .map_err(|message| RowsError::Tokens { what: what.to_string(), message }),
+            None if self.takes_tokens() => Err(RowsError::Tokens {
+                what: what.to_string(),
+                message: "the network reads rows of token indices, the rows hold features".into(),
+            }),
+            _ => Ok(()),
         }
     }
 

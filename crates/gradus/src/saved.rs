@@ -61,14 +61,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::data::text::Vocabulary;
+use crate::data::text::{Vocabulary, END_OF_TEXT};
 use crate::data::{DataError, LabelMap, Standardizer};
 use crate::linear::{LinearKind, LinearModel, Penalty};
 use crate::loss::Loss;
 use crate::mf::MatrixFactorization;
 use crate::mlp::{Activation, Mlp};
 use crate::model::{evaluate, Model, Rows, RowsError};
-use crate::nn::{format_list, Network, NetworkSpec};
+use crate::nn::{format_list, LanguageModel, LanguageModelSpec, Network, NetworkSpec};
 use crate::params::ParamLayout;
 use crate::train::{Metrics, Task};
 
@@ -107,6 +107,11 @@ pub enum ModelSpec {
         /// Its input shape, layers, loss and initialization.
         network: NetworkSpec,
     },
+    /// A recurrent [`LanguageModel`] (its vocabulary in the file's `text`).
+    LanguageModel {
+        /// Its sizes.
+        language_model: LanguageModelSpec,
+    },
     /// A [`MatrixFactorization`] of ratings, with the raw ids of its users and items.
     MatrixFactorization {
         /// The trained model, parameters included.
@@ -135,6 +140,7 @@ impl ModelSpec {
             }
             ModelSpec::Mlp { sizes, activations, loss } => Box::new(Mlp::new(sizes, activations, *loss)?),
             ModelSpec::Network { network } => Box::new(Network::new(network.clone())?),
+            ModelSpec::LanguageModel { language_model } => Box::new(LanguageModel::new(language_model.clone())?),
         })
     }
 
@@ -153,6 +159,7 @@ impl ModelSpec {
                 LinearKind::Softmax => "softmax regression".to_string(),
             },
             ModelSpec::Network { network } => format!("network {}", format_list(&network.layers)),
+            ModelSpec::LanguageModel { language_model } => language_model.describe(),
             ModelSpec::Mlp { sizes, activations, .. } => {
                 let sizes = sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join("-");
                 match activations.first() {
@@ -593,6 +600,8 @@ impl SavedModel {
             }
         }
         match (self.task, &self.label_map) {
+            // A language model's classes are the words of its vocabulary.
+            (Task::Multiclass, None) if matches!(self.model, ModelSpec::LanguageModel { .. }) => {}
             (Task::Binary, Some(map)) if map.n_classes() == 2 => {}
             (Task::Multiclass, Some(map)) if map.n_classes() == model.outputs() => {}
             (Task::Binary | Task::Multiclass, Some(map)) => {
@@ -617,6 +626,7 @@ impl SavedModel {
                 | Some(crate::nn::LayerSpec::Embedding { num_embeddings, .. }) => Some(*num_embeddings),
                 _ => None,
             },
+            ModelSpec::LanguageModel { language_model } => Some(language_model.vocab),
             _ => None,
         }
     }
@@ -630,6 +640,18 @@ impl SavedModel {
             (None, Some(_)) => Err("a network over token indices without its `text` vocabulary".into()),
             (Some(text), Some(table)) => {
                 text.vocabulary.options.validate().map_err(|e| format!("text: {e}"))?;
+                if let ModelSpec::LanguageModel { .. } = &self.model {
+                    if text.vocabulary.size() != table {
+                        return Err(format!(
+                            "the vocabulary has {} tokens, the language model {table}",
+                            text.vocabulary.size()
+                        ));
+                    }
+                    if text.vocabulary.words.first().map(String::as_str) != Some(END_OF_TEXT) {
+                        return Err(format!("a language model's vocabulary starts with `{END_OF_TEXT}`"));
+                    }
+                    return Ok(());
+                }
                 if !matches!(
                     &self.model,
                     ModelSpec::Network { network } if matches!(network.layers.first(), Some(crate::nn::LayerSpec::EmbeddingBag { .. }))

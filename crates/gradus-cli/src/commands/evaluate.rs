@@ -228,6 +228,9 @@ pub fn evaluate(args: &EvaluateArgs, quiet: bool) -> Result<(), CliError> {
     if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
         return crate::ratings::evaluate(&model, args, quiet);
     }
+    if matches!(model.model, ModelSpec::LanguageModel { .. }) {
+        return crate::language::evaluate_model(&model, args, quiet);
+    }
     if model.text.is_some() {
         return crate::text::evaluate(&model, args, quiet);
     }
@@ -268,8 +271,21 @@ pub fn predict(args: &PredictArgs, quiet: bool) -> Result<(), CliError> {
     if matches!(model.model, ModelSpec::MatrixFactorization { .. }) {
         return crate::ratings::predict(&model, args, quiet);
     }
+    if matches!(model.model, ModelSpec::LanguageModel { .. }) {
+        return Err(CliError::usage(format!(
+            "`{}` is a language model: `gradus generate` continues a prompt, `gradus evaluate` measures its perplexity",
+            args.model.display()
+        )));
+    }
     if model.text.is_some() {
         return crate::text::predict(&model, args, quiet);
+    }
+    if args.explain {
+        return Err(CliError::usage(format!(
+            "--explain: `{}` is a {}: the words behind a prediction are a text classifier's",
+            args.model.display(),
+            describe(&model)
+        )));
     }
     if args.text.is_some() {
         return Err(CliError::usage(format!(

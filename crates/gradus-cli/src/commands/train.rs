@@ -218,6 +218,9 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
         }
         return crate::ratings::train(&args, quiet);
     }
+    if crate::language::wanted(&args) {
+        return crate::language::train(&args, quiet);
+    }
     if crate::text::wanted(&args)? {
         return crate::text::train(&args, quiet);
     }

@@ -78,6 +78,28 @@ impl TextOptions {
     }
 }
 
+/// The lines of a plain text file (gzip read transparently): the documents of a corpus, one
+/// per line, empty lines included. Text that is not UTF-8 is an error naming the line.
+pub fn read_lines(path: &std::path::Path) -> Result<Vec<String>, crate::data::DataError> {
+    use std::io::BufRead as _;
+    let mut reader = crate::data::source::open(path)?;
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = reader.read_line(&mut line).map_err(|source| crate::data::DataError::Io {
+            path: path.to_path_buf(),
+            line: Some(lines.len() + 1),
+            source,
+        })?;
+        if read == 0 {
+            break;
+        }
+        lines.push(line.trim_end_matches(['\n', '\r']).to_string());
+    }
+    Ok(lines)
+}
+
 /// Words of the training rows with their indices, and the options that tokenize new text.
 ///
 /// Index 0 is the unknown word; known words follow by decreasing count (ties by first
@@ -185,7 +207,43 @@ impl Vocabulary {
     }
 }
 
+/// The token a language model reads at the end of each document (line or row) of its corpus:
+/// the first word of its vocabulary (index 1, after the unknown word). The tokenizer never
+/// makes it from text (`<` and `>` are punctuation of their own).
+pub const END_OF_TEXT: &str = "<eos>";
+
 impl Vocabulary {
+    /// The vocabulary of a language model's corpus `texts` (the training documents only): as
+    /// [`Vocabulary::fit`] (n-grams are not tokens of a language model), with [`END_OF_TEXT`]
+    /// as the first word. `max_size` counts the words of the texts only.
+    pub fn fit_corpus<'a>(
+        texts: impl IntoIterator<Item = &'a str>,
+        options: &TextOptions,
+    ) -> Result<Self, ConfigError> {
+        if options.ngrams != 1 {
+            return Err(ConfigError::new("ngrams", options.ngrams, "1: a language model reads words"));
+        }
+        let mut vocab = Self::fit(texts, options)?;
+        vocab.words.insert(0, END_OF_TEXT.to_string());
+        vocab.rebuild_index();
+        Ok(vocab)
+    }
+
+    /// The corpus of `texts` for a language model: each text's word indices followed by
+    /// [`END_OF_TEXT`], texts without words left out, one sequence.
+    pub fn corpus<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> Vec<u32> {
+        let end = self.id(END_OF_TEXT).unwrap_or(Self::UNKNOWN);
+        let mut ids = Vec::new();
+        for text in texts {
+            let words = self.word_ids(text);
+            if !words.is_empty() {
+                ids.extend(words);
+                ids.push(end);
+            }
+        }
+        ids
+    }
+
     /// The tokens of every text ([`Vocabulary::encode`]) as compressed rows: row `r` holds
     /// `ids[offsets[r]..offsets[r + 1]]`, the input of [`crate::model::Rows::with_ids`].
     pub fn encode_all<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> (Vec<u32>, Vec<usize>) {

@@ -96,6 +96,22 @@ pub(crate) fn as_f32_mut<T: Real>(slice: &mut [T]) -> Option<&mut [f32]> {
         .then(|| unsafe { std::slice::from_raw_parts_mut(slice.as_mut_ptr().cast::<f32>(), slice.len()) })
 }
 
+/// Rows from which a layer pass with a dense input takes the blocked matrix product rather than
+/// the hand-written kernels, when its weights hold at least [`LARGE_WEIGHTS`] values. The
+/// kernels are made for the blocks of at most [`super::DENSE_BLOCK_ROWS`] rows of a dense
+/// network, whose weights stay in the caches; a layer at every step of a sequence (a language
+/// model's output layer: eight rows of 35 steps, over a vocabulary) sees hundreds of rows and
+/// weights beyond the caches, which the kernels would read once per tile of four rows and the
+/// product reads once per cache block.
+pub(crate) const LARGE_ROWS: usize = 2 * super::DENSE_BLOCK_ROWS;
+/// Weights from which [`LARGE_ROWS`] applies.
+pub(crate) const LARGE_WEIGHTS: usize = 1 << 14;
+
+/// Whether a pass of `rows` rows through an `n_in × n_out` layer takes the matrix product.
+fn large(input: &Input<'_, impl Real>, rows: usize, n_in: usize, n_out: usize) -> bool {
+    matches!(input, Input::Dense(_)) && rows >= LARGE_ROWS && n_in.saturating_mul(n_out) >= LARGE_WEIGHTS
+}
+
 /// Multiply-adds below which a layer pass stays on the calling thread.
 pub(crate) const SPLIT_WORK: usize = 1 << 20;
 
@@ -119,7 +135,9 @@ pub(crate) fn layer_forward<T: Real>(
     output: &mut [T],
 ) {
     let n_out = bias.len();
-    if let (Some(x), Some(w), Some(b), Some(out)) =
+    if large(&input, rows, n_in, n_out) {
+        // Falls through to the matrix product.
+    } else if let (Some(x), Some(w), Some(b), Some(out)) =
         (input.source(n_in), as_f32(weight), as_f32(bias), as_f32_mut(output))
     {
         let parts = pieces(rows * n_in * n_out, rows, 4);
@@ -166,7 +184,9 @@ pub(crate) fn layer_weight_grad<T: Real>(
     grad_w: &mut [T],
 ) {
     let n_in = grad_w.len() / n_out;
-    if let (Some(d), Some(x), Some(g)) = (as_f32(delta), input.source(n_in), as_f32_mut(grad_w)) {
+    if large(&input, rows, n_in, n_out) {
+        // Falls through to the matrix product.
+    } else if let (Some(d), Some(x), Some(g)) = (as_f32(delta), input.source(n_in), as_f32_mut(grad_w)) {
         let parts = pieces(rows * n_in * n_out, n_out, 4);
         let chunk = n_out.div_ceil(parts).next_multiple_of(4).min(n_out);
         g.par_chunks_mut(chunk * n_in).enumerate().for_each(|(p, g)| {
@@ -200,7 +220,9 @@ pub(crate) fn layer_weight_grad<T: Real>(
 /// `below (rows × n_in) = delta (rows × n_out) · W (n_out × n_in)`, overwritten.
 pub(crate) fn layer_backprop<T: Real>(delta: &[T], weight: &[T], rows: usize, n_out: usize, below: &mut [T]) {
     let n_in = weight.len() / n_out;
-    if let (Some(d), Some(w), Some(out)) = (as_f32(delta), as_f32(weight), as_f32_mut(below)) {
+    if large(&Input::Dense(delta), rows, n_in, n_out) {
+        // Falls through to the matrix product.
+    } else if let (Some(d), Some(w), Some(out)) = (as_f32(delta), as_f32(weight), as_f32_mut(below)) {
         // The kernel sums over its first operand's rows: hand it deltaᵀ (n_out × rows).
         let mut transposed = vec![0.0f32; n_out * rows];
         for (r, row) in d.chunks_exact(n_out).enumerate() {

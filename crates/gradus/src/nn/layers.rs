@@ -49,6 +49,9 @@ pub(crate) struct Pass<'a> {
     /// The engine's sparse path: an embedding table's gradient is zero outside the rows of the
     /// tokens seen, so that backward writes those rows only (see `TrainingStep::sparse`).
     pub(crate) sparse: bool,
+    /// The initial states of a recurrent layer, `Recurrent::state_width` values per row of the
+    /// whole batch (indexed from `first_row`), or zeros when `None`.
+    pub(crate) state: Option<&'a [f32]>,
 }
 
 /// A layer's forward and backward passes.

@@ -34,6 +34,7 @@
 mod conv_fast;
 pub(crate) mod dense;
 pub(crate) mod kernels;
+mod language;
 mod layers;
 mod network;
 mod recurrent;
@@ -41,9 +42,10 @@ mod shape;
 mod spec;
 mod text;
 
+pub use language::{LanguageModel, LanguageModelSpec, RecurrentCell};
 pub use layers::Mode;
 pub(crate) use network::TrainingStep;
-pub use network::{LayerSummary, Network, NetworkSpec, CONV_BLOCK_ROWS, DENSE_BLOCK_ROWS};
+pub use network::{Carry, LayerSummary, Network, NetworkSpec, CONV_BLOCK_ROWS, DENSE_BLOCK_ROWS};
 pub use shape::Shape;
 pub use spec::{format_list, Init, LayerSpec};
 pub use text::BagMode;

@@ -37,6 +37,10 @@ pub const DENSE_BLOCK_ROWS: usize = 64;
 /// Rows per block of a network with convolutions: small enough that a mini-batch of 64 images
 /// spreads over the threads, large enough that the blocks' gradient buffers are few to add.
 pub const CONV_BLOCK_ROWS: usize = 16;
+/// Rows per block of a network with a recurrent layer: each row is a whole sequence (tens of
+/// steps, each as costly as a dense row), so that a language model's batch of a few dozen
+/// sequences still splits over the threads.
+pub const RECURRENT_BLOCK_ROWS: usize = 8;
 
 /// Elements per piece when adding the blocks' gradient buffers in parallel.
 const REDUCE_CHUNK: usize = 1 << 14;
@@ -421,7 +425,14 @@ impl Network {
             })
             .collect();
         let has_conv = layers.iter().any(|l| matches!(l, AnyLayer::Conv2d(_)));
-        let block_rows = if has_conv { CONV_BLOCK_ROWS } else { DENSE_BLOCK_ROWS };
+        let has_recurrent = layers.iter().any(|l| matches!(l, AnyLayer::Recurrent(_)));
+        let block_rows = if has_conv {
+            CONV_BLOCK_ROWS
+        } else if has_recurrent {
+            RECURRENT_BLOCK_ROWS
+        } else {
+            DENSE_BLOCK_ROWS
+        };
         let mut stages: Vec<Range<usize>> = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
             let local = layer.row_local(Mode::Train);
@@ -608,7 +619,7 @@ impl Network {
     pub fn predict<T: Real>(&self, params: &[T], x: &[T], rows: usize, out: &mut [T]) {
         assert!(!self.takes_tokens(), "a network over token indices predicts from tokens (predict_tokens)");
         assert_eq!(x.len(), rows * self.input_size(), "input length is not rows × input size");
-        self.predict_input(params, Input::Dense(x), rows, out);
+        self.predict_input(params, Input::Dense(x), rows, out, Carry::default());
     }
 
     /// Whether the network's input rows are token indices (its first layer is an embedding).
@@ -651,45 +662,151 @@ impl Network {
             panic!("{e}");
         }
         let rows = offsets.len() - 1;
-        self.predict_input(params, Input::Tokens(Tokens { ids, offsets }), rows, out);
+        self.predict_input(params, Input::Tokens(Tokens { ids, offsets }), rows, out, Carry::default());
     }
 
-    fn predict_input<T: Real>(&self, params: &[T], x: Input<'_, T>, rows: usize, out: &mut [T]) {
+    fn predict_input<T: Real>(&self, params: &[T], x: Input<'_, T>, rows: usize, out: &mut [T], carry: Carry<'_>) {
         assert_eq!(params.len(), self.num_params(), "parameter buffer length");
         assert_eq!(out.len(), rows * self.output_size(), "output buffer length");
+        self.check_carry(&carry, rows);
         let buffers = self.buffers.read().expect("buffers lock");
         let (inputs, outputs) = (self.input_size(), self.output_size());
         let widest = self.widths[1..].iter().copied().max().unwrap_or(0);
-        let run = |first_row: usize, x_block: Input<'_, T>, out_block: &mut [T]| {
+        let recurrent = self.recurrent();
+        let run = |first_row: usize, x_block: Input<'_, T>, out_block: &mut [T], last: Option<&mut [f32]>| {
             let block_rows = out_block.len() / outputs;
             T::with_scratch(4, |scratch| {
                 let space = grow(scratch, 2 * block_rows * widest + block_rows * self.saved_row_width);
                 let (ping, rest) = space.split_at_mut(block_rows * widest);
                 let (pong, saved) = rest.split_at_mut(block_rows * widest);
                 let (mut current, mut next) = (ping, pong);
-                let last = self.layers.len() - 1;
+                let last_layer = self.layers.len() - 1;
+                let mut last = last;
                 for (i, layer) in self.layers.iter().enumerate() {
                     let width = self.widths[i + 1];
-                    let pass = self.pass_info(Mode::Eval, 0, 0, i, first_row, &buffers);
+                    let pass =
+                        Pass { state: carry.initial, ..self.pass_info(Mode::Eval, 0, 0, i, first_row, &buffers) };
                     let input = if i == 0 { x_block } else { Input::Dense(&current[..block_rows * self.widths[i]]) };
-                    let output: &mut [T] = if i == last { &mut *out_block } else { &mut next[..block_rows * width] };
-                    let saved = &mut saved[..block_rows * self.saved_per_row[i]];
+                    let output: &mut [T] =
+                        if i == last_layer { &mut *out_block } else { &mut next[..block_rows * width] };
+                    let per_row = self.saved_per_row[i];
+                    let saved = &mut saved[..block_rows * per_row];
                     layer.forward(&pass, params, input, block_rows, output, saved);
-                    if i != last {
+                    if let (Some(last), Some((r, recurrent))) = (last.as_deref_mut(), recurrent) {
+                        if r == i {
+                            for (row, state) in
+                                saved.chunks_exact(per_row).zip(last.chunks_exact_mut(recurrent.state_width()))
+                            {
+                                recurrent.final_state(row, state);
+                            }
+                        }
+                    }
+                    if i != last_layer {
                         std::mem::swap(&mut current, &mut next);
                     }
                 }
             })
         };
         if rows <= self.block_rows {
-            run(0, x, out);
+            run(0, x, out, carry.last);
         } else {
             let block_rows = self.block_rows;
-            out.par_chunks_mut(block_rows * outputs).enumerate().for_each(|(b, out_block)| {
+            let state_width = recurrent.map_or(0, |(_, r)| r.state_width());
+            let run_block = |b: usize, out_block: &mut [T], last: Option<&mut [f32]>| {
                 let range = b * block_rows..(b * block_rows + out_block.len() / outputs);
-                run(range.start, x.rows_range(range, inputs), out_block)
-            });
+                run(range.start, x.rows_range(range, inputs), out_block, last)
+            };
+            match carry.last {
+                Some(last) => out
+                    .par_chunks_mut(block_rows * outputs)
+                    .zip(last.par_chunks_mut(block_rows * state_width))
+                    .enumerate()
+                    .for_each(|(b, (out_block, last))| run_block(b, out_block, Some(last))),
+                None => out
+                    .par_chunks_mut(block_rows * outputs)
+                    .enumerate()
+                    .for_each(|(b, out_block)| run_block(b, out_block, None)),
+            }
         }
+    }
+
+    /// The network's recurrent layer and its index, when it has exactly one (the layer whose
+    /// state a [`Carry`] holds).
+    fn recurrent(&self) -> Option<(usize, &Recurrent)> {
+        let mut found = self.layers.iter().enumerate().filter_map(|(i, l)| match l {
+            AnyLayer::Recurrent(r) => Some((i, r)),
+            _ => None,
+        });
+        let first = found.next();
+        if found.next().is_some() {
+            None
+        } else {
+            first
+        }
+    }
+
+    /// The values of one row's recurrent state (the hidden and cell states of every stacked
+    /// layer), or `None` when the network does not have exactly one recurrent layer.
+    pub fn state_width(&self) -> Option<usize> {
+        self.recurrent().map(|(_, r)| r.state_width())
+    }
+
+    fn check_carry(&self, carry: &Carry<'_>, rows: usize) {
+        if carry.initial.is_some() || carry.last.is_some() {
+            let width = self.state_width().expect("a carried state needs exactly one recurrent layer");
+            if let Some(initial) = carry.initial {
+                assert_eq!(initial.len(), rows * width, "initial state length");
+            }
+            if let Some(last) = &carry.last {
+                assert_eq!(last.len(), rows * width, "last state length");
+            }
+        }
+    }
+
+    /// [`Network::predict_tokens`] of a network with one recurrent layer whose rows continue
+    /// sequences: each row's recurrent layer starts from its `initial` state
+    /// ([`Network::state_width`] values per row; zeros when `None`), and the state after its last
+    /// step is written into `last` when given.
+    ///
+    /// # Panics
+    /// As [`Network::predict_tokens`], and when the states have the wrong length or the network
+    /// does not have exactly one recurrent layer.
+    pub fn predict_tokens_with_state<T: Real>(
+        &self,
+        params: &[T],
+        ids: &[u32],
+        offsets: &[usize],
+        carry: Carry<'_>,
+        out: &mut [T],
+    ) {
+        if let Err(e) = self.check_tokens(ids, offsets) {
+            panic!("{e}");
+        }
+        let rows = offsets.len() - 1;
+        self.predict_input(params, Input::Tokens(Tokens { ids, offsets }), rows, out, carry);
+    }
+
+    /// [`Network::loss_and_gradients_tokens`] from and to carried states (see
+    /// [`Network::predict_tokens_with_state`]): truncated backpropagation through time, the
+    /// gradient stopping at each row's initial state.
+    ///
+    /// # Panics
+    /// As [`Network::predict_tokens_with_state`].
+    pub fn loss_and_gradients_tokens_with_state<T: Real>(
+        &self,
+        params: &[T],
+        ids: &[u32],
+        offsets: &[usize],
+        targets: &[T],
+        grad: &mut [T],
+        carry: Carry<'_>,
+    ) -> f64 {
+        if let Err(e) = self.check_tokens(ids, offsets) {
+            panic!("{e}");
+        }
+        let step = TrainingStep { seed: 0, step: 0, update_buffers: false, sparse: false };
+        let rows = offsets.len() - 1;
+        self.train_pass(params, Input::Tokens(Tokens { ids, offsets }), rows, targets, grad, None, step, carry)
     }
 
     /// [`Network::loss_and_gradients`] for rows of token indices (see [`Network::predict_tokens`]).
@@ -710,7 +827,16 @@ impl Network {
         }
         let step = TrainingStep { seed: 0, step: 0, update_buffers: update_running_stats, sparse: false };
         let rows = offsets.len() - 1;
-        self.train_pass(params, Input::Tokens(Tokens { ids, offsets }), rows, targets, grad, None, step)
+        self.train_pass(
+            params,
+            Input::Tokens(Tokens { ids, offsets }),
+            rows,
+            targets,
+            grad,
+            None,
+            step,
+            Carry::default(),
+        )
     }
 
     /// The embedding table's range and row length, when the network's first layer is an
@@ -732,8 +858,23 @@ impl Network {
         grad: &mut [f32],
         step: TrainingStep,
     ) -> f64 {
+        self.train_tokens_with_state(params, ids, offsets, targets, grad, step, Carry::default())
+    }
+
+    /// [`Network::train_tokens`] from and to carried states.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn train_tokens_with_state(
+        &self,
+        params: &[f32],
+        ids: &[u32],
+        offsets: &[usize],
+        targets: &[f32],
+        grad: &mut [f32],
+        step: TrainingStep,
+        carry: Carry<'_>,
+    ) -> f64 {
         let rows = offsets.len() - 1;
-        self.train_pass(params, Input::Tokens(Tokens { ids, offsets }), rows, targets, grad, None, step)
+        self.train_pass(params, Input::Tokens(Tokens { ids, offsets }), rows, targets, grad, None, step, carry)
     }
 
     /// The mean loss of the `rows` rows of `x` against `targets` and its gradient with respect
@@ -748,7 +889,7 @@ impl Network {
     pub fn loss_and_gradient<T: Real>(&self, params: &[T], x: &[T], rows: usize, targets: &[T], grad: &mut [T]) -> f64 {
         assert_eq!(x.len(), rows * self.input_size(), "input length is not rows × input size");
         let step = TrainingStep { seed: 0, step: 0, update_buffers: false, sparse: false };
-        self.train_pass(params, Input::Dense(x), rows, targets, grad, None, step)
+        self.train_pass(params, Input::Dense(x), rows, targets, grad, None, step, Carry::default())
     }
 
     /// [`Network::loss_and_gradient`] that also writes the gradient with respect to the input
@@ -774,7 +915,7 @@ impl Network {
             assert_eq!(g.len(), x.len(), "input gradient length");
         }
         let step = TrainingStep { seed: 0, step: 0, update_buffers: update_running_stats, sparse: false };
-        self.train_pass(params, Input::Dense(x), rows, targets, grad, grad_input, step)
+        self.train_pass(params, Input::Dense(x), rows, targets, grad, grad_input, step, Carry::default())
     }
 
     /// One training pass for update `step` of a run seeded `seed` over the rows of `x` at
@@ -791,10 +932,21 @@ impl Network {
     ) -> f64 {
         let inputs = self.input_size();
         match indices {
-            None => self.train_pass(params, Input::Dense(x), x.len() / inputs, targets, grad, None, step),
+            None => {
+                self.train_pass(params, Input::Dense(x), x.len() / inputs, targets, grad, None, step, Carry::default())
+            }
             Some(indices) if self.layers[0].is_linear_with_picked_input() => {
                 let source = RowSource::indexed(x, inputs, indices);
-                self.train_pass(params, Input::Picked(source), indices.len(), targets, grad, None, step)
+                self.train_pass(
+                    params,
+                    Input::Picked(source),
+                    indices.len(),
+                    targets,
+                    grad,
+                    None,
+                    step,
+                    Carry::default(),
+                )
             }
             Some(indices) => {
                 // Layers other than `linear` read their input rows where they lie: copy them out.
@@ -810,12 +962,30 @@ impl Network {
                 PICKED.with(|cell| match cell.try_borrow_mut() {
                     Ok(mut buffer) => {
                         gather(&mut buffer);
-                        self.train_pass(params, Input::Dense(&buffer), indices.len(), targets, grad, None, step)
+                        self.train_pass(
+                            params,
+                            Input::Dense(&buffer),
+                            indices.len(),
+                            targets,
+                            grad,
+                            None,
+                            step,
+                            Carry::default(),
+                        )
                     }
                     Err(_) => {
                         let mut buffer = Vec::new();
                         gather(&mut buffer);
-                        self.train_pass(params, Input::Dense(&buffer), indices.len(), targets, grad, None, step)
+                        self.train_pass(
+                            params,
+                            Input::Dense(&buffer),
+                            indices.len(),
+                            targets,
+                            grad,
+                            None,
+                            step,
+                            Carry::default(),
+                        )
                     }
                 })
             }
@@ -831,7 +1001,16 @@ impl Network {
         first_row: usize,
         buffers: &'a [f32],
     ) -> Pass<'a> {
-        Pass { mode, seed, step, layer, first_row, buffers: &buffers[self.buffer_ranges[layer].clone()], sparse: false }
+        Pass {
+            mode,
+            seed,
+            step,
+            layer,
+            first_row,
+            buffers: &buffers[self.buffer_ranges[layer].clone()],
+            sparse: false,
+            state: None,
+        }
     }
 
     /// The training pass (see the module documentation for its order of work).
@@ -845,9 +1024,11 @@ impl Network {
         grad: &mut [T],
         grad_input: Option<&mut [T]>,
         step: TrainingStep,
+        carry: Carry<'_>,
     ) -> f64 {
         assert_eq!(params.len(), self.num_params(), "parameter buffer length");
         assert_eq!(grad.len(), self.num_params(), "gradient buffer length");
+        self.check_carry(&carry, rows);
         let target_width = self.targets_per_row();
         assert_eq!(targets.len(), rows * target_width, "wrong number of targets");
         if rows == 0 {
@@ -908,6 +1089,7 @@ impl Network {
                 step,
                 buffers,
                 work: &work,
+                state: carry.initial,
             };
             let last_stage = self.stages.len() - 1;
             let mut block_losses = vec![0.0f64; blocks];
@@ -1012,6 +1194,15 @@ impl Network {
                     }
                 }
             }
+            if let (Some(last), Some((i, recurrent))) = (carry.last, self.recurrent()) {
+                // The state after each row's last step, for the rows that continue these.
+                let per_row = self.saved_per_row[i];
+                let rows_saved = &row_saved[row_saved_offsets[i]..row_saved_offsets[i] + rows * per_row];
+                for (row, state) in rows_saved.chunks_exact(per_row).zip(last.chunks_exact_mut(recurrent.state_width()))
+                {
+                    recurrent.final_state(row, state);
+                }
+            }
             let saved: &[T] = &*saved;
             (block_losses.iter().sum::<f64>() * scale, saved.to_vec())
         });
@@ -1032,6 +1223,16 @@ impl Network {
         }
         loss
     }
+}
+
+/// The recurrent state a pass starts from and ends in, for rows that continue sequences
+/// (truncated backpropagation through time): [`Network::state_width`] values per row.
+#[derive(Debug, Default)]
+pub struct Carry<'a> {
+    /// Each row's initial state (zeros when `None`).
+    pub initial: Option<&'a [f32]>,
+    /// Where each row's state after its last step is written, when given.
+    pub last: Option<&'a mut [f32]>,
 }
 
 /// Which update of which run a training pass belongs to.
@@ -1095,6 +1296,7 @@ struct PassContext<'a, T> {
     step: TrainingStep,
     buffers: &'a [f32],
     work: &'a Workspace<'a, T>,
+    state: Option<&'a [f32]>,
 }
 
 // SAFETY: `Input` holds shared slices; the workspace's pointers are Sync as documented there.
@@ -1167,7 +1369,7 @@ impl<T: Real> PassContext<'_, T> {
 
     fn pass(&self, layer: usize, first_row: usize) -> Pass<'_> {
         let pass = self.net.pass_info(Mode::Train, self.step.seed, self.step.step, layer, first_row, self.buffers);
-        Pass { sparse: self.step.sparse, ..pass }
+        Pass { sparse: self.step.sparse, state: self.state, ..pass }
     }
 
     /// Forward through the layers of `stage` for rows `rows`.

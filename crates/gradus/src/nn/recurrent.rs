@@ -16,9 +16,11 @@
 //! n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))     h' = (1 − z) ⊙ n + z ⊙ h
 //! ```
 //!
-//! Each row starts from a zero state. Backward runs through the time steps in reverse (back-
-//! propagation through time over the row's steps); the weight gradients are summed over every
-//! row and step by matrix products in a fixed order.
+//! Each row starts from a zero state, or from the state a caller hands in (`Pass::state`: a
+//! language model's rows continue the rows of the previous batch, truncated backpropagation
+//! through time). Backward runs through the time steps in reverse (backpropagation through time
+//! over the row's steps) and stops at the initial state, which is a constant of the row; the
+//! weight gradients are summed over every row and step by matrix products in a fixed order.
 
 use std::ops::Range;
 
@@ -102,13 +104,29 @@ fn gemm<T: Real>(
     }
 }
 
-#[inline]
+/// The logistic function by the vectorizing exponential ([`Real::exp_fast`]): the gates of
+/// every step would otherwise spend more time in the library's `exp` than in their products.
+#[inline(always)]
 fn sigmoid<T: Real>(v: T) -> T {
-    let e = (-v.abs()).exp();
+    let e = (-v.abs()).exp_fast();
+    let inverse = T::ONE / (T::ONE + e);
     if v >= T::ZERO {
-        T::ONE / (T::ONE + e)
+        inverse
     } else {
-        e / (T::ONE + e)
+        e * inverse
+    }
+}
+
+/// `tanh` by the vectorizing exponential: `sign(v) (1 − 2 / (e^{2|v|} + 1))`, within a few
+/// units in the last place (absolute) of the library's.
+#[inline(always)]
+fn tanh<T: Real>(v: T) -> T {
+    let e = (T::from_f64(2.0) * v.abs()).exp_fast();
+    let t = T::ONE - T::from_f64(2.0) / (e + T::ONE);
+    if v >= T::ZERO {
+        t
+    } else {
+        -t
     }
 }
 
@@ -133,9 +151,43 @@ impl Recurrent {
         self.steps * (g * h + 2 * h)
     }
 
-    /// Values saved per row for backward.
+    /// Values saved per row for backward: each stacked layer's steps, then each stacked layer's
+    /// initial hidden and cell states ([`Recurrent::state_width`]).
     pub(crate) fn saved_per_row(&self) -> usize {
-        self.layers.len() * self.per_layer()
+        self.layers.len() * self.per_layer() + self.state_width()
+    }
+
+    /// The values of a row's state: the hidden and the cell state (zeros for a GRU) of every
+    /// stacked layer, `[layer][h, c]`.
+    pub(crate) fn state_width(&self) -> usize {
+        self.layers.len() * 2 * self.hidden
+    }
+
+    /// Where stacked layer `k`'s initial hidden state (then its initial cell state) lies in a
+    /// row's saved values.
+    fn initial_at(&self, k: usize) -> usize {
+        self.layers.len() * self.per_layer() + k * 2 * self.hidden
+    }
+
+    /// Writes the state after the last step of a row (saved by forward) into `state`
+    /// (`state_width` values): what the next chunk of the row's sequence starts from.
+    pub(crate) fn final_state<T: Real>(&self, saved_row: &[T], state: &mut [f32]) {
+        let (h, t) = (self.hidden, self.steps);
+        for (k, out) in state.chunks_exact_mut(2 * h).enumerate().take(self.layers.len()) {
+            let (_, cell_at, hidden_at) = self.offsets(k);
+            let (hidden, cell) = out.split_at_mut(h);
+            for (o, &v) in hidden.iter_mut().zip(&saved_row[hidden_at + (t - 1) * h..hidden_at + t * h]) {
+                *o = v.to_f64() as f32;
+            }
+            match self.cell {
+                Cell::Lstm => {
+                    for (o, &v) in cell.iter_mut().zip(&saved_row[cell_at + (t - 1) * h..cell_at + t * h]) {
+                        *o = v.to_f64() as f32;
+                    }
+                }
+                Cell::Gru => cell.fill(0.0),
+            }
+        }
     }
 
     /// The offsets of layer `k`'s gates, cell (or `hn`) and hidden states within a row's saved values.
@@ -147,11 +199,31 @@ impl Recurrent {
 }
 
 impl Layer for Recurrent {
-    fn forward<T: Real>(&self, _: &Pass<'_>, params: &[T], x: Input<'_, T>, rows: usize, y: &mut [T], saved: &mut [T]) {
+    fn forward<T: Real>(
+        &self,
+        pass: &Pass<'_>,
+        params: &[T],
+        x: Input<'_, T>,
+        rows: usize,
+        y: &mut [T],
+        saved: &mut [T],
+    ) {
         let x = x.dense();
         let (g, h, steps) = (self.cell.gates(), self.hidden, self.steps);
         let gh = g * h;
         let per_row = self.saved_per_row();
+        let width = self.state_width();
+        let initial = self.initial_at(0);
+        for r in 0..rows {
+            let slot = &mut saved[r * per_row + initial..r * per_row + initial + width];
+            match pass.state {
+                Some(state) => {
+                    let from = (pass.first_row + r) * width;
+                    slot.iter_mut().zip(&state[from..from + width]).for_each(|(s, &v)| *s = T::from_f64(v as f64));
+                }
+                None => slot.fill(T::ZERO),
+            }
+        }
         T::with_scratch(3, |scratch| {
             let hidden_part = grow(scratch, rows * gh);
             for (k, layer) in self.layers.iter().enumerate() {
@@ -174,12 +246,13 @@ impl Layer for Recurrent {
                     gemm(steps, layer.input, gh, input, layer.input, false, w_ih, layer.input, true, T::ONE, gates, gh);
                 }
                 for t in 0..steps {
-                    // The hidden projections of every row: W_hh h_{t−1} + b_hh (h_{−1} = 0).
+                    // The hidden projections of every row: W_hh h_{t−1} + b_hh (h_{−1} the
+                    // initial state, skipped when it is zero).
                     for row in hidden_part.chunks_exact_mut(gh) {
                         row.copy_from_slice(b_hh);
                     }
-                    if t > 0 {
-                        let at = hidden_at + (t - 1) * h;
+                    if t > 0 || pass.state.is_some() {
+                        let at = if t > 0 { hidden_at + (t - 1) * h } else { self.initial_at(k) };
                         gemm(rows, h, gh, &saved[at..], per_row, false, w_hh, h, true, T::ONE, hidden_part, gh);
                     }
                     for r in 0..rows {
@@ -244,7 +317,7 @@ impl Layer for Recurrent {
                     };
                     inputs[r * steps * n_in..(r + 1) * steps * n_in].copy_from_slice(input);
                     let prev = &mut previous[r * steps * h..(r + 1) * steps * h];
-                    prev[..h].fill(T::ZERO);
+                    prev[..h].copy_from_slice(&row[self.initial_at(k)..self.initial_at(k) + h]);
                     prev[h..].copy_from_slice(&row[hidden_at..hidden_at + (steps - 1) * h]);
                 }
                 dh_next.fill(T::ZERO);
@@ -355,29 +428,32 @@ impl Recurrent {
         let h = self.hidden;
         let gh = self.cell.gates() * h;
         let (gates_at, cell_at, hidden_at) = self.offsets(k);
+        let initial_at = self.initial_at(k);
         let (head, tail) = row.split_at_mut(cell_at);
         let gates = &mut head[gates_at + t * gh..gates_at + (t + 1) * gh];
-        let (cells, hiddens) = tail.split_at_mut(hidden_at - cell_at);
-        let (previous_hidden, hidden) = if t == 0 {
-            (None, &mut hiddens[..h])
+        let (cells, rest) = tail.split_at_mut(hidden_at - cell_at);
+        let (hiddens, initial) = rest.split_at_mut(initial_at - hidden_at);
+        let (initial_hidden, initial_cell) = initial[..2 * h].split_at(h);
+        let (previous_hidden, hidden): (&[T], &mut [T]) = if t == 0 {
+            (initial_hidden, &mut hiddens[..h])
         } else {
             let (before, after) = hiddens.split_at_mut(t * h);
-            (Some(&before[(t - 1) * h..]), &mut after[..h])
+            (&before[(t - 1) * h..t * h], &mut after[..h])
         };
         match self.cell {
             Cell::Lstm => {
                 let (before, after) = cells.split_at_mut(t * h);
-                let previous_cell = (t > 0).then(|| &before[(t - 1) * h..]);
+                let previous_cell: &[T] = if t == 0 { initial_cell } else { &before[(t - 1) * h..] };
                 let cell = &mut after[..h];
                 for j in 0..h {
                     let i = sigmoid(gates[j] + hidden_part[j]);
                     let f = sigmoid(gates[h + j] + hidden_part[h + j]);
-                    let g = (gates[2 * h + j] + hidden_part[2 * h + j]).tanh();
+                    let g = tanh(gates[2 * h + j] + hidden_part[2 * h + j]);
                     let o = sigmoid(gates[3 * h + j] + hidden_part[3 * h + j]);
                     (gates[j], gates[h + j], gates[2 * h + j], gates[3 * h + j]) = (i, f, g, o);
-                    let c = f * previous_cell.map_or(T::ZERO, |p| p[j]) + i * g;
+                    let c = f * previous_cell[j] + i * g;
                     cell[j] = c;
-                    hidden[j] = o * c.tanh();
+                    hidden[j] = o * tanh(c);
                 }
             }
             Cell::Gru => {
@@ -386,10 +462,9 @@ impl Recurrent {
                     let r = sigmoid(gates[j] + hidden_part[j]);
                     let z = sigmoid(gates[h + j] + hidden_part[h + j]);
                     hn[j] = hidden_part[2 * h + j];
-                    let n = (gates[2 * h + j] + r * hn[j]).tanh();
+                    let n = tanh(gates[2 * h + j] + r * hn[j]);
                     (gates[j], gates[h + j], gates[2 * h + j]) = (r, z, n);
-                    let prev = previous_hidden.map_or(T::ZERO, |p| p[j]);
-                    hidden[j] = (T::ONE - z) * n + z * prev;
+                    hidden[j] = (T::ONE - z) * n + z * previous_hidden[j];
                 }
             }
         }
@@ -415,19 +490,24 @@ impl Recurrent {
         let gh = self.cell.gates() * h;
         let (gates_at, cell_at, hidden_at) = self.offsets(k);
         let gates = &row[gates_at + t * gh..gates_at + (t + 1) * gh];
+        let initial_at = self.initial_at(k);
         match self.cell {
             Cell::Lstm => {
                 let cell = &row[cell_at + t * h..cell_at + (t + 1) * h];
-                let previous_cell = (t > 0).then(|| &row[cell_at + (t - 1) * h..cell_at + t * h]);
+                let previous_cell = if t == 0 {
+                    &row[initial_at + h..initial_at + 2 * h]
+                } else {
+                    &row[cell_at + (t - 1) * h..cell_at + t * h]
+                };
                 for j in 0..h {
                     let (i, f, g, o) = (gates[j], gates[h + j], gates[2 * h + j], gates[3 * h + j]);
                     let dh = dh_above[j] + dh_next[j];
-                    let tc = cell[j].tanh();
+                    let tc = tanh(cell[j]);
                     let d_o = dh * tc * o * (T::ONE - o);
                     let dc = dh * o * (T::ONE - tc * tc) + dc_next[j];
                     let d_i = dc * g * i * (T::ONE - i);
                     let d_g = dc * i * (T::ONE - g * g);
-                    let d_f = dc * previous_cell.map_or(T::ZERO, |p| p[j]) * f * (T::ONE - f);
+                    let d_f = dc * previous_cell[j] * f * (T::ONE - f);
                     (d_input[j], d_input[h + j], d_input[2 * h + j], d_input[3 * h + j]) = (d_i, d_f, d_g, d_o);
                     dc_next[j] = dc * f;
                     dh_next[j] = T::ZERO;
@@ -436,11 +516,15 @@ impl Recurrent {
             }
             Cell::Gru => {
                 let hn = &row[cell_at + t * h..cell_at + (t + 1) * h];
-                let previous = (t > 0).then(|| &row[hidden_at + (t - 1) * h..hidden_at + t * h]);
+                let previous = if t == 0 {
+                    &row[initial_at..initial_at + h]
+                } else {
+                    &row[hidden_at + (t - 1) * h..hidden_at + t * h]
+                };
                 for j in 0..h {
                     let (r, z, n) = (gates[j], gates[h + j], gates[2 * h + j]);
                     let dh = dh_above[j] + dh_next[j];
-                    let prev = previous.map_or(T::ZERO, |p| p[j]);
+                    let prev = previous[j];
                     let dn = dh * (T::ONE - z) * (T::ONE - n * n);
                     let dz = dh * (prev - n) * z * (T::ONE - z);
                     let dr = dn * hn[j] * r * (T::ONE - r);

@@ -524,7 +524,7 @@ impl Trainer {
         memory::total([
             memory::bytes_of(n.checked_mul(copies)?, memory::F32_BYTES),
             memory::bytes_of(model.working_memory(batch)?, memory::F32_BYTES),
-            memory::bytes_of(rows.checked_mul(model.outputs())?, memory::F32_BYTES),
+            memory::bytes_of(model.evaluation_memory(rows)?, memory::F32_BYTES),
         ])
     }
 
