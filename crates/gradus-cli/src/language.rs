@@ -157,7 +157,8 @@ fn model_flags(args: &TrainArgs) -> Result<(RecurrentCell, usize, usize, usize, 
     }
     let cell = match args.text.cell.as_deref() {
         None | Some("lstm") => RecurrentCell::Lstm,
-        Some(_) => RecurrentCell::Gru,
+        Some("gru") => RecurrentCell::Gru,
+        Some(other) => return Err(CliError::flag("--cell", other, "lstm or gru")),
     };
     let (hidden, layers) = match &opts.hidden {
         None => (DEFAULT_HIDDEN, 1),

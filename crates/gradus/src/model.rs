@@ -453,12 +453,13 @@ pub trait Model: Send + Sync {
     }
 
     /// The parameter segments whose gradient norms are tracked to detect vanishing or exploding
-    /// gradients, with a human name each (by default every segment whose name ends in `weight`).
+    /// gradients, with a human name each (by default every weight: each segment whose name's
+    /// last part starts with `weight`, as `fc1.weight` and a recurrent layer's `lstm1.weight_hh_l0`).
     fn diagnostic_segments(&self) -> Vec<(String, Range<usize>)> {
         self.layout()
             .segments()
             .iter()
-            .filter(|s| s.name.ends_with("weight") && s.len > 0)
+            .filter(|s| s.name.rsplit('.').next().is_some_and(|last| last.starts_with("weight")) && s.len > 0)
             .map(|s| (s.name.clone(), s.range()))
             .collect()
     }

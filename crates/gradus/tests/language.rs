@@ -170,3 +170,15 @@ fn rows_it_cannot_read_are_errors() {
     assert!(model.rows(&[1, 2, 3]).2.is_empty());
     assert!(LanguageModel::new(LanguageModelSpec { bptt: 0, ..spec(RecurrentCell::Gru, 3, 1) }).is_err());
 }
+
+#[test]
+fn the_gradient_diagnosis_watches_the_recurrent_weights() {
+    let model = LanguageModel::new(spec(RecurrentCell::Lstm, 3, 1)).unwrap();
+    let names: Vec<String> = model.diagnostic_segments().into_iter().map(|(name, _)| name).collect();
+    for name in
+        ["embedding1.weight", "lstm1.weight_ih_l0", "lstm1.weight_hh_l0", "lstm1.weight_hh_l1", "linear1.weight"]
+    {
+        assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.contains("bias")), "{names:?}");
+}
