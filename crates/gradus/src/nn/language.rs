@@ -339,6 +339,9 @@ impl LanguageModel {
 
     /// The logits of the next token after `token`, read from `state` (updated; empty for a zero
     /// state): one step of generation, with `network` the model's [`LanguageModel::stepper`].
+    ///
+    /// # Panics
+    /// If `network` is not this model's stepper, or `token` is not below the vocabulary size.
     pub fn step(&self, network: &Network, params: &[f32], token: u32, state: &mut Vec<f32>) -> Vec<f32> {
         let width = self.net.state_width().expect("one recurrent layer");
         let mut last = vec![0.0f32; width];
