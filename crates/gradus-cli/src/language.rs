@@ -208,8 +208,6 @@ fn settings(opts: &TrainOptions, streams: usize) -> Result<setup::Settings, CliE
     let optimizer = opts.optimizer.clone().unwrap_or_else(|| "adam".into());
     let lr = opts.lr.or((optimizer == "adam").then_some(DEFAULT_LR));
     let with_defaults = TrainOptions {
-        model: Some("cnn".into()),
-        layers: Some("embedding_bag(1,1),linear".into()),
         hidden: None,
         optimizer: Some(optimizer),
         lr,
@@ -218,15 +216,12 @@ fn settings(opts: &TrainOptions, streams: usize) -> Result<setup::Settings, CliE
         clip_norm: opts.clip_norm.or(Some(DEFAULT_CLIP_NORM)),
         ..opts.clone()
     };
-    let mut settings = setup::resolve(&with_defaults, Task::Multiclass)?;
+    let settings = setup::resolve_built_network("language_model", &with_defaults, Task::Multiclass)?;
     if settings.optimizer.name == "lbfgs" {
         return Err(CliError::usage(
             "--optimizer lbfgs does not train a language model: its state carries from one mini-batch to the next",
         ));
     }
-    settings.model = "language_model".into();
-    settings.layers.clear();
-    settings.scaling = setup::Scaling::None;
     Ok(settings)
 }
 

@@ -283,6 +283,20 @@ pub fn lbfgs_options(choice: &OptimizerChoice) -> Value {
     options
 }
 
+/// The settings of a network the command line builds itself rather than from `--layers` (a text
+/// classifier, a language model): `opts` resolved as a network's — so that every optimizer,
+/// schedule, batch and clipping flag applies as it does to `--model cnn` — then named `model`,
+/// with no layers of its own and no feature scaling.
+pub fn resolve_built_network(model: &str, opts: &TrainOptions, task: Task) -> Result<Settings, CliError> {
+    let as_network =
+        TrainOptions { model: Some("cnn".into()), layers: Some("embedding_bag(1,1),linear".into()), ..opts.clone() };
+    let mut settings = resolve(&as_network, task)?;
+    settings.model = model.into();
+    settings.layers.clear();
+    settings.scaling = Scaling::None;
+    Ok(settings)
+}
+
 /// Validates the options of `opts` for a run of `task`.
 pub fn resolve(opts: &TrainOptions, task: Task) -> Result<Settings, CliError> {
     let model = match opts.model.as_deref() {

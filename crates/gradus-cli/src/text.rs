@@ -234,19 +234,13 @@ fn settings(opts: &TrainOptions, task: Task) -> Result<setup::Settings, CliError
     let optimizer = opts.optimizer.clone().unwrap_or_else(|| DEFAULT_OPTIMIZER.into());
     let lr = opts.lr.or(matches!(optimizer.as_str(), "adam" | "sparse_adam").then_some(DEFAULT_LR));
     let with_defaults = TrainOptions {
-        model: Some("cnn".into()),
-        layers: Some("embedding_bag(1,1),linear".into()),
         optimizer: Some(optimizer),
         lr,
         epochs: Some(opts.epochs.unwrap_or(DEFAULT_EPOCHS)),
         batch_size: Some(opts.batch_size.clone().unwrap_or_else(|| DEFAULT_BATCH.to_string())),
         ..opts.clone()
     };
-    let mut settings = setup::resolve(&with_defaults, task)?;
-    settings.model = "text_classifier".into();
-    settings.layers.clear();
-    settings.scaling = setup::Scaling::None;
-    Ok(settings)
+    setup::resolve_built_network("text_classifier", &with_defaults, task)
 }
 
 /// fastText's model over `vocab`: `embedding_bag(vocab, dim, mode=mean)` then `linear(outputs)`

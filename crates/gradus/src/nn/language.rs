@@ -31,7 +31,6 @@
 //! assert!((metrics["perplexity"] - metrics["loss"].exp()).abs() < 1e-9);
 //! ```
 
-use std::ops::Range;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -41,7 +40,7 @@ use super::shape::Shape;
 use super::spec::LayerSpec;
 use crate::error::ConfigError;
 use crate::loss::{Loss, TargetError};
-use crate::model::{Model, Rows, RowsError, SparseSegment};
+use crate::model::{Model, Rows, RowsError};
 use crate::params::ParamLayout;
 use crate::train::metrics::Metrics;
 use crate::train::Task;
@@ -419,8 +418,7 @@ impl Model for LanguageModel {
 
     fn loss_and_gradient_rows(&self, params: &[f32], data: Rows<'_>, indices: &[usize], grad: &mut [f32]) -> f64 {
         let step = TrainingStep { seed: 0, step: 0, update_buffers: false, sparse: false };
-        let inputs_targets = self.split_rows(&data, indices.iter().copied());
-        let (inputs, offsets, targets) = inputs_targets;
+        let (inputs, offsets, targets) = self.split_rows(&data, indices.iter().copied());
         self.net.train_tokens_with_state(params, &inputs, &offsets, &targets, grad, step, Carry::default())
     }
 
@@ -443,10 +441,6 @@ impl Model for LanguageModel {
         }
     }
 
-    fn sparse_segments(&self) -> Vec<SparseSegment> {
-        Vec::new()
-    }
-
     fn forward(&self, _: &[f32], _: &[f32], _: usize, _: &mut [f32]) {
         panic!("a language model reads rows of token indices (Rows::with_ids)")
     }
@@ -467,9 +461,5 @@ impl Model for LanguageModel {
 
     fn check_data(&self, data: &Rows<'_>, what: &str) -> Result<(), RowsError> {
         self.check_token_rows(data).map_err(|message| RowsError::Tokens { what: what.to_string(), message })
-    }
-
-    fn diagnostic_segments(&self) -> Vec<(String, Range<usize>)> {
-        self.net.diagnostic_segments()
     }
 }
