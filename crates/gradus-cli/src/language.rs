@@ -262,7 +262,14 @@ pub fn train(args: &TrainArgs, quiet: bool) -> Result<(), CliError> {
     let train_corpus = vocab.corpus(train_docs.iter().map(|&d| documents[d].as_str()));
     let val_corpus = vocab.corpus(val_docs.iter().map(|&d| documents[d].as_str()));
     let spec = LanguageModelSpec { vocab: vocab.size(), embedding_dim, hidden, layers, cell, bptt, streams };
-    let model = LanguageModel::new(spec.clone())?;
+    // The network's own error names its layers (`lstm(3000000000)`): say it in the flags given here.
+    let model = LanguageModel::new(spec.clone()).map_err(|e| {
+        CliError::usage(format!(
+            "--hidden {hidden}, --embedding-dim {embedding_dim} and a vocabulary of {} tokens: {} `{}`: expected {}",
+            spec.vocab, e.option, e.value, e.expected
+        ))
+        .hint("use a smaller --hidden, --embedding-dim or --max-vocab")
+    })?;
     let (train_ids, train_offsets, train_y) = model.rows(&train_corpus);
     let (val_ids, val_offsets, val_y) = model.rows(&val_corpus);
     if train_y.is_empty() {

@@ -132,6 +132,7 @@ fn flags_and_commands_that_do_not_apply_are_errors() {
         (vec!["--optimizer", "lbfgs"], "lbfgs"),
         (vec!["--batch-size", "1000"], "too few for one chunk"),
         (vec!["--model", "mlp"], "does not predict the next word"),
+        (vec!["--hidden", "3000000000"], "--hidden 3000000000, --embedding-dim 200"),
     ] {
         let mut args = vec!["train", "--data", "corpus.txt", "--task", "language_model"];
         args.extend(extra);
