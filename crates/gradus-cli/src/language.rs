@@ -265,8 +265,8 @@ pub fn train(args: &TrainArgs, quiet: bool) -> Result<(), CliError> {
     // The network's own error names its layers (`lstm(3000000000)`): say it in the flags given here.
     let model = LanguageModel::new(spec.clone()).map_err(|e| {
         CliError::usage(format!(
-            "--hidden {hidden}, --embedding-dim {embedding_dim} and a vocabulary of {} tokens: {} `{}`: expected {}",
-            spec.vocab, e.option, e.value, e.expected
+            "--hidden {hidden}, --embedding-dim {embedding_dim} and a vocabulary of {} tokens: expected {}",
+            spec.vocab, e.expected
         ))
         .hint("use a smaller --hidden, --embedding-dim or --max-vocab")
     })?;
