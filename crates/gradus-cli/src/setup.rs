@@ -583,8 +583,8 @@ impl Settings {
             clip_value: self.clip_value,
             schedule_unit: if self.per_step() { ScheduleUnit::Step } else { ScheduleUnit::Epoch },
             // A network's training metrics are the running mean of its batch losses (as Keras
-            // reports them): a second pass over the training images would cost a third of an epoch.
-            evaluate_train: !matches!(self.model.as_str(), "cnn" | "language_model"),
+            // reports them): a second pass over the training rows would cost a third of an epoch.
+            evaluate_train: !matches!(self.model.as_str(), "cnn" | "language_model" | "text_classifier"),
             // A language model reads its corpus in order, each mini-batch continuing the last.
             shuffle: self.model != "language_model",
             checkpoint,

@@ -343,11 +343,12 @@ pub trait Model: Send + Sync {
         Vec::new()
     }
 
-    /// [`Model::train_step`] on the engine's sparse path. On entry the gradient of every segment
-    /// of [`Model::sparse_segments`] is zero in `grad`; the pass writes the dense segments as
-    /// `train_step` does and, in each sparse segment, only the rows it touches, which it lists,
-    /// sorted and without repeats, in `touched` (one list per sparse segment, cleared first). Every
-    /// other row stays zero, so that `grad` ends as `train_step` would leave it, bit for bit.
+    /// [`Model::train_step`] on the engine's sparse path. The pass writes the dense segments as
+    /// `train_step` does and, in each segment of [`Model::sparse_segments`], only the rows it
+    /// touches, which it lists, sorted and without repeats, in `touched` (one list per sparse
+    /// segment, cleared first): those rows hold `train_step`'s gradient bit for bit, and the
+    /// gradient of every other row is zero without being written. The other rows of `grad` hold
+    /// whatever the previous steps left there, and the engine reads none of them.
     ///
     /// The default runs `train_step` and lists every row (correct, and as slow as the dense path).
     #[allow(clippy::too_many_arguments)]
@@ -627,14 +628,15 @@ impl Model for crate::nn::Network {
     ) -> f64 {
         let step = crate::nn::TrainingStep { seed, step, update_buffers: true, sparse: true };
         let loss = network_rows(self, params, data, indices, grad, step);
-        if let ([rows], Some(ids)) = (touched, data.ids) {
-            rows.clear();
+        if let ([rows], Some(ids), Some(segment)) = (touched, data.ids, self.sparse_segments().first()) {
+            let table_rows = segment.range.len() / segment.row_len.max(1);
             match indices {
-                None => rows.extend_from_slice(&ids.ids[ids.offsets[0]..ids.offsets[data.rows]]),
-                Some(indices) => indices.iter().for_each(|&i| rows.extend_from_slice(ids.row(i))),
+                None => distinct_sorted(&[&ids.ids[ids.offsets[0]..ids.offsets[data.rows]]], table_rows, rows),
+                Some(indices) => {
+                    let bags: Vec<&[u32]> = indices.iter().map(|&i| ids.row(i)).collect();
+                    distinct_sorted(&bags, table_rows, rows);
+                }
             }
-            rows.sort_unstable();
-            rows.dedup();
         }
         loss
     }
@@ -765,4 +767,29 @@ pub(crate) fn network_working_memory(net: &crate::nn::Network, rows: usize) -> O
     let threads = rayon::current_num_threads().clamp(1, blocks);
     let per_block = block.checked_mul(sum.checked_add(widest.checked_mul(3)?)?)?;
     per_block.checked_mul(threads)?.checked_add((blocks - 1).checked_mul(net.num_params())?)
+}
+
+/// The distinct ids of `lists` (each below `limit`), in increasing order, into `out`: by a bit
+/// per id when the lists are long against the id range (a pass over `limit / 64` words instead
+/// of a sort), by sorting otherwise.
+fn distinct_sorted(lists: &[&[u32]], limit: usize, out: &mut Vec<u32>) {
+    out.clear();
+    let count: usize = lists.iter().map(|l| l.len()).sum();
+    if count * 64 < limit {
+        lists.iter().for_each(|l| out.extend_from_slice(l));
+        out.sort_unstable();
+        out.dedup();
+        return;
+    }
+    let mut bits = vec![0u64; limit.div_ceil(64)];
+    for &id in lists.iter().flat_map(|l| l.iter()) {
+        bits[id as usize / 64] |= 1 << (id % 64);
+    }
+    for (word_index, &word) in bits.iter().enumerate() {
+        let mut word = word;
+        while word != 0 {
+            out.push((word_index * 64) as u32 + word.trailing_zeros());
+            word &= word - 1;
+        }
+    }
 }

@@ -4,6 +4,8 @@
 //! inputs: splitting the buffers anywhere gives the same bits. Splits are still made at multiples
 //! of [`CHUNK`] so that each piece stays SIMD-aligned and large enough to amortize a task.
 
+use std::ops::Range;
+
 /// Buffers shorter than this run on the calling thread: below it, waking workers costs more
 /// than it saves (a step on 1,000 parameters takes well under a microsecond).
 pub const PARALLEL_THRESHOLD: usize = 1 << 16;
@@ -90,6 +92,134 @@ where
     kernel(params, grads, states);
 }
 
+/// Runs `kernel` on the pieces `pieces` (sorted by start, disjoint) of the buffers `mutable`
+/// and `reads`, each piece with its own argument, splitting the list of pieces across rayon's
+/// threads when they hold many elements together. Every buffer is cut at the same indices, so a
+/// kernel sees the same piece of each; element-wise kernels give the same bits however the list
+/// is split. Like [`run_kernel`], the pieces run in an AVX2 build where the CPU has it.
+///
+/// This is the sparse counterpart of [`for_each_split`]: the rows of an embedding table a batch
+/// touched, a few thousand pieces of a few dozen elements, scattered over a large buffer.
+///
+/// # Panics
+/// When a piece lies beyond a buffer.
+pub fn for_each_piece<const M: usize, const R: usize, A, F>(
+    mutable: [&mut [f32]; M],
+    reads: [&[f32]; R],
+    pieces: &[(Range<usize>, A)],
+    kernel: &F,
+) where
+    A: Copy + Sync,
+    F: Fn([&mut [f32]; M], [&[f32]; R], A) + Sync,
+{
+    let total: usize = pieces.iter().map(|(r, _)| r.len()).sum();
+    let threads = rayon::current_num_threads();
+    if total < PARALLEL_THRESHOLD || threads == 1 {
+        run_pieces(mutable, reads, 0, pieces, kernel);
+    } else {
+        let target = total.div_ceil(4 * threads).max(PARALLEL_THRESHOLD / 2);
+        split_pieces(mutable, reads, 0, pieces, total, kernel, target);
+    }
+}
+
+fn split_pieces<const M: usize, const R: usize, A, F>(
+    mutable: [&mut [f32]; M],
+    reads: [&[f32]; R],
+    offset: usize,
+    pieces: &[(Range<usize>, A)],
+    total: usize,
+    kernel: &F,
+    target: usize,
+) where
+    A: Copy + Sync,
+    F: Fn([&mut [f32]; M], [&[f32]; R], A) + Sync,
+{
+    if total <= target || pieces.len() < 2 {
+        run_pieces(mutable, reads, offset, pieces, kernel);
+        return;
+    }
+    // The first piece of the right half: where the left one holds half of the elements.
+    let (mut left_total, mut mid) = (0, 1);
+    for (i, (range, _)) in pieces.iter().enumerate().take(pieces.len() - 1) {
+        left_total += range.len();
+        mid = i + 1;
+        if 2 * left_total >= total {
+            break;
+        }
+    }
+    let at = pieces[mid].0.start - offset;
+    let mut left = mutable;
+    let right: [&mut [f32]; M] = std::array::from_fn(|i| {
+        let whole = std::mem::take(&mut left[i]);
+        let (l, r) = whole.split_at_mut(at);
+        left[i] = l;
+        r
+    });
+    let left_reads = reads.map(|r| &r[..at]);
+    let right_reads = reads.map(|r| &r[at..]);
+    rayon::join(
+        || split_pieces(left, left_reads, offset, &pieces[..mid], left_total, kernel, target),
+        || split_pieces(right, right_reads, offset + at, &pieces[mid..], total - left_total, kernel, target),
+    );
+}
+
+/// The pieces one after the other, in the AVX2 build when the CPU has it.
+fn run_pieces<const M: usize, const R: usize, A, F>(
+    mutable: [&mut [f32]; M],
+    reads: [&[f32]; R],
+    offset: usize,
+    pieces: &[(Range<usize>, A)],
+    kernel: &F,
+) where
+    A: Copy,
+    F: Fn([&mut [f32]; M], [&[f32]; R], A),
+{
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { run_pieces_avx2(mutable, reads, offset, pieces, kernel) };
+            return;
+        }
+    }
+    run_pieces_portable(mutable, reads, offset, pieces, kernel);
+}
+
+#[inline(always)]
+fn run_pieces_portable<const M: usize, const R: usize, A, F>(
+    mut mutable: [&mut [f32]; M],
+    reads: [&[f32]; R],
+    offset: usize,
+    pieces: &[(Range<usize>, A)],
+    kernel: &F,
+) where
+    A: Copy,
+    F: Fn([&mut [f32]; M], [&[f32]; R], A),
+{
+    for (range, argument) in pieces {
+        let local = range.start - offset..range.end - offset;
+        let m = mutable.each_mut().map(|buffer| &mut buffer[local.clone()]);
+        let r = reads.map(|buffer| &buffer[local.clone()]);
+        kernel(m, r, *argument);
+    }
+}
+
+/// [`run_pieces_portable`] compiled for AVX2 (not FMA: the bits match the portable build).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn run_pieces_avx2<const M: usize, const R: usize, A, F>(
+    mutable: [&mut [f32]; M],
+    reads: [&[f32]; R],
+    offset: usize,
+    pieces: &[(Range<usize>, A)],
+    kernel: &F,
+) where
+    A: Copy,
+    F: Fn([&mut [f32]; M], [&[f32]; R], A),
+{
+    run_pieces_portable(mutable, reads, offset, pieces, kernel);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +249,32 @@ mod tests {
         for (a, b) in state.iter().flatten().zip(portable.iter().flatten()) {
             assert_eq!(a.to_bits(), b.to_bits());
         }
+    }
+
+    #[test]
+    fn pieces_split_across_threads_give_the_sequential_bits() {
+        let n = 300_000;
+        let g: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-3).collect();
+        // Rows of 64 scattered over the buffer, each with its own factor.
+        let pieces: Vec<(Range<usize>, f32)> =
+            (0..n / 64).filter(|r| r % 3 != 1).map(|r| (r * 64..r * 64 + 64, 1.0 + r as f32 * 1e-3)).collect();
+        let scale = |[p, m]: [&mut [f32]; 2], [g]: [&[f32]; 1], f: f32| {
+            for ((p, m), &g) in p.iter_mut().zip(m.iter_mut()).zip(g) {
+                *m = 0.9 * *m + 0.1 * g;
+                *p -= f * *m / (m.abs().sqrt() + 1e-8);
+            }
+        };
+        let (mut p, mut m) = (vec![0.5f32; n], vec![0.0f32; n]);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        pool.install(|| for_each_piece([&mut p, &mut m], [&g], &pieces, &scale));
+        let (mut p1, mut m1) = (vec![0.5f32; n], vec![0.0f32; n]);
+        for (range, f) in &pieces {
+            scale([&mut p1[range.clone()], &mut m1[range.clone()]], [&g[range.clone()]], *f);
+        }
+        assert!(p.iter().zip(&p1).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(m.iter().zip(&m1).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // Rows outside the pieces are left alone.
+        assert_eq!(p[64], 0.5);
+        assert_ne!(p[0], 0.5);
     }
 }

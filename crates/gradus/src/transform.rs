@@ -128,31 +128,83 @@ fn reduce_lanes<const LANES: usize>(mut lanes: [f64; LANES]) -> f64 {
 /// proportional to the ranges (plus one addition per chunk). Each element goes to the partial
 /// sum it has in [`chunked_sum`] in the same order; the zeros left out would add nothing.
 pub(crate) fn sum_of_squares_within(values: &[f32], ranges: &[Range<usize>]) -> f64 {
-    const LANES: usize = 32;
-    let mut chunk_sums = vec![0.0f64; values.len().div_ceil(CHUNK)];
-    let mut current: Option<(usize, [f64; LANES])> = None;
+    // The ranges cut at chunk boundaries, and the pieces of each chunk.
+    let mut pieces: Vec<Range<usize>> = Vec::with_capacity(ranges.len() + 8);
+    let mut chunks: Vec<(usize, Range<usize>)> = Vec::new();
+    let mut elements = 0;
     for range in ranges {
-        for (i, &g) in values[range.clone()].iter().enumerate() {
-            let i = range.start + i;
-            let chunk = i / CHUNK;
-            let lanes = match &mut current {
-                Some((c, lanes)) if *c == chunk => lanes,
-                _ => {
-                    if let Some((c, lanes)) = current.take() {
-                        chunk_sums[c] = reduce_lanes(lanes);
-                    }
-                    &mut current.insert((chunk, [0.0; LANES])).1
-                }
-            };
-            let g = g as f64;
-            // A chunk's length is a multiple of the lanes, so the lane is the same in the chunk.
-            lanes[i % LANES] += g * g;
+        let mut start = range.start;
+        while start < range.end {
+            let chunk = start / CHUNK;
+            let end = range.end.min((chunk + 1) * CHUNK);
+            match chunks.last_mut() {
+                Some((c, listed)) if *c == chunk => listed.end += 1,
+                _ => chunks.push((chunk, pieces.len()..pieces.len() + 1)),
+            }
+            pieces.push(start..end);
+            elements += end - start;
+            start = end;
         }
     }
-    if let Some((c, lanes)) = current {
-        chunk_sums[c] = reduce_lanes(lanes);
+    let chunk_sum = |listed: &Range<usize>| within_chunk(values, &pieces[listed.clone()]);
+    let sums: Vec<f64> = if elements < PARALLEL_THRESHOLD {
+        chunks.iter().map(|(_, listed)| chunk_sum(listed)).collect()
+    } else {
+        chunks.par_iter().map(|(_, listed)| chunk_sum(listed)).collect()
+    };
+    let mut chunk_sums = vec![0.0f64; values.len().div_ceil(CHUNK)];
+    for ((chunk, _), sum) in chunks.iter().zip(sums) {
+        chunk_sums[*chunk] = sum;
     }
     chunk_sums.into_iter().sum()
+}
+
+/// The sum of squares of one chunk of [`chunked_sum`] that is zero outside `pieces` (sorted,
+/// within the chunk): each element goes to the lane it has there (its index modulo the lanes, as
+/// a chunk starts at a multiple of them), in the same order.
+fn within_chunk(values: &[f32], pieces: &[Range<usize>]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { within_chunk_avx2(values, pieces) };
+        }
+    }
+    within_chunk_portable(values, pieces)
+}
+
+/// [`within_chunk_portable`] compiled for AVX2 (no FMA: the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn within_chunk_avx2(values: &[f32], pieces: &[Range<usize>]) -> f64 {
+    within_chunk_portable(values, pieces)
+}
+
+#[inline(always)]
+fn within_chunk_portable(values: &[f32], pieces: &[Range<usize>]) -> f64 {
+    const LANES: usize = 32;
+    let mut lanes = [0.0f64; LANES];
+    for piece in pieces {
+        let mut i = piece.start;
+        // Up to the first lane boundary, then whole blocks of lanes, then the rest.
+        while i < piece.end && i % LANES != 0 {
+            let g = values[i] as f64;
+            lanes[i % LANES] += g * g;
+            i += 1;
+        }
+        let whole = i + (piece.end - i) / LANES * LANES;
+        for block in values[i..whole].chunks_exact(LANES) {
+            for (lane, &g) in lanes.iter_mut().zip(block) {
+                let g = g as f64;
+                *lane += g * g;
+            }
+        }
+        for (lane, &g) in lanes.iter_mut().zip(&values[whole..piece.end]) {
+            let g = g as f64;
+            *lane += g * g;
+        }
+    }
+    reduce_lanes(lanes)
 }
 
 /// Rescales `grads` in place so that their global L2 norm is at most `max_norm`, as
@@ -544,5 +596,45 @@ impl Ema {
         if self.updates > 0 {
             params.copy_from_slice(&self.shadow);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sparse sum of squares must give the dense one's bits on a buffer that is zero outside
+    /// the ranges: ranges not aligned to the lanes, crossing chunk boundaries, and enough of them
+    /// to take the threaded path.
+    #[test]
+    fn sum_of_squares_within_ranges_matches_the_dense_sum_bit_for_bit() {
+        let len = 40 * CHUNK + 77;
+        let mut values = vec![0.0f32; len];
+        let mut ranges = Vec::new();
+        let mut start = 5;
+        let mut k = 0usize;
+        while start < len {
+            let width = 1 + (k * 37) % 150;
+            let end = (start + width).min(len);
+            ranges.push(start..end);
+            for (i, v) in values[start..end].iter_mut().enumerate() {
+                *v = ((((k + i) * 7919) % 2001) as f32 - 1000.0) * 1e-3;
+            }
+            // Gaps of varying length, some across a chunk boundary.
+            start = end + 3 + (k * 101) % 700;
+            k += 1;
+        }
+        assert!(ranges.iter().map(|r| r.len()).sum::<usize>() > PARALLEL_THRESHOLD);
+        assert!(ranges.iter().any(|r| r.start / CHUNK != (r.end - 1) / CHUNK), "a range crosses a chunk boundary");
+        let dense = sum_of_squares(&values);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let sparse = pool.install(|| sum_of_squares_within(&values, &ranges));
+        assert_eq!(sparse.to_bits(), dense.to_bits());
+        let few = &ranges[..10];
+        let mut only_few = vec![0.0f32; len];
+        for r in few {
+            only_few[r.clone()].copy_from_slice(&values[r.clone()]);
+        }
+        assert_eq!(sum_of_squares_within(&values, few).to_bits(), sum_of_squares(&only_few).to_bits());
     }
 }

@@ -46,8 +46,8 @@ pub(crate) struct Pass<'a> {
     pub(crate) first_row: usize,
     /// The layer's slice of the network's running statistics.
     pub(crate) buffers: &'a [f32],
-    /// The engine's sparse path: an embedding table's gradient is zero outside the rows of the
-    /// tokens seen, so that backward writes those rows only (see `TrainingStep::sparse`).
+    /// The engine's sparse path: an embedding table's backward writes the rows of the tokens
+    /// seen only, and the rest of its gradient is not read (see `TrainingStep::sparse`).
     pub(crate) sparse: bool,
     /// The initial states of a recurrent layer, `Recurrent::state_width` values per row of the
     /// whole batch (indexed from `first_row`), or zeros when `None`.

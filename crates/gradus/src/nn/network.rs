@@ -1178,6 +1178,15 @@ impl Network {
                 }
                 if let Some(e) = table {
                     let tokens = x.tokens();
+                    // The rows some block has written into `grad` so far (block 0's own): a row
+                    // first written here takes `0 + other`, as the dense sum would, since the
+                    // rows no block touched hold stale values on the sparse path.
+                    let mut written = vec![0u64; e.num.div_ceil(64)];
+                    for r in 0..rows.min(self.block_rows) {
+                        for &id in tokens.row(r) {
+                            written[id as usize / 64] |= 1 << (id % 64);
+                        }
+                    }
                     let mut ids = Vec::new();
                     for b in 1..blocks {
                         ids.clear();
@@ -1189,7 +1198,13 @@ impl Network {
                         let other = &others[(b - 1) * n..b * n];
                         for &id in &ids {
                             let row = e.weight.start + id as usize * e.dim..e.weight.start + (id as usize + 1) * e.dim;
-                            grad[row.clone()].iter_mut().zip(&other[row]).for_each(|(g, &o)| *g += o);
+                            let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+                            if written[word] & bit == 0 {
+                                written[word] |= bit;
+                                grad[row.clone()].iter_mut().zip(&other[row]).for_each(|(g, &o)| *g = T::ZERO + o);
+                            } else {
+                                grad[row.clone()].iter_mut().zip(&other[row]).for_each(|(g, &o)| *g += o);
+                            }
                         }
                     }
                 }
@@ -1241,8 +1256,9 @@ pub(crate) struct TrainingStep {
     pub(crate) seed: u64,
     pub(crate) step: u64,
     pub(crate) update_buffers: bool,
-    /// The engine's sparse path ([`crate::model::Model::train_step_sparse`]): the embedding
-    /// table's gradient is zero on entry and only the rows of the batch's tokens are written.
+    /// The engine's sparse path ([`crate::model::Model::train_step_sparse`]): only the rows of
+    /// the batch's tokens are written in the embedding table's gradient; the others keep whatever
+    /// they held, and nobody reads them.
     pub(crate) sparse: bool,
 }
 

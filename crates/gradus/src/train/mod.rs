@@ -124,7 +124,9 @@ pub struct TrainConfig {
     /// Measure the training metrics with a full pass over the training rows after each epoch
     /// (default true). When false, the epoch's training record holds only `loss`: the mean of the
     /// epoch's mini-batch losses, each taken before its update (as Keras reports it), which saves a
-    /// forward pass over the training set per epoch.
+    /// forward pass over the training set per epoch. The starting loss (the scale against which a loss counts
+    /// as diverged) is then the first mini-batch's, taken before its update, rather than a pass
+    /// over the training rows before training.
     pub evaluate_train: bool,
     /// Checkpoints (default none).
     pub checkpoint: Option<CheckpointConfig>,
@@ -646,6 +648,7 @@ impl Trainer {
         // the first epoch (see there).
         let mut initial_loss = f64::NAN;
         let mut initial_measured = false;
+        let mut initial_from_first_batch = false;
         if let Some(cp) = resume {
             let source = cp.source.as_ref().map_or("(resume)".to_string(), |p| p.display().to_string());
             let err = |message: String| TrainError::Checkpoint { path: source.clone(), message };
@@ -697,8 +700,13 @@ impl Trainer {
         // The running statistics before the current step, restored with `last_good` on divergence.
         let has_buffers = !model.buffers().is_empty();
         let mut good_buffers = model.buffers();
-        let restore = |params: &mut [f32], last_good: &[f32], good_buffers: &[f32]| {
-            params.copy_from_slice(last_good);
+        // The parameters before the last update: on the sparse path, from its record of the rows
+        // that update changed (once there was one), otherwise from the copy `last_good`.
+        let restore = |params: &mut [f32], last_good: &[f32], sparse: &Option<SparsePath>, good_buffers: &[f32]| {
+            match sparse {
+                Some(path) if path.saved => path.undo(params),
+                _ => params.copy_from_slice(last_good),
+            }
             if has_buffers {
                 // The same model gave these buffers: they fit.
                 let _ = model.set_buffers(good_buffers);
@@ -737,30 +745,28 @@ impl Trainer {
                 // Measured over the training rows before any update; for a model that trains by a
                 // pass of its own, taken from its first pass, which measures every row before
                 // updating it (a pass of evaluation would cost as much as an epoch).
+                // Without a pass of evaluation per epoch (`evaluate_train` off), none is spent on
+                // the start either: the first mini-batch's loss, taken before its update, is the
+                // reference (below).
                 initial_measured = true;
-                initial_loss = match &own_pass {
-                    Some(metrics) => metrics.get("loss").copied().unwrap_or(f64::NAN),
-                    None => evaluate_checked(model, params, train)?.get("loss").copied().unwrap_or(f64::NAN),
-                };
-                if own_pass.is_none() && !initial_loss.is_finite() {
-                    return Err(TrainError::Diverged {
-                        epoch: 0,
-                        step: 0,
-                        loss_before: initial_loss,
-                        loss_after: initial_loss,
-                        hint: "The starting parameters already give a non-finite loss; check the data for extreme \
-                               values and standardize the features."
-                            .into(),
-                    });
+                initial_from_first_batch = own_pass.is_none() && !config.evaluate_train;
+                if !initial_from_first_batch {
+                    initial_loss = match &own_pass {
+                        Some(metrics) => metrics.get("loss").copied().unwrap_or(f64::NAN),
+                        None => evaluate_checked(model, params, train)?.get("loss").copied().unwrap_or(f64::NAN),
+                    };
+                    if own_pass.is_none() && !initial_loss.is_finite() {
+                        return Err(non_finite_start(initial_loss));
+                    }
+                    last_good_loss = initial_loss;
                 }
-                last_good_loss = initial_loss;
             }
             if let Some(metrics) = &own_pass {
                 let loss = metrics.get("loss").copied().unwrap_or(f64::NAN);
                 let exploded = loss > config.divergence_factor * initial_loss.abs().max(1e-12);
                 // A pass's loss is not finite when a parameter is not (`Model::epoch_pass`).
                 if !loss.is_finite() || exploded {
-                    restore(params, &last_good, &good_buffers);
+                    restore(params, &last_good, &sparse, &good_buffers);
                     return Err(self.diverged(epoch, step + train.rows as u64, last_good_loss, loss));
                 }
                 step += train.rows as u64;
@@ -794,10 +800,17 @@ impl Trainer {
                     }
                     None => model.train_step(params, train, indices, config.seed, step, &mut grad),
                 };
+                if initial_from_first_batch {
+                    initial_from_first_batch = false;
+                    if !loss.is_finite() {
+                        return Err(non_finite_start(loss));
+                    }
+                    (initial_loss, last_good_loss) = (loss, loss);
+                }
                 let exploded = loss > config.divergence_factor * initial_loss.abs().max(1e-12);
                 if !loss.is_finite() || exploded {
                     // `params` came out of update `step`, which is the one that diverged.
-                    restore(params, &last_good, &good_buffers);
+                    restore(params, &last_good, &sparse, &good_buffers);
                     return Err(self.diverged(epoch, step.max(1), last_good_loss, loss));
                 }
                 batch_loss_sum += loss * batch.len() as f64;
@@ -829,9 +842,6 @@ impl Trainer {
                 if !norm.is_finite() {
                     if config.skip_nonfinite {
                         skipped += 1;
-                        if let Some(path) = &sparse {
-                            path.clear_touched(&mut grad);
-                        }
                         continue;
                     }
                     // The loss at `params` was finite: they are the last good ones; the update
@@ -843,16 +853,7 @@ impl Trainer {
                 }
                 let update = Update { epoch, steps_per_epoch, loss };
                 let keep_going = match &mut sparse {
-                    Some(path) => self.apply_sparse_update(
-                        params,
-                        &mut grad,
-                        norm,
-                        &mut last_good,
-                        path,
-                        &mut step,
-                        update,
-                        observers,
-                    ),
+                    Some(path) => self.apply_sparse_update(params, &mut grad, norm, path, &mut step, update, observers),
                     None => self.apply_update(params, &mut grad, norm, &mut last_good, &mut step, update, observers),
                 };
                 norm_sum += norm;
@@ -864,7 +865,7 @@ impl Trainer {
                 }
             }
             if own_pass.is_none() && !all_finite(params) {
-                restore(params, &last_good, &good_buffers);
+                restore(params, &last_good, &sparse, &good_buffers);
                 return Err(self.diverged(epoch, step, last_good_loss, f64::NAN));
             }
 
@@ -878,7 +879,7 @@ impl Trainer {
             let val_metrics = validation.map(|v| evaluate_checked(model, params, v)).transpose()?.unwrap_or_default();
             let train_loss = train_metrics.get("loss").copied().unwrap_or(f64::NAN);
             if !train_loss.is_finite() || train_loss > config.divergence_factor * initial_loss.abs().max(1e-12) {
-                restore(params, &last_good, &good_buffers);
+                restore(params, &last_good, &sparse, &good_buffers);
                 return Err(self.diverged(epoch, step, last_good_loss, train_loss));
             }
             let record = EpochRecord {
@@ -1045,16 +1046,14 @@ impl Trainer {
     }
 
     /// [`Trainer::apply_update`] on the sparse path: clips, saves and updates only the dense
-    /// ranges and the touched rows (the rows the previous update changed are saved too, so that
-    /// `last_good` stays a copy of the parameters before this update), then zeroes the touched
-    /// rows of `grad` for the next pass.
+    /// ranges and the touched rows. The rollback point is the saved values of those ranges (see
+    /// [`SparsePath::undo`]): `last_good` is not kept up to date.
     #[allow(clippy::too_many_arguments)]
     fn apply_sparse_update(
         &mut self,
         params: &mut [f32],
         grad: &mut [f32],
         norm: f64,
-        last_good: &mut [f32],
         path: &mut SparsePath,
         step: &mut u64,
         update: Update,
@@ -1067,15 +1066,8 @@ impl Trainer {
             if let Some(v) = self.config.clip_value {
                 clip_grad_value(&mut grad[range.clone()], v as f32);
             }
-            last_good[range.clone()].copy_from_slice(&params[range.clone()]);
         }
-        for (segment, rows) in path.segments.iter().zip(&path.changed) {
-            for &row in rows {
-                let range = segment.range.start + row as usize * segment.row_len..;
-                let range = range.start..range.start + segment.row_len;
-                last_good[range.clone()].copy_from_slice(&params[range]);
-            }
-        }
+        path.save(params);
         let rows: Vec<SparseRows<'_>> = path
             .segments
             .iter()
@@ -1083,8 +1075,6 @@ impl Trainer {
             .map(|(segment, rows)| SparseRows { range: segment.range.clone(), row_len: segment.row_len, rows })
             .collect();
         self.optimizer.step_sparse(params, grad, &SparseGrad { dense: &path.dense, segments: &rows });
-        path.clear_touched(grad);
-        std::mem::swap(&mut path.changed, &mut path.touched);
         self.after_update(step, update, observers)
     }
 
@@ -1135,6 +1125,19 @@ impl Trainer {
     }
 }
 
+/// The error of a run whose starting parameters give a non-finite loss.
+fn non_finite_start(loss: f64) -> TrainError {
+    TrainError::Diverged {
+        epoch: 0,
+        step: 0,
+        loss_before: loss,
+        loss_after: loss,
+        hint: "The starting parameters already give a non-finite loss; check the data for extreme values and \
+               standardize the features."
+            .into(),
+    }
+}
+
 /// Where an update happens, for the observers of `Trainer::apply_update`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Update {
@@ -1153,10 +1156,34 @@ fn copy_parallel(source: &[f32], destination: &mut [f32]) {
     }
 }
 
+/// Copies the `ranges` of `source` one after the other into `destination` (as long as they are
+/// together), on rayon's threads when they are long.
+fn gather(source: &[f32], ranges: &[Range<usize>], destination: &mut [f32]) {
+    let total = destination.len();
+    if total < PARALLEL_THRESHOLD || ranges.len() < 2 {
+        let mut at = 0;
+        for range in ranges {
+            destination[at..at + range.len()].copy_from_slice(&source[range.clone()]);
+            at += range.len();
+        }
+        return;
+    }
+    // Two halves of about the same length, each on its own task.
+    let (mut left, mut mid) = (0, 0);
+    while mid < ranges.len() - 1 && 2 * (left + ranges[mid].len()) <= total {
+        left += ranges[mid].len();
+        mid += 1;
+    }
+    let mid = mid.max(1);
+    let left: usize = ranges[..mid].iter().map(|r| r.len()).sum();
+    let (first, second) = destination.split_at_mut(left);
+    rayon::join(|| gather(source, &ranges[..mid], first), || gather(source, &ranges[mid..], second));
+}
+
 /// The engine's sparse path, for models with row-sparse segments ([`Model::sparse_segments`]):
 /// the gradient of those segments is zero outside the rows a batch touched, and every part of an
-/// update (norms, clipping, the rollback copy, the optimizer's step, zeroing for the next batch)
-/// reads and writes only the dense segments and the touched rows, so that a step costs in
+/// update (norms, clipping, the rollback record, the optimizer's step) reads and writes only the
+/// dense segments and the touched rows (the other rows of the gradient buffer are stale, unread), so that a step costs in
 /// proportion to the rows a batch sees rather than to the table. The results are the dense path's
 /// bit for bit for the optimizers whose sparse step is their dense one restricted to the touched
 /// rows (see [`Optimizer::updates_sparse`]).
@@ -1166,8 +1193,12 @@ struct SparsePath {
     dense: Vec<Range<usize>>,
     /// The rows of each segment the current batch touched.
     touched: Vec<Vec<u32>>,
-    /// The rows of each segment the previous update changed (the rollback copy must catch up).
-    changed: Vec<Vec<u32>>,
+    /// The values of `saved_ranges` before the last update, one after the other.
+    saved_values: Vec<f32>,
+    /// The ranges the last update changed (the dense ranges and the rows it touched), sorted.
+    saved_ranges: Vec<Range<usize>>,
+    /// Whether an update has been saved (before the first, the parameters are the last good ones).
+    saved: bool,
     /// The dense ranges and the touched rows, sorted: where the gradient may be non-zero.
     ranges: Vec<Range<usize>>,
 }
@@ -1187,7 +1218,15 @@ impl SparsePath {
             dense.push(at..len);
         }
         let n = segments.len();
-        Self { segments, dense, touched: vec![Vec::new(); n], changed: vec![Vec::new(); n], ranges: Vec::new() }
+        Self {
+            segments,
+            dense,
+            touched: vec![Vec::new(); n],
+            ranges: Vec::new(),
+            saved_values: Vec::new(),
+            saved_ranges: Vec::new(),
+            saved: false,
+        }
     }
 
     /// Fills `ranges` from `dense` and `touched`, in order.
@@ -1203,13 +1242,24 @@ impl SparsePath {
         self.ranges.sort_unstable_by_key(|r| r.start);
     }
 
-    /// Zeroes the touched rows of `grad`, as the sparse path expects them before a pass.
-    fn clear_touched(&self, grad: &mut [f32]) {
-        for (segment, rows) in self.segments.iter().zip(&self.touched) {
-            for &row in rows {
-                let start = segment.range.start + row as usize * segment.row_len;
-                grad[start..start + segment.row_len].fill(0.0);
-            }
+    /// Keeps the values of `params` in [`SparsePath::ranges`], which the coming update is about
+    /// to change: a compact undo record, so that the rollback point costs a copy of the rows a
+    /// batch touched rather than a second table kept up to date.
+    fn save(&mut self, params: &[f32]) {
+        self.saved_ranges.clone_from(&self.ranges);
+        let total: usize = self.saved_ranges.iter().map(|r| r.len()).sum();
+        self.saved_values.resize(total, 0.0);
+        gather(params, &self.saved_ranges, &mut self.saved_values);
+        self.saved = true;
+    }
+
+    /// Puts back the values [`SparsePath::save`] kept: `params` as they were before the last
+    /// update (the ranges it changed are exactly those saved).
+    fn undo(&self, params: &mut [f32]) {
+        let mut at = 0;
+        for range in &self.saved_ranges {
+            params[range.clone()].copy_from_slice(&self.saved_values[at..at + range.len()]);
+            at += range.len();
         }
     }
 }
