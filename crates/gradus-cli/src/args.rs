@@ -212,12 +212,18 @@ pub struct TextArgs {
     /// [default: the data set's text columns, e.g. title,review_text for `reviews`].
     #[arg(long, value_name = "COLUMN[,COLUMN...]", value_delimiter = ',')]
     pub text: Option<Vec<String>>,
-    /// Longest word n-gram that is a token: 1 for words only, 2 adds hashed bigrams [default: 2].
+    /// Longest word n-gram that is a token: 1 for words only, 2 adds bigrams [default: 2].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub ngrams: Option<usize>,
-    /// Hash buckets shared by the n-grams [default: 100000].
+    /// Hash every n-gram into B buckets shared by them (fastText's way; --ngram-min-count 0)
+    /// [default: 100000 when hashed].
     #[arg(long, value_name = "B", allow_negative_numbers = true, value_parser = whole_usize)]
     pub buckets: Option<usize>,
+    /// N-grams seen at least N times in the training rows get an embedding of their own and the
+    /// others are dropped (an n-gram vocabulary, as scikit-learn's); 0 hashes every n-gram into
+    /// --buckets rows, as fastText does [default: 3; 0 when --buckets is given].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
+    pub ngram_min_count: Option<usize>,
     /// Words seen fewer times in the training rows are unknown [default: 1].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub min_count: Option<usize>,
@@ -227,7 +233,7 @@ pub struct TextArgs {
     /// Keep punctuation marks as tokens [default: words only].
     #[arg(long)]
     pub keep_punctuation: bool,
-    /// Size of each token's embedding [default: 64 for a text classifier, 200 for a language model].
+    /// Size of each token's embedding [default: 32 for a text classifier, 200 for a language model].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub embedding_dim: Option<usize>,
     /// Steps of truncated backpropagation through time of a language model: the length of the
@@ -246,6 +252,7 @@ impl TextArgs {
             ("--text", self.text.is_some()),
             ("--ngrams", self.ngrams.is_some()),
             ("--buckets", self.buckets.is_some()),
+            ("--ngram-min-count", self.ngram_min_count.is_some()),
             ("--min-count", self.min_count.is_some()),
             ("--max-vocab", self.max_vocab.is_some()),
             ("--keep-punctuation", self.keep_punctuation),

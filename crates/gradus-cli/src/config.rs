@@ -20,6 +20,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "text",
     "ngrams",
     "buckets",
+    "ngram_min_count",
     "min_count",
     "max_vocab",
     "keep_punctuation",
@@ -89,6 +90,7 @@ struct FileConfig {
     text: Option<Vec<String>>,
     ngrams: Option<usize>,
     buckets: Option<usize>,
+    ngram_min_count: Option<usize>,
     min_count: Option<usize>,
     max_vocab: Option<usize>,
     keep_punctuation: Option<bool>,
@@ -256,7 +258,7 @@ pub fn apply(args: &mut TrainArgs) -> Result<(), CliError> {
         model, input_shape, init, hidden, activation, factors, mf_order, l2, l1, optimizer, lr, momentum, dampening, beta1, beta2, eps,
         weight_decay, alpha, rho, lr_decay, batch_size, epochs, schedule, gamma, step_size, milestones, max_lr,
         eta_min, plateau_patience, warmup, clip_norm, clip_value, early_stop, tol, val_fraction, seed, threads);
-    fill!(args.text, file; text, ngrams, buckets, min_count, max_vocab, embedding_dim, bptt, cell);
+    fill!(args.text, file; text, ngrams, buckets, ngram_min_count, min_count, max_vocab, embedding_dim, bptt, cell);
     args.text.keep_punctuation |= file.keep_punctuation.unwrap_or(false);
     fill!(args, file; folds, save, checkpoint_every, checkpoint, resume, plot, metrics_json);
     args.options.amsgrad |= file.amsgrad.unwrap_or(false);

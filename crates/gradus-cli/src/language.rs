@@ -140,6 +140,7 @@ fn model_flags(args: &TrainArgs) -> Result<(RecurrentCell, usize, usize, usize, 
         ("--no-standardize", opts.no_standardize),
         ("--ngrams", args.text.ngrams.is_some()),
         ("--buckets", args.text.buckets.is_some()),
+        ("--ngram-min-count", args.text.ngram_min_count.is_some()),
         ("--keep-punctuation", args.text.keep_punctuation),
     ];
     if let Some((flag, _)) = not_applying.iter().find(|(_, given)| *given) {

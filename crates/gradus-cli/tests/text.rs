@@ -127,7 +127,43 @@ fn five_ratings_and_words_only() {
     let out = ok(dir.path(), &args);
     assert!(out.contains("multiclass, 5 classes"), "{out}");
     assert!(out.contains("linear(5)"), "{out}");
-    assert!(!out.contains("hash buckets"), "{out}");
+    assert!(!out.contains("hash buckets") && !out.contains("grams"), "{out}");
+}
+
+/// By default the bigrams seen at least 3 times in the training rows are tokens of their own,
+/// saved with the model, and `predict --explain` names them.
+#[test]
+fn an_ngram_vocabulary_by_default() {
+    let dir = setup(300);
+    let d = dir.path();
+    let out = ok(
+        d,
+        &[
+            "train",
+            "--data",
+            "reviews.csv",
+            "--text",
+            "title,review_text",
+            "--target",
+            "recommended",
+            "--epochs",
+            "2",
+            "--save",
+            "m.json",
+        ],
+    );
+    assert!(out.contains("2-grams seen at least 3 times"), "{out}");
+    let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(d.join("m.json")).unwrap()).unwrap();
+    let vocabulary = &saved["text"]["vocabulary"];
+    assert_eq!(vocabulary["options"]["ngram_min_count"], 3);
+    let ngrams = vocabulary["ngrams"].as_array().unwrap();
+    assert!(!ngrams.is_empty() && ngrams.iter().all(|n| n.as_str().unwrap().contains(' ')), "{vocabulary}");
+    let words = vocabulary["words"].as_array().unwrap().len();
+    let table = saved["model"]["network"]["layers"][0]["num_embeddings"].as_u64().unwrap() as usize;
+    assert_eq!(table, 1 + words + ngrams.len());
+    let first = ngrams[0].as_str().unwrap();
+    let out = ok(d, &["predict", "m.json", "--text", &format!("{first} nice"), "--explain"]);
+    assert!(out.contains(&format!("\"{first}\"")), "{out}");
 }
 
 #[test]
@@ -142,6 +178,11 @@ fn bad_text_options_are_errors() {
     assert!(err.contains("--text"), "{err}");
     let err = fails(d, &["train", "--data", "reviews.csv", "--text", "title", "--ngrams", "0"]);
     assert!(err.contains("ngrams"), "{err}");
+    let err =
+        fails(d, &["train", "--data", "reviews.csv", "--text", "title", "--buckets", "10", "--ngram-min-count", "2"]);
+    assert!(err.contains("--buckets 10 with --ngram-min-count 2"), "{err}");
+    let err = fails(d, &["train", "--dataset", "iris", "--ngram-min-count", "2"]);
+    assert!(err.contains("--ngram-min-count applies to text"), "{err}");
     let err = fails(d, &["train", "--data", "reviews.csv", "--text", "title", "--hidden", "8"]);
     assert!(err.contains("--hidden does not apply"), "{err}");
     let err = fails(d, &["train", "--dataset", "iris", "--ngrams", "2"]);

@@ -30,8 +30,13 @@ pub struct TextOptions {
     pub punctuation: bool,
     /// Longest word n-gram added as a token (1: words only; 2: words and bigrams; default 1).
     pub ngrams: usize,
-    /// Hash buckets shared by the n-grams beyond words (default 100,000).
+    /// Hash buckets shared by the n-grams beyond words (default 100,000), when they are hashed.
     pub buckets: usize,
+    /// How n-grams become tokens: `None` (the default) hashes every n-gram into one of
+    /// `buckets` rows, as fastText does (unseen n-grams included, colliding n-grams sharing a
+    /// row); `Some(k)` gives each n-gram seen at least `k` times in the training rows a row of
+    /// its own, as scikit-learn's n-gram vocabularies (`min_df`), and drops the others.
+    pub ngram_min_count: Option<usize>,
     /// Words seen fewer times in the training rows are unknown (default 1).
     pub min_count: usize,
     /// Keep at most this many of the most frequent words (default: all).
@@ -40,7 +45,15 @@ pub struct TextOptions {
 
 impl Default for TextOptions {
     fn default() -> Self {
-        Self { lowercase: true, punctuation: false, ngrams: 1, buckets: 100_000, min_count: 1, max_size: None }
+        Self {
+            lowercase: true,
+            punctuation: false,
+            ngrams: 1,
+            buckets: 100_000,
+            ngram_min_count: None,
+            min_count: 1,
+            max_size: None,
+        }
     }
 }
 
@@ -50,7 +63,10 @@ impl TextOptions {
         if !(1..=5).contains(&self.ngrams) {
             return Err(ConfigError::new("ngrams", self.ngrams, "1 (words only) to 5"));
         }
-        if self.ngrams > 1 && self.buckets == 0 {
+        if self.ngram_min_count == Some(0) {
+            return Err(ConfigError::new("ngram_min_count", 0, "at least 1"));
+        }
+        if self.ngrams > 1 && self.ngram_min_count.is_none() && self.buckets == 0 {
             return Err(ConfigError::new("buckets", 0, "at least 1 when n-grams are hashed"));
         }
         if self.buckets > 100_000_000 {
@@ -103,7 +119,8 @@ pub fn read_lines(path: &std::path::Path) -> Result<Vec<String>, crate::data::Da
 /// Words of the training rows with their indices, and the options that tokenize new text.
 ///
 /// Index 0 is the unknown word; known words follow by decreasing count (ties by first
-/// appearance), then `buckets` hash buckets for n-grams. [`Vocabulary::size`] is the number of
+/// appearance), then the n-grams: `buckets` hash buckets, or the n-grams of the vocabulary in
+/// the same order (see [`TextOptions::ngram_min_count`]). [`Vocabulary::size`] is the number of
 /// rows an embedding table over it needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +129,11 @@ pub struct Vocabulary {
     pub options: TextOptions,
     /// The known words, by index − 1.
     pub words: Vec<String>,
+    /// The n-grams with rows of their own (their words joined by a space), by index − 1 −
+    /// `words.len()`; empty when n-grams are hashed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ngrams: Vec<String>,
+    /// Words and n-grams to their indices.
     #[serde(skip)]
     index: HashMap<String, u32>,
 }
@@ -125,38 +147,52 @@ impl Vocabulary {
     pub fn fit<'a>(texts: impl IntoIterator<Item = &'a str>, options: &TextOptions) -> Result<Self, ConfigError> {
         options.validate()?;
         let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
+        let mut ngram_counts: HashMap<String, (usize, usize)> = HashMap::new();
+        let count_ngrams = options.ngrams > 1 && options.ngram_min_count.is_some();
         for text in texts {
-            for token in options.tokenize(text) {
+            let tokens: Vec<String> = options.tokenize(text).collect();
+            if count_ngrams {
+                for n in 2..=options.ngrams {
+                    for window in tokens.windows(n) {
+                        let next = ngram_counts.len();
+                        ngram_counts.entry(window.join(" ")).or_insert((0, next)).0 += 1;
+                    }
+                }
+            }
+            for token in tokens {
                 let next = counts.len();
                 counts.entry(token).or_insert((0, next)).0 += 1;
             }
         }
-        let mut words: Vec<(String, usize, usize)> = counts
-            .into_iter()
-            .filter(|(_, (n, _))| *n >= options.min_count)
-            .map(|(w, (n, first))| (w, n, first))
-            .collect();
-        words.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+        // By decreasing count, ties by first appearance.
+        let by_count = |counts: HashMap<String, (usize, usize)>, min: usize| {
+            let mut kept: Vec<(String, usize, usize)> =
+                counts.into_iter().filter(|(_, (n, _))| *n >= min).map(|(w, (n, first))| (w, n, first)).collect();
+            kept.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+            kept.into_iter().map(|(w, _, _)| w).collect::<Vec<String>>()
+        };
+        let mut words = by_count(counts, options.min_count);
         if let Some(max) = options.max_size {
             words.truncate(max);
         }
-        let too_many = || ConfigError::new("max_vocab", words.len(), "a vocabulary that fits 32-bit indices");
-        if words.len().checked_add(options.buckets).and_then(|n| n.checked_add(1)).is_none_or(|n| n > u32::MAX as usize)
-        {
-            return Err(too_many());
-        }
-        let mut vocab = Self {
-            options: options.clone(),
-            words: words.into_iter().map(|(w, _, _)| w).collect(),
-            index: HashMap::new(),
+        let ngrams = match options.ngram_min_count {
+            Some(min) if count_ngrams => by_count(ngram_counts, min),
+            _ => Vec::new(),
         };
+        let ngram_rows = if options.ngram_min_count.is_some() { ngrams.len() } else { options.buckets };
+        if words.len().checked_add(ngram_rows).and_then(|n| n.checked_add(1)).is_none_or(|n| n > u32::MAX as usize) {
+            return Err(ConfigError::new("max_vocab", words.len(), "a vocabulary that fits 32-bit indices"));
+        }
+        let mut vocab = Self { options: options.clone(), words, ngrams, index: HashMap::new() };
         vocab.rebuild_index();
         Ok(vocab)
     }
 
     /// Rebuilds the word index (after deserializing).
     pub fn rebuild_index(&mut self) {
-        self.index = self.words.iter().enumerate().map(|(i, w)| (w.clone(), i as u32 + 1)).collect();
+        // A word never holds a space, so words and n-grams cannot collide.
+        self.index =
+            self.words.iter().chain(&self.ngrams).enumerate().map(|(i, w)| (w.clone(), i as u32 + 1)).collect();
     }
 
     /// The number of known words.
@@ -164,14 +200,34 @@ impl Vocabulary {
         self.words.len()
     }
 
-    /// Rows an embedding table needs: the unknown word, the known words and the n-gram buckets.
+    /// Rows an embedding table needs: the unknown word, the known words and the n-grams (their
+    /// buckets, or the n-grams of the vocabulary).
     pub fn size(&self) -> usize {
-        1 + self.words.len() + if self.options.ngrams > 1 { self.options.buckets } else { 0 }
+        let ngram_rows = match (self.options.ngrams, self.options.ngram_min_count) {
+            (1, _) => 0,
+            (_, None) => self.options.buckets,
+            (_, Some(_)) => self.ngrams.len(),
+        };
+        1 + self.words.len() + ngram_rows
     }
 
     /// The index of `word` (as tokenized), if known.
     pub fn id(&self, word: &str) -> Option<u32> {
-        self.index.get(word).copied()
+        self.index.get(word).filter(|&&id| id as usize <= self.words.len()).copied()
+    }
+
+    /// The index of the n-gram `window` (tokenized words): its hash bucket, or its row in the
+    /// vocabulary (`None` for an n-gram it does not hold).
+    pub fn ngram_id(&self, window: &[String]) -> Option<u32> {
+        if self.options.ngram_min_count.is_some() {
+            return self.index.get(&window.join(" ")).copied();
+        }
+        let mut hash = FNV_OFFSET;
+        for word in window {
+            hash = fnv1a(hash, word.as_bytes());
+            hash = fnv1a(hash, b" ");
+        }
+        Some((1 + self.words.len() as u64 + hash % self.options.buckets as u64) as u32)
     }
 
     /// The word at `id`, if it is a known word (`<unk>` for 0; n-gram buckets have no word).
@@ -187,21 +243,14 @@ impl Vocabulary {
         self.options.tokenize(text).map(|t| self.id(&t).unwrap_or(Self::UNKNOWN)).collect()
     }
 
-    /// The tokens of `text`: its word indices, then the hashed indices of its n-grams of 2 up to
-    /// `ngrams` words (as fastText: hashed from the words themselves, so unknown words count too).
+    /// The tokens of `text`: its word indices, then the indices of its n-grams of 2 up to
+    /// `ngrams` words ([`Vocabulary::ngram_id`]: hashed as fastText does, from the words
+    /// themselves so that unknown words count too, or those of the vocabulary).
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let words: Vec<String> = self.options.tokenize(text).collect();
         let mut ids: Vec<u32> = words.iter().map(|t| self.id(t).unwrap_or(Self::UNKNOWN)).collect();
-        let first_bucket = 1 + self.words.len() as u64;
         for n in 2..=self.options.ngrams {
-            for window in words.windows(n) {
-                let mut hash = FNV_OFFSET;
-                for word in window {
-                    hash = fnv1a(hash, word.as_bytes());
-                    hash = fnv1a(hash, b" ");
-                }
-                ids.push((first_bucket + hash % self.options.buckets as u64) as u32);
-            }
+            ids.extend(words.windows(n).filter_map(|window| self.ngram_id(window)));
         }
         ids
     }
@@ -407,6 +456,7 @@ mod tests {
             TextOptions { ngrams: 0, ..TextOptions::default() },
             TextOptions { min_count: 0, ..TextOptions::default() },
             TextOptions { ngrams: 2, buckets: 0, ..TextOptions::default() },
+            TextOptions { ngrams: 2, ngram_min_count: Some(0), ..TextOptions::default() },
         ] {
             assert!(Vocabulary::fit(texts, &bad).is_err());
         }
@@ -425,5 +475,36 @@ mod tests {
         let mut back: Vocabulary = serde_json::from_str(&serde_json::to_string(&vocab).unwrap()).unwrap();
         back.rebuild_index();
         assert_eq!(back.encode("The dress runs large"), ids);
+    }
+
+    /// An n-gram vocabulary: the n-grams seen at least `ngram_min_count` times get rows after the
+    /// words, by count, and the others (unseen ones included) are no token at all.
+    #[test]
+    fn an_ngram_vocabulary_keeps_the_frequent_ngrams_and_drops_the_rest() {
+        let options = TextOptions { ngrams: 3, ngram_min_count: Some(2), ..TextOptions::default() };
+        let texts = ["the dress runs small", "the dress is small", "runs small, the dress"];
+        let vocab = Vocabulary::fit(texts, &options).unwrap();
+        // "the dress" 3 times, "runs small" twice; every other n-gram once.
+        assert_eq!(vocab.ngrams, ["the dress", "runs small"]);
+        let words = vocab.words_len();
+        assert_eq!(vocab.size(), 1 + words + 2);
+        let ids = vocab.encode("The dress runs small today");
+        let word_ids = vocab.word_ids("The dress runs small today");
+        assert_eq!(ids[..5], word_ids[..]);
+        assert_eq!(ids[5..], [1 + words as u32, 2 + words as u32]);
+        assert_eq!(vocab.ngram_id(&["small".into(), "today".into()]), None);
+        // Words never resolve to n-grams, nor n-grams to words.
+        assert_eq!(vocab.id("the dress"), None);
+        assert!(ids.iter().all(|&id| (id as usize) < vocab.size()));
+        // Saved and loaded, it tokenizes as the original; a vocabulary saved without n-grams
+        // (hashed, or from before n-gram vocabularies) still loads.
+        let mut back: Vocabulary = serde_json::from_str(&serde_json::to_string(&vocab).unwrap()).unwrap();
+        back.rebuild_index();
+        assert_eq!(back.encode("The dress runs small today"), ids);
+        let hashed = Vocabulary::fit(texts, &TextOptions { ngrams: 2, ..TextOptions::default() }).unwrap();
+        let json = serde_json::to_string(&hashed).unwrap();
+        assert!(!json.contains("\"ngrams\":["), "{json}");
+        let old: Vocabulary = serde_json::from_str(&json.replace(",\"ngram_min_count\":null", "")).unwrap();
+        assert_eq!(old.options.ngram_min_count, None);
     }
 }

@@ -690,7 +690,7 @@ impl Trainer {
         let segments = model.sparse_segments();
         let mut sparse = (!segments.is_empty() && config.accumulate == 1 && self.optimizer.updates_sparse())
             .then(|| SparsePath::new(params.len(), segments));
-        let mut grad = vec![0.0f32; params.len()];
+        let mut grad = crate::buffer::filled(params.len(), 0.0);
         let mut accumulated = vec![0.0f32; if config.accumulate > 1 { params.len() } else { 0 }];
         // Filled before the first update (lazily zeroed: no pages touched until then).
         let mut last_good = vec![0.0f32; params.len()];

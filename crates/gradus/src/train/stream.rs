@@ -144,7 +144,7 @@ pub fn fit_stream(
     let mut step = 0u64;
     let mut steps_per_epoch = 0u64;
     let mut termination = Termination::MaxEpochs;
-    let mut grad = vec![0.0f32; params.len()];
+    let mut grad = crate::buffer::filled(params.len(), 0.0);
     let mut accumulated = vec![0.0f32; if config.accumulate > 1 { params.len() } else { 0 }];
     let mut last_good = params.to_vec();
     let mut norms = GradientNorms::new(params.len(), &[]);
