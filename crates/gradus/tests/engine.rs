@@ -144,6 +144,24 @@ fn running_train_loss_skips_the_evaluation_pass_but_not_the_training() {
     }
 }
 
+/// Without the evaluation pass, the starting loss is the first mini-batch's: starting
+/// parameters that give a non-finite loss still stop the run before any update.
+#[test]
+fn a_non_finite_start_stops_the_run_without_an_evaluation_pass() {
+    let (x, y) = synthetic_regression();
+    let data = Rows::new(&x, &y, 2);
+    let model = LinearModel::linear(2, Penalty::default()).unwrap();
+    for evaluate_train in [true, false] {
+        let mut params = vec![f32::NAN; model.layout().len()];
+        let config = TrainConfig { epochs: 2, batch: BatchMode::MiniBatch(16), evaluate_train, ..Default::default() };
+        match Trainer::new(config, sgd(0.1)).unwrap().fit(&model, &mut params, data, None, &mut []) {
+            Err(TrainError::Diverged { epoch: 0, step: 0, .. }) => {}
+            other => panic!("evaluate_train {evaluate_train}: {other:?}"),
+        }
+        assert!(params.iter().all(|p| p.is_nan()), "no update went through");
+    }
+}
+
 #[test]
 fn epoch_order_is_a_permutation_drawn_from_seed_and_epoch() {
     let a = epoch_order(100, 3, 1, true);

@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_lengths, ensure_buffer, for_each_run, for_each_sparse_piece, no_group_weight_decay, Optimizer,
-    OptimizerState, SparseGrad,
+    check_lengths, ensure_buffer, for_each_run, no_group_weight_decay, sparse_pieces, Optimizer, OptimizerState,
+    SparseGrad,
 };
 use crate::error::{non_negative, ConfigError, StateError};
+use crate::parallel::for_each_piece;
 use crate::parallel::for_each_split;
 use crate::params::ParamGroups;
 
@@ -154,18 +155,18 @@ impl Optimizer for Adagrad {
         let eps = c.eps as f32;
         let sign = if c.maximize { -1.0f32 } else { 1.0 };
         ensure_buffer(&mut self.sum, len, c.initial_accumulator_value as f32);
-        let sum = &mut self.sum;
-        for_each_sparse_piece(self.groups.as_ref(), len, sparse, |run, piece| {
-            let clr = (c.lr * run.lr_scale / decay) as f32;
-            let wd = run.weight_decay.unwrap_or(c.weight_decay) as f32;
-            let (p, g, s) = (&mut params[piece.clone()], &grads[piece.clone()], &mut sum[piece]);
+        let pieces = sparse_pieces(self.groups.as_ref(), len, sparse, |run| {
+            ((c.lr * run.lr_scale / decay) as f32, run.weight_decay.unwrap_or(c.weight_decay) as f32)
+        });
+        let kernel = |[p, s]: [&mut [f32]; 2], [g]: [&[f32]; 1], (clr, wd): (f32, f32)| {
             // The dense loop's expression, so that touched elements come out bit for bit the same.
             for ((p, &g), s) in p.iter_mut().zip(g).zip(s.iter_mut()) {
                 let d = sign * g + wd * *p;
                 *s += d * d;
                 *p -= clr * d / (s.sqrt() + eps);
             }
-        });
+        };
+        for_each_piece([params, &mut self.sum], [grads], &pieces, &kernel);
         self.step += 1;
     }
 

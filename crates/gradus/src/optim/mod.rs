@@ -264,6 +264,23 @@ pub(crate) fn for_each_sparse_piece(
     });
 }
 
+/// The pieces of [`for_each_sparse_piece`], each with `argument(run)`, sorted by start (as
+/// [`crate::parallel::for_each_piece`] takes them): the dense ranges merged among the rows.
+pub(crate) fn sparse_pieces<A>(
+    groups: Option<&ParamGroups>,
+    len: usize,
+    sparse: &SparseGrad<'_>,
+    argument: impl Fn(&GroupRun) -> A,
+) -> Vec<(Range<usize>, A)> {
+    let mut pieces: Vec<(Range<usize>, A)> = Vec::new();
+    for_each_sparse_piece(groups, len, sparse, |run, piece| pieces.push((piece, argument(run))));
+    if !pieces.is_sorted_by_key(|(piece, _)| piece.start) {
+        // A stable sort: runs of sorted pieces (the dense ranges, each segment's rows) merge.
+        pieces.sort_by_key(|(piece, _)| piece.start);
+    }
+    pieces
+}
+
 /// Whether no run of `groups` overrides the weight decay with a non-zero one.
 pub(crate) fn no_group_weight_decay(groups: Option<&ParamGroups>) -> bool {
     groups.is_none_or(|groups| groups.runs().iter().all(|run| run.weight_decay.is_none_or(|wd| wd == 0.0)))

@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_lengths, ensure_buffer, for_each_run, for_each_sparse_piece, no_group_weight_decay, Optimizer,
-    OptimizerState, SparseGrad,
+    check_lengths, ensure_buffer, for_each_run, no_group_weight_decay, sparse_pieces, Optimizer, OptimizerState,
+    SparseGrad,
 };
 use crate::error::{non_negative, ConfigError, StateError};
+use crate::parallel::for_each_piece;
 use crate::parallel::for_each_split;
 use crate::params::ParamGroups;
 
@@ -186,15 +187,17 @@ impl Optimizer for Sgd {
         check_lengths(params, grads);
         let c = &self.config;
         let sign = if c.maximize { -1.0f32 } else { 1.0 };
-        for_each_sparse_piece(self.groups.as_ref(), params.len(), sparse, |run, piece| {
-            let lr = (c.lr * run.lr_scale) as f32;
-            let wd = run.weight_decay.unwrap_or(c.weight_decay) as f32;
+        let pieces = sparse_pieces(self.groups.as_ref(), params.len(), sparse, |run| {
+            ((c.lr * run.lr_scale) as f32, run.weight_decay.unwrap_or(c.weight_decay) as f32)
+        });
+        let kernel = |[p]: [&mut [f32]; 1], [g]: [&[f32]; 1], (lr, wd): (f32, f32)| {
             // The dense loop's expression, so that touched elements come out bit for bit the same.
-            for (p, &g) in params[piece.clone()].iter_mut().zip(&grads[piece]) {
+            for (p, &g) in p.iter_mut().zip(g) {
                 let d = sign * g + wd * *p;
                 *p -= lr * d;
             }
-        });
+        };
+        for_each_piece([params], [grads], &pieces, &kernel);
         self.step += 1;
     }
 

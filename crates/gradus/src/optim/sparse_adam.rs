@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::adam::{validate_adam_options, AdamHyper, AdamMoments};
-use super::{check_lengths, for_each_sparse_piece, Optimizer, OptimizerState, SparseGrad};
+use super::{check_lengths, sparse_pieces, Optimizer, OptimizerState, SparseGrad};
 use crate::error::{ConfigError, StateError};
 use crate::parallel::for_each_piece;
 use crate::params::ParamGroups;
@@ -136,14 +136,9 @@ impl Optimizer for SparseAdam {
         let sign = if c.maximize { -1.0f32 } else { 1.0 };
         let rows = SparseGrad { dense: &[], segments: sparse.segments };
         // Each touched piece with its step size; the pieces run on rayon's threads when many.
-        let mut pieces = Vec::new();
-        for_each_sparse_piece(self.groups.as_ref(), params.len(), &rows, |run, piece| {
-            let step_size = c.lr * run.lr_scale * bias_correction2.sqrt() / bias_correction1;
-            pieces.push((piece, (-step_size) as f32));
+        let pieces = sparse_pieces(self.groups.as_ref(), params.len(), &rows, |run| {
+            (-(c.lr * run.lr_scale * bias_correction2.sqrt() / bias_correction1)) as f32
         });
-        if !pieces.is_sorted_by_key(|(piece, _)| piece.start) {
-            pieces.sort_unstable_by_key(|(piece, _)| piece.start);
-        }
         let (exp_avg, exp_avg_sq) = (&mut self.moments.exp_avg, &mut self.moments.exp_avg_sq);
         let kernel = |[p, m, v]: [&mut [f32]; 3], [g]: [&[f32]; 1], neg_step_size: f32| {
             let lanes = p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
