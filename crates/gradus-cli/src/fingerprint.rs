@@ -55,6 +55,14 @@ pub fn data_hash(data: &Prepared) -> String {
     for part in [&data.train_x, &data.train_y, &data.val_x, &data.val_y] {
         h.floats(part);
     }
+    // Text models: the token rows as well (the features are then empty).
+    if let Some(tokens) = &data.tokens {
+        for (ids, offsets) in [(&tokens.train_ids, &tokens.train_offsets), (&tokens.val_ids, &tokens.val_offsets)] {
+            h.bytes(&(ids.len() as u64).to_le_bytes());
+            ids.iter().for_each(|id| h.bytes(&id.to_le_bytes()));
+            offsets.iter().for_each(|o| h.bytes(&(*o as u64).to_le_bytes()));
+        }
+    }
     format!("{:016x}", h.0)
 }
 
@@ -101,6 +109,33 @@ pub fn of(
     val_fraction: f64,
     steps_per_epoch: u64,
 ) -> Fingerprint {
+    let mut model = Vec::new();
+    if settings.model == "mlp" {
+        model.push(("hidden", settings.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")));
+        model.push(("activation", format!("{:?}", settings.activation).to_lowercase()));
+    } else if settings.model == "cnn" {
+        model.push(("layers", settings.layers.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")));
+        model
+            .push(("input-shape", settings.input_shape.as_ref().map_or("(the data's)".to_string(), |s| s.to_string())));
+        model.push(("init", format!("{:?}", settings.init).to_lowercase()));
+    } else {
+        model.push(("l1", settings.penalty.l1.to_string()));
+        model.push(("l2", settings.penalty.l2.to_string()));
+    }
+    let task = format!("{} ({} classes)", loaded.task.name(), loaded.classes());
+    of_model(settings, &task, data, val_fraction, steps_per_epoch, &model)
+}
+
+/// The fingerprint of a run of `settings` on `data` for `task`, whose model is described by
+/// `model` (its options by name, beside `settings.model`): the part common to every model.
+pub fn of_model(
+    settings: &Settings,
+    task: &str,
+    data: &Prepared,
+    val_fraction: f64,
+    steps_per_epoch: u64,
+    model: &[(&str, String)],
+) -> Fingerprint {
     let mut f = Fingerprint::new();
     let mut put = |name: &str, value: String| {
         f.insert(name.to_string(), value);
@@ -108,20 +143,12 @@ pub fn of(
     put("data rows", format!("{} training + {} validation", data.train_y.len(), data.val_y.len()));
     put("data columns", data.cols.to_string());
     put("data hash", data_hash(data));
-    put("task", format!("{} ({} classes)", loaded.task.name(), loaded.classes()));
+    put("task", task.to_string());
     put("val-fraction", val_fraction.to_string());
     put("scaling", format!("{:?}", settings.scaling).to_lowercase());
     put("model", settings.model.clone());
-    if settings.model == "mlp" {
-        put("hidden", settings.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","));
-        put("activation", format!("{:?}", settings.activation).to_lowercase());
-    } else if settings.model == "cnn" {
-        put("layers", settings.layers.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","));
-        put("input-shape", settings.input_shape.as_ref().map_or("(the data's)".to_string(), |s| s.to_string()));
-        put("init", format!("{:?}", settings.init).to_lowercase());
-    } else {
-        put("l1", settings.penalty.l1.to_string());
-        put("l2", settings.penalty.l2.to_string());
+    for (name, value) in model {
+        put(name, value.clone());
     }
     put("optimizer", settings.optimizer.label.clone());
     for (name, value) in optimizer_options(settings) {

@@ -13,18 +13,18 @@ use gradus::data::{builtin, quote_cell, LabelMap};
 use gradus::model::{evaluate, Model, Rows};
 use gradus::nn::{LanguageModel, LanguageModelSpec, RecurrentCell};
 use gradus::saved::{ModelSpec, SavedModel, TextInput};
-use gradus::train::{Metrics, Task};
+use gradus::train::{Checkpoint, CheckpointConfig, Metrics, Task};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::args::{EvaluateArgs, GenerateArgs, TrainArgs, TrainOptions};
-use crate::commands::train::{termination_note, Say};
-use crate::engine;
+use crate::commands::train::{checked_fingerprint, plot_history, termination_note, Say};
 use crate::error::CliError;
 use crate::output::{metrics_table, write_file};
 use crate::prepare::{split_rows, Prepared, TokenRows, DEFAULT_DATASET};
 use crate::progress::{bar, bars_enabled, RunObserver};
 use crate::setup::{self, DEFAULT_VAL_FRACTION};
+use crate::{engine, fingerprint};
 
 /// Default embedding size (PyTorch's `word_language_model` example's default).
 pub const DEFAULT_EMBEDDING_DIM: usize = 200;
@@ -227,17 +227,14 @@ fn settings(opts: &TrainOptions, streams: usize) -> Result<setup::Settings, CliE
 }
 
 /// `gradus train --task language_model`.
-pub fn train(args: &TrainArgs, quiet: bool) -> Result<(), CliError> {
-    for (flag, given) in [
-        ("--folds", args.folds.is_some()),
-        ("--resume", args.resume.is_some()),
-        ("--checkpoint-every", args.checkpoint_every.is_some()),
-        ("--checkpoint", args.checkpoint.is_some()),
-        ("--plot", args.plot.is_some()),
-    ] {
-        if given {
-            return Err(CliError::usage(format!("{flag} is not available for language models yet")));
-        }
+pub fn train(
+    args: &TrainArgs,
+    quiet: bool,
+    resume: Option<Checkpoint>,
+    checkpoint: Option<CheckpointConfig>,
+) -> Result<(), CliError> {
+    if args.folds.is_some() {
+        return Err(CliError::usage("--folds is not available for language models yet"));
     }
     let say = Say::new(quiet, args.json);
     let (cell, hidden, layers, embedding_dim, bptt, streams) = model_flags(args)?;
@@ -330,7 +327,24 @@ pub fn train(args: &TrainArgs, quiet: bool) -> Result<(), CliError> {
         settings.epochs,
         settings.seed
     ));
-    let progress = bar(settings.epochs as u64, bars_enabled(quiet));
+    // What makes the run, for its checkpoints: the tokens (in the data hash), the vocabulary and
+    // the network.
+    let spe = engine::steps_per_epoch(&settings, data.train_y.len());
+    let run = checked_fingerprint(args, resume.as_ref(), checkpoint.is_some(), settings.epochs, || {
+        let described = [
+            ("text", corpus.columns.join(",")),
+            ("tokens", format!("{options:?}")),
+            ("vocabulary", vocab.size().to_string()),
+            ("network", saved_spec.describe()),
+        ];
+        fingerprint::of_model(&settings, "language_model", &data, val_fraction, spe, &described)
+    })?;
+    if let Some(cp) = &resume {
+        let from = args.resume.as_ref().map_or(String::new(), |p| format!(" `{}`", p.display()));
+        say.line(format!("resuming after epoch {} of the checkpoint{from}", cp.epoch));
+    }
+    let done = resume.as_ref().map_or(0, |c| c.epoch);
+    let progress = bar(settings.epochs.saturating_sub(done) as u64, bars_enabled(quiet));
     let mut observer = RunObserver {
         bar: &progress,
         json: args.json,
@@ -338,18 +352,27 @@ pub fn train(args: &TrainArgs, quiet: bool) -> Result<(), CliError> {
         warnings: !quiet,
         metric: "perplexity",
     };
-    let result = engine::fit(&model, &settings, &data, &mut observer, None, None);
+    // Each epoch starts from zero states, so that a resumed run reads the corpus as the
+    // uninterrupted one did.
+    model.reset_state();
+    let result = engine::fit_run(&model, &settings, &data, &mut observer, resume, checkpoint, run);
     progress.finish_and_clear();
     let output = result?;
     let Some(last) = output.final_record() else {
-        return Err(CliError::usage("nothing was trained"));
+        return Err(CliError::usage("nothing to train: the checkpoint already holds every epoch"));
     };
+    let resumed = if done > 0 { format!(", {done} of them from the checkpoint") } else { String::new() };
     say.line(format!(
-        "trained {} epochs in {:.2} s ({})",
+        "trained {} epochs{resumed} in {:.2} s ({})",
         output.report.history.len(),
         output.seconds,
         termination_note(&output, &settings, model.task())
     ));
+    if let Some(path) = &args.plot {
+        let title = format!("{} on {}", saved_spec.describe(), corpus.origin.replace('`', ""));
+        plot_history(path, model.task(), &title, &output.report.history)?;
+        say.line(format!("plot: {}", path.display()));
+    }
     let with_perplexity = |metrics: &Metrics| {
         let mut metrics = metrics.clone();
         if let Some(&loss) = metrics.get("loss") {

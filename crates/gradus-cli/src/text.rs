@@ -15,16 +15,16 @@ use gradus::model::{Model, Rows};
 use gradus::nn::{BagMode, LayerSpec, Network, NetworkSpec, Shape};
 use gradus::saved::{ModelSpec, SavedModel, TextInput};
 use gradus::train::metrics::argmax_rows;
-use gradus::train::Task;
+use gradus::train::{Checkpoint, CheckpointConfig, Task};
 
 use crate::args::{EvaluateArgs, PredictArgs, TrainArgs, TrainOptions};
-use crate::commands::train::{termination_note, Say};
-use crate::engine;
+use crate::commands::train::{checked_fingerprint, plot_history, termination_note, Say};
 use crate::error::CliError;
 use crate::output::{label, metrics_table, write_file};
 use crate::prepare::{split_rows, Prepared, TokenRows, DEFAULT_DATASET, MAX_INFERRED_CLASSES};
 use crate::progress::{bar, bars_enabled, RunObserver};
 use crate::setup::{self, batch_label, DEFAULT_VAL_FRACTION};
+use crate::{engine, fingerprint};
 
 /// Default size of each token's embedding (fastText's default is 100). On `reviews` (title +
 /// review text, rows with a review, 80/20 stratified split, seed 0; training seeds 0, 1, 2), 32
@@ -364,16 +364,14 @@ impl Model for TextClassifier {
 }
 
 /// Runs `gradus train` of a text classifier.
-pub fn train(args: &TrainArgs, quiet: bool) -> Result<(), CliError> {
-    for (flag, given) in [
-        ("--folds", args.folds.is_some()),
-        ("--resume", args.resume.is_some()),
-        ("--checkpoint-every", args.checkpoint_every.is_some()),
-        ("--plot", args.plot.is_some()),
-    ] {
-        if given {
-            return Err(CliError::usage(format!("{flag} is not available for text classifiers yet")));
-        }
+pub fn train(
+    args: &TrainArgs,
+    quiet: bool,
+    resume: Option<Checkpoint>,
+    checkpoint: Option<CheckpointConfig>,
+) -> Result<(), CliError> {
+    if args.folds.is_some() {
+        return Err(CliError::usage("--folds is not available for text classifiers yet"));
     }
     let say = Say::new(quiet, args.json);
     let options = text_options(args)?;
@@ -441,7 +439,25 @@ pub fn train(args: &TrainArgs, quiet: bool) -> Result<(), CliError> {
         settings.epochs,
         settings.seed
     ));
-    let progress = bar(settings.epochs as u64, bars_enabled(quiet));
+    // What makes the run, for its checkpoints: the tokens (in the data hash), how text became
+    // them, and the network.
+    let spe = engine::steps_per_epoch(&settings, data.train_y.len());
+    let run = checked_fingerprint(args, resume.as_ref(), checkpoint.is_some(), settings.epochs, || {
+        let task = format!("{} ({} classes)", loaded.task.name(), loaded.label_map.n_classes());
+        let described = [
+            ("text", loaded.table.text_columns.join(",")),
+            ("tokens", format!("{options:?}")),
+            ("vocabulary", vocab.size().to_string()),
+            ("network", spec.describe()),
+        ];
+        fingerprint::of_model(&settings, &task, &data, val_fraction, spe, &described)
+    })?;
+    if let Some(cp) = &resume {
+        let from = args.resume.as_ref().map_or(String::new(), |p| format!(" `{}`", p.display()));
+        say.line(format!("resuming after epoch {} of the checkpoint{from}", cp.epoch));
+    }
+    let done = resume.as_ref().map_or(0, |c| c.epoch);
+    let progress = bar(settings.epochs.saturating_sub(done) as u64, bars_enabled(quiet));
     let mut observer = RunObserver {
         bar: &progress,
         json: args.json,
@@ -449,19 +465,25 @@ pub fn train(args: &TrainArgs, quiet: bool) -> Result<(), CliError> {
         warnings: !quiet,
         metric: model.task().primary_metric().0,
     };
-    let result = engine::fit(model, &settings, &data, &mut observer, None, None);
+    let result = engine::fit_run(model, &settings, &data, &mut observer, resume, checkpoint, run);
     progress.finish_and_clear();
     let output = result?;
     let Some(last) = output.final_record() else {
-        return Err(CliError::usage("nothing was trained"));
+        return Err(CliError::usage("nothing to train: the checkpoint already holds every epoch"));
     };
+    let resumed = if done > 0 { format!(", {done} of them from the checkpoint") } else { String::new() };
     say.line(format!(
-        "trained {} epochs in {:.2} s ({})",
+        "trained {} epochs{resumed} in {:.2} s ({})",
         output.report.history.len(),
         output.seconds,
         termination_note(&output, &settings, model.task())
     ));
     say.line(metrics_table(&[("train", &last.train), ("validation", &last.validation)]));
+    if let Some(path) = &args.plot {
+        let title = format!("text_classifier on {}", loaded.origin.replace('`', ""));
+        plot_history(path, model.task(), &title, &output.report.history)?;
+        say.line(format!("plot: {}", path.display()));
+    }
     if let Some(path) = &args.metrics_json {
         let value = serde_json::json!({
             "task": loaded.task.name(),

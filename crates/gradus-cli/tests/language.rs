@@ -123,8 +123,8 @@ fn flags_and_commands_that_do_not_apply_are_errors() {
     ok(&dir, &args);
     for (extra, expected) in [
         (vec!["--folds", "3"], "--folds is not available for language models"),
-        (vec!["--resume", "x.ckpt"], "--resume is not available for language models"),
-        (vec!["--plot", "p.png"], "--plot is not available for language models"),
+        (vec!["--resume", "x.ckpt"], "--resume `x.ckpt`: checkpoint file not found"),
+        (vec!["--plot", "p.txt"], "expected a file name ending in .png or .svg"),
         (vec!["--ngrams", "2"], "--ngrams does not apply to a language model"),
         (vec!["--batch-size", "full"], "--batch-size"),
         (vec!["--hidden", "8,16"], "all equal"),
@@ -148,5 +148,36 @@ fn flags_and_commands_that_do_not_apply_are_errors() {
     assert!(err.contains("--temperature"), "{err}");
     let err = fails(&dir, &["generate", "lm.json", "--top-k", "0"]);
     assert!(err.contains("--top-k"), "{err}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A language model's run written to checkpoints and resumed ends with the uninterrupted run's
+/// parameters, bit for bit; a resume with another network is refused; `--plot` draws the curves.
+#[test]
+fn checkpoints_resume_a_language_model_exactly() {
+    let dir = dir("resume");
+    corpus(&dir, "corpus.txt", 300, 1);
+    // SMALL without its epochs and hidden size, which these runs set.
+    let small: Vec<&str> =
+        SMALL.chunks(2).filter(|pair| !matches!(pair[0], "--epochs" | "--hidden")).flatten().copied().collect();
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec!["train", "--data", "corpus.txt"];
+        args.extend(&small);
+        args.extend(extra);
+        args
+    };
+    let run = |extra: &[&'static str]| ok(&dir, &with(&[extra, &["--hidden", "24"]].concat()));
+    run(&["--epochs", "3", "--save", "full.json"]);
+    run(&["--epochs", "2", "--checkpoint-every", "1", "--checkpoint", "lm.ckpt"]);
+    let out = run(&["--epochs", "3", "--resume", "lm.ckpt", "--save", "resumed.json", "--plot", "curves.svg"]);
+    assert!(out.contains("resuming after epoch 2"), "{out}");
+    let params = |name: &str| {
+        let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(dir.join(name)).unwrap()).unwrap();
+        saved["params"].clone()
+    };
+    assert_eq!(params("full.json"), params("resumed.json"));
+    assert!(fs::read_to_string(dir.join("curves.svg")).unwrap().contains("<svg"));
+    let err = fails(&dir, &with(&["--epochs", "3", "--resume", "lm.ckpt", "--hidden", "20"]));
+    assert!(err.contains("was written by another run") && err.contains("network"), "{err}");
     fs::remove_dir_all(&dir).unwrap();
 }

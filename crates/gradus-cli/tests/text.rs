@@ -365,3 +365,26 @@ fn explain_needs_text_and_the_terminal() {
     assert!(err.contains("--explain") && err.contains("--out"), "{err}");
     assert!(!d.join("p.csv").exists());
 }
+
+/// A text classifier's run written to checkpoints and resumed ends with the uninterrupted run's
+/// parameters, bit for bit (the sparse path's rollback record included); another tokenization is
+/// refused; `--plot` draws the curves.
+#[test]
+fn checkpoints_resume_a_text_classifier_exactly() {
+    let dir = setup(300);
+    let d = dir.path();
+    let base = ["train", "--data", "reviews.csv", "--text", "title,review_text", "--target", "recommended"];
+    let run = |extra: &[&str]| ok(d, &[&base[..], extra].concat());
+    run(&["--epochs", "3", "--save", "full.json"]);
+    run(&["--epochs", "2", "--checkpoint-every", "1", "--checkpoint", "t.ckpt"]);
+    let out = run(&["--epochs", "3", "--resume", "t.ckpt", "--save", "resumed.json", "--plot", "curves.svg"]);
+    assert!(out.contains("resuming after epoch 2"), "{out}");
+    let params = |name: &str| {
+        let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(d.join(name)).unwrap()).unwrap();
+        saved["params"].clone()
+    };
+    assert_eq!(params("full.json"), params("resumed.json"));
+    assert!(fs::read_to_string(d.join("curves.svg")).unwrap().contains("<svg"));
+    let err = fails(d, &[&base[..], &["--epochs", "3", "--resume", "t.ckpt", "--ngram-min-count", "2"]].concat());
+    assert!(err.contains("was written by another run") && err.contains("tokens"), "{err}");
+}

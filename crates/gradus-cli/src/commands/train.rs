@@ -181,6 +181,31 @@ pub fn curve_panels(task: Task, runs: &[(String, &[EpochRecord])]) -> Vec<plot::
     ]
 }
 
+/// Draws the learning curves of one run's `history` into `path` (`--plot`), under `title`.
+pub fn plot_history(path: &Path, task: Task, title: &str, history: &[EpochRecord]) -> Result<(), CliError> {
+    let panels = curve_panels(task, &[(String::new(), history)]);
+    plot::draw_panels(path, title, &panels, (1200, 500)).map_err(CliError::usage)
+}
+
+/// The fingerprint of a run that writes or reads checkpoints (`run` builds it; an empty one
+/// otherwise, as hashing the data costs a pass), checked against the checkpoint resumed.
+pub fn checked_fingerprint(
+    args: &TrainArgs,
+    resume: Option<&Checkpoint>,
+    writes: bool,
+    epochs: usize,
+    run: impl FnOnce() -> fingerprint::Fingerprint,
+) -> Result<fingerprint::Fingerprint, CliError> {
+    if resume.is_none() && !writes {
+        return Ok(fingerprint::Fingerprint::new());
+    }
+    let run = run();
+    if let (Some(cp), Some(path)) = (resume, &args.resume) {
+        fingerprint::check_resume(path, cp, &run, epochs)?;
+    }
+    Ok(run)
+}
+
 /// Runs `gradus train`.
 pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
     config::apply(&mut args)?;
@@ -218,12 +243,6 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
         }
         return crate::ratings::train(&args, quiet);
     }
-    if crate::language::wanted(&args) {
-        return crate::language::train(&args, quiet);
-    }
-    if crate::text::wanted(&args)? {
-        return crate::text::train(&args, quiet);
-    }
     let resume = match &args.resume {
         Some(path) if !path.exists() => {
             return Err(CliError::usage(format!("--resume `{}`: checkpoint file not found", path.display())))
@@ -233,6 +252,12 @@ pub fn run(mut args: TrainArgs, quiet: bool) -> Result<(), CliError> {
     };
     if args.folds.is_some() && (resume.is_some() || checkpoint.is_some()) {
         return Err(CliError::usage("--folds cannot be combined with --checkpoint-every or --resume"));
+    }
+    if crate::language::wanted(&args) {
+        return crate::language::train(&args, quiet, resume, checkpoint);
+    }
+    if crate::text::wanted(&args)? {
+        return crate::text::train(&args, quiet, resume, checkpoint);
     }
     if args.folds.is_some() && args.options.val_fraction.is_some_and(|f| f != 0.0) {
         return Err(CliError::usage(
@@ -334,15 +359,9 @@ fn run_single(
         data.target_scale,
         loaded.image_shape.as_ref(),
     )?;
-    // Only runs that write or read checkpoints need their fingerprint (hashing the data costs a pass).
-    let run = if resume.is_some() || checkpoint.is_some() {
+    let run = checked_fingerprint(args, resume.as_ref(), checkpoint.is_some(), settings.epochs, || {
         fingerprint::of(settings, loaded, &data, val_fraction, engine::steps_per_epoch(settings, data.train_y.len()))
-    } else {
-        fingerprint::Fingerprint::new()
-    };
-    if let (Some(cp), Some(path)) = (&resume, &args.resume) {
-        fingerprint::check_resume(path, cp, &run, settings.epochs)?;
-    }
+    })?;
     let stratified = if matches!(loaded.task, Task::Binary | Task::Multiclass) && !val_rows.is_empty() {
         "stratified, "
     } else {
@@ -393,14 +412,8 @@ fn run_single(
     let validation_metrics = last.validation.clone();
     let history = output.report.history.clone();
     if let Some(path) = &args.plot {
-        let panels = curve_panels(model.task(), &[(String::new(), &history)]);
-        plot::draw_panels(
-            path,
-            &format!("{} on {}", spec.describe(), loaded.origin.replace('`', "")),
-            &panels,
-            (1200, 500),
-        )
-        .map_err(CliError::usage)?;
+        let title = format!("{} on {}", spec.describe(), loaded.origin.replace('`', ""));
+        plot_history(path, model.task(), &title, &history)?;
         say.line(format!("plot: {}", path.display()));
     }
     if let Some(path) = &args.metrics_json {
