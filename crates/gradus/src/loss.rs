@@ -618,6 +618,57 @@ fn class_index<T: Real>(target: T, classes: usize) -> Option<usize> {
     }
 }
 
+/// `C ← α A B + β C` in `f32` with matrixmultiply's signature (dimensions, then each operand with
+/// its row and column strides), computed by the `gemm` crate on the calling thread. `gemm` writes
+/// `dst ← α' dst + β' lhs rhs`, so the roles of the two scalars swap; with `β = 0`, `C` is not read
+/// (it may hold anything, NaN included), as matrixmultiply promises.
+///
+/// # Safety
+/// As `matrixmultiply::sgemm`: every element addressed through the dimensions and strides lies in
+/// the operands' allocations, and `C` does not overlap `A` or `B`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            csc,
+            rsc,
+            beta != 0.0,
+            a,
+            csa,
+            rsa,
+            b,
+            csb,
+            rsb,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,56 +742,5 @@ mod tests {
         assert_eq!(json, r#"{"loss":"huber","delta":0.5}"#);
         let back: Loss = serde_json::from_str(r#"{"loss":"cross_entropy","label_smoothing":0.1}"#).unwrap();
         assert_eq!(back, Loss::CrossEntropy { label_smoothing: 0.1 });
-    }
-}
-
-/// `C ← α A B + β C` in `f32` with matrixmultiply's signature (dimensions, then each operand with
-/// its row and column strides), computed by the `gemm` crate on the calling thread. `gemm` writes
-/// `dst ← α' dst + β' lhs rhs`, so the roles of the two scalars swap; with `β = 0`, `C` is not read
-/// (it may hold anything, NaN included), as matrixmultiply promises.
-///
-/// # Safety
-/// As `matrixmultiply::sgemm`: every element addressed through the dimensions and strides lies in
-/// the operands' allocations, and `C` does not overlap `A` or `B`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn sgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    a: *const f32,
-    rsa: isize,
-    csa: isize,
-    b: *const f32,
-    rsb: isize,
-    csb: isize,
-    beta: f32,
-    c: *mut f32,
-    rsc: isize,
-    csc: isize,
-) {
-    // SAFETY: forwarded from the caller's contract.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            csc,
-            rsc,
-            beta != 0.0,
-            a,
-            csa,
-            rsa,
-            b,
-            csb,
-            rsb,
-            beta,
-            alpha,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
     }
 }
