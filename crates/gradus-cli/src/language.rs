@@ -97,17 +97,7 @@ fn load(args: &TrainArgs) -> Result<Corpus, CliError> {
         }
         None => {
             let name = data.dataset.as_deref().unwrap_or(DEFAULT_DATASET);
-            let info = builtin::info(name)?;
-            let Some(default_columns) = info.text_columns else {
-                return Err(CliError::usage(format!(
-                    "--task language_model: built-in data set `{name}` holds numbers, not text"
-                ))
-                .hint("`gradus datasets` lists the data sets; `reviews` holds text"));
-            };
-            let path = builtin::data_dir().join(info.file);
-            if !path.exists() {
-                return Err(gradus::data::DataError::BuiltinMissing { name: name.to_string(), path }.into());
-            }
+            let (info, path, default_columns) = crate::text::builtin_text(name, "--task language_model", "")?;
             let columns =
                 args.text.text.clone().unwrap_or_else(|| default_columns.iter().map(|c| c.to_string()).collect());
             // The split is the classifier's (stratified by the data set's target), so that a

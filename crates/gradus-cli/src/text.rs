@@ -101,17 +101,7 @@ fn load(args: &TrainArgs) -> Result<LoadedText, CliError> {
         Some(path) => (path.clone(), format!("`{}`", path.display()), None, None),
         None => {
             let name = data.dataset.as_deref().unwrap_or(DEFAULT_DATASET);
-            let info = builtin::info(name)?;
-            let Some(columns) = info.text_columns else {
-                return Err(CliError::usage(format!(
-                    "--text: built-in data set `{name}` holds numbers, not text: give a CSV file with --data"
-                ))
-                .hint("`gradus datasets` lists the data sets; `reviews` holds text"));
-            };
-            let path = builtin::data_dir().join(info.file);
-            if !path.exists() {
-                return Err(gradus::data::DataError::BuiltinMissing { name: name.to_string(), path }.into());
-            }
+            let (info, path, columns) = builtin_text(name, "--text", ": give a CSV file with --data")?;
             let known = (data.target.is_none() || data.target.as_deref() == Some(info.target)).then_some((
                 info.target,
                 match info.task {
@@ -201,6 +191,25 @@ fn last_column(path: &Path) -> Result<String, CliError> {
         Err(other) => Err(other.into()),
         Ok(_) => Err(CliError::usage(format!("`{}`: cannot find the target column: give --target", path.display()))),
     }
+}
+
+/// The built-in data set `name`, which must hold text: its description, its file (which must be
+/// there) and its text columns. `asked` names what wanted text, `advice` follows the error.
+pub fn builtin_text(
+    name: &str,
+    asked: &str,
+    advice: &str,
+) -> Result<(&'static builtin::BuiltinInfo, PathBuf, &'static [&'static str]), CliError> {
+    let info = builtin::info(name)?;
+    let Some(columns) = info.text_columns else {
+        return Err(CliError::usage(format!("{asked}: built-in data set `{name}` holds numbers, not text{advice}"))
+            .hint("`gradus datasets` lists the data sets; `reviews` holds text"));
+    };
+    let path = builtin::data_dir().join(info.file);
+    if !path.exists() {
+        return Err(gradus::data::DataError::BuiltinMissing { name: name.to_string(), path }.into());
+    }
+    Ok((info, path, columns))
 }
 
 /// The tokenization options of the flags.

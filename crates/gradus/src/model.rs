@@ -783,7 +783,7 @@ fn distinct_sorted(lists: &[&[u32]], limit: usize, out: &mut Vec<u32>) {
     }
     let mut bits = vec![0u64; limit.div_ceil(64)];
     for &id in lists.iter().flat_map(|l| l.iter()) {
-        bits[id as usize / 64] |= 1 << (id % 64);
+        crate::nn::mark(&mut bits, id);
     }
     for (word_index, &word) in bits.iter().enumerate() {
         let mut word = word;

@@ -41,6 +41,7 @@ mod recurrent;
 mod shape;
 mod spec;
 mod text;
+pub(crate) use text::mark;
 
 pub use language::{LanguageModel, LanguageModelSpec, RecurrentCell};
 pub use layers::Mode;

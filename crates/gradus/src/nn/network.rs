@@ -26,7 +26,7 @@ use super::layers::{
 use super::recurrent::{Cell, Recurrent, StackedParams};
 use super::shape::Shape;
 use super::spec::{format_list, Init, LayerSpec};
-use super::text::{BagMode, Embedding};
+use super::text::{mark, BagMode, Embedding};
 use crate::error::ConfigError;
 use crate::loss::{Loss, Real};
 use crate::params::ParamLayout;
@@ -959,34 +959,15 @@ impl Network {
                         buffer.extend_from_slice(&x[i * inputs..(i + 1) * inputs]);
                     }
                 };
+                let mut run = |buffer: &mut Vec<f32>| {
+                    gather(buffer);
+                    let x = Input::Dense(buffer);
+                    self.train_pass(params, x, indices.len(), targets, grad, None, step, Carry::default())
+                };
+                // This thread's buffer, or a fresh one when it is in use (a nested call).
                 PICKED.with(|cell| match cell.try_borrow_mut() {
-                    Ok(mut buffer) => {
-                        gather(&mut buffer);
-                        self.train_pass(
-                            params,
-                            Input::Dense(&buffer),
-                            indices.len(),
-                            targets,
-                            grad,
-                            None,
-                            step,
-                            Carry::default(),
-                        )
-                    }
-                    Err(_) => {
-                        let mut buffer = Vec::new();
-                        gather(&mut buffer);
-                        self.train_pass(
-                            params,
-                            Input::Dense(&buffer),
-                            indices.len(),
-                            targets,
-                            grad,
-                            None,
-                            step,
-                            Carry::default(),
-                        )
-                    }
+                    Ok(mut buffer) => run(&mut buffer),
+                    Err(_) => run(&mut Vec::new()),
                 })
             }
         }
@@ -1184,7 +1165,7 @@ impl Network {
                     let mut written = vec![0u64; e.num.div_ceil(64)];
                     for r in 0..rows.min(self.block_rows) {
                         for &id in tokens.row(r) {
-                            written[id as usize / 64] |= 1 << (id % 64);
+                            mark(&mut written, id);
                         }
                     }
                     let mut ids = Vec::new();
@@ -1198,9 +1179,7 @@ impl Network {
                         let other = &others[(b - 1) * n..b * n];
                         for &id in &ids {
                             let row = e.weight.start + id as usize * e.dim..e.weight.start + (id as usize + 1) * e.dim;
-                            let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
-                            if written[word] & bit == 0 {
-                                written[word] |= bit;
+                            if mark(&mut written, id) {
                                 grad[row.clone()].iter_mut().zip(&other[row]).for_each(|(g, &o)| *g = T::ZERO + o);
                             } else {
                                 grad[row.clone()].iter_mut().zip(&other[row]).for_each(|(g, &o)| *g += o);

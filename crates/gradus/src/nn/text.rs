@@ -61,6 +61,15 @@ const PARALLEL_ELEMENTS: usize = 1 << 15;
 /// so each token would otherwise wait on memory.
 const PREFETCH_AHEAD: usize = 8;
 
+/// Sets bit `id` of `bits`; whether it was clear (the first time `id` is marked).
+#[inline]
+pub(crate) fn mark(bits: &mut [u64], id: u32) -> bool {
+    let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+    let first = bits[word] & bit == 0;
+    bits[word] |= bit;
+    first
+}
+
 /// Asks the CPU to bring `row` into the cache (a hint: no effect on results).
 #[inline(always)]
 fn prefetch_row<T>(row: &[T]) {
@@ -141,14 +150,10 @@ impl Embedding {
         }
         let mut add = |id: u32, d: &[T], scale: T| {
             let target = &mut table[row(id)];
-            if sparse {
-                let (word, bit) = ((id - ids.start) as usize / 64, 1u64 << ((id - ids.start) % 64));
-                if written[word] & bit == 0 {
-                    written[word] |= bit;
-                    // `0 + x` rather than `x`: the same bits as clearing and adding, −0 included.
-                    target.iter_mut().zip(d).for_each(|(t, &x)| *t = T::ZERO + x * scale);
-                    return;
-                }
+            if sparse && mark(&mut written, id - ids.start) {
+                // `0 + x` rather than `x`: the same bits as clearing and adding, −0 included.
+                target.iter_mut().zip(d).for_each(|(t, &x)| *t = T::ZERO + x * scale);
+                return;
             }
             Self::add_scaled(target, d, scale);
         };
